@@ -1,0 +1,170 @@
+"""The `idgraph` command line. Its commands, options and exit codes are a public contract (design doc).
+
+Exit codes: 0 — every source complete; 3 — finished, some source incomplete; 2 — bad config or usage
+(one line naming the field; nothing written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from crawler.config import Config, ConfigError, load_config
+from crawler.errors import SourceError
+from crawler.logs import setup_logging
+from crawler.orchestrator import CrawlResult, LiveSource, crawl
+from crawler.progress import summary_table, with_live_progress
+from crawler.store import SnapshotStore
+
+EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE = 0, 2, 3
+DEFAULT_DB = Path("idgraph.db")
+
+app = typer.Typer(
+    name="idgraph",
+    help=(
+        "Crawl every LearnUpon portal and IdP into one identity graph and report the accounts that should "
+        "not be alive.\n\nExamples:\n\n  idgraph demo --out ./demo-report\n\n"
+        "  idgraph crawl --config idgraph.toml --db snapshots.db\n\n"
+        "  idgraph simulate --port 8080 --portals emea,apac"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+console = Console(stderr=True)
+log = logging.getLogger("idgraph")
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; warnings only.")]
+LogFormatOpt = Annotated[
+    str, typer.Option("--log-format", help="text (for people) or json (one object per line, for schedulers).")
+]
+
+
+def _fail_usage(message: str) -> typer.Exit:
+    console.print(f"[bold red]idgraph:[/] {message}", highlight=False, markup=False)
+    return typer.Exit(EXIT_USAGE)
+
+
+async def run_crawl(config: Config, db: Path, *, resume: int | None, show_progress: bool) -> CrawlResult:
+    """Crawl with a live table when a person is watching."""
+    with SnapshotStore(db) as store:
+        live: dict[str, LiveSource] = {}
+        work = crawl(config, store, resume_run=resume, live=live)
+        if not show_progress:
+            return await work
+        return await with_live_progress(console, live, work)
+
+
+@app.command("crawl")
+def crawl_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="TOML config naming portals and IdPs.")],
+    db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")] = DEFAULT_DB,
+    resume: Annotated[int | None, typer.Option("--resume", help="Finish an interrupted run.")] = None,
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = "text",
+) -> None:
+    """Crawl every portal and IdP in the config into a new snapshot run.
+
+    Exit 0 when every source completed, 3 when some source is incomplete (see the coverage table),
+    2 on a bad config.
+
+    Example: idgraph crawl --config idgraph.toml --db snapshots.db
+    """
+    if log_format not in ("text", "json"):
+        raise _fail_usage(f"--log-format: expected text or json, got {log_format!r}")
+    setup_logging(log_format, quiet)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise _fail_usage(f"config error: {exc}") from None
+    try:
+        result = asyncio.run(
+            run_crawl(cfg, db, resume=resume, show_progress=not quiet and log_format == "text")
+        )
+    except SourceError as exc:
+        raise _fail_usage(str(exc)) from None
+    _print_outcome(result, db, quiet, log_format)
+    raise typer.Exit(EXIT_OK if result.complete else EXIT_INCOMPLETE)
+
+
+def _print_outcome(result: CrawlResult, db: Path, quiet: bool, log_format: str) -> None:
+    if log_format == "json":
+        for cov in result.coverage:
+            log.info(
+                "source %s %s",
+                cov.source,
+                "complete" if cov.complete else f"incomplete: {cov.error}",
+                extra={"source": cov.source, "event": "coverage", "run_id": result.run_id},
+            )
+        return
+    if not quiet:
+        console.print(summary_table(result.coverage))
+    state = "complete" if result.complete else "INCOMPLETE"
+    console.print(f"run {result.run_id} {state} → {db}", highlight=False)
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[Path, typer.Option("--out", help="Where the snapshot and reports go.")] = Path(
+        "idgraph-demo"
+    ),
+    portals: Annotated[int, typer.Option(help="Number of simulated portals.")] = 3,
+    users: Annotated[int, typer.Option(help="Users per simulated portal.")] = 2000,
+    quiet: QuietOpt = False,
+) -> None:
+    """Start simulated LearnUpon portals in-process, crawl them, and summarise.
+
+    Everything runs on loopback with a time-compressed rate window, so it takes seconds.
+
+    Example: idgraph demo --out ./demo --portals 5 --users 5000
+    """
+    from crawler.demo import run_demo
+
+    setup_logging("text", quiet)
+    code = asyncio.run(run_demo(out, portals=portals, users=users, console=console, quiet=quiet))
+    raise typer.Exit(code)
+
+
+@app.command("simulate")
+def simulate_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    portals: Annotated[str, typer.Option(help="Comma-separated portal names.")] = "emea,amer,apac",
+    users: Annotated[int, typer.Option(help="Users per portal.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic directory.")] = 7,
+    window_seconds: Annotated[float, typer.Option(help="Length of the rate-limit window.")] = 60.0,
+) -> None:
+    """Run the LearnUpon simulator standalone until interrupted.
+
+    Prints each portal's base URL and API credentials (synthetic, for local use only).
+
+    Example: idgraph simulate --port 8080 --portals emea,apac --users 5000
+    """
+    from crawler.simulator.server import make_portals, serve_forever
+
+    names = [name.strip() for name in portals.split(",") if name.strip()]
+    if not names:
+        raise _fail_usage("--portals: name at least one portal")
+    sims = make_portals(names, users=users, seed=seed)
+    for sim in sims:
+        console.print(
+            f"{sim.spec.name}: base_url=http://{host}:{port}/{sim.spec.name} "
+            f"username={sim.spec.username} password={sim.spec.password}",
+            highlight=False,
+        )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(sims, host, port, window_seconds))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

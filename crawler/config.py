@@ -1,0 +1,277 @@
+"""The TOML config: portals, IdPs and review settings, validated before anything touches the network.
+
+Secrets never live in the file: it names environment variables, and `load_config` resolves them into
+`SecretStr` values that only the HTTP layer unwraps. Every validation failure becomes one `ConfigError`
+line naming the offending field, so `idgraph crawl` can exit 2 having written nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+
+class ConfigError(ValueError):
+    """A config problem, phrased as one line that names the field."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and loopback addresses: the only hosts where plain http is allowed."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str) -> str:
+    """Accept https anywhere and http only on loopback; strip the trailing slash."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL, got {url!r}")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError(f"plain http is only allowed for loopback hosts, use https for {parts.hostname}")
+    return url.rstrip("/")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReviewConfig(_Strict):
+    managed_domains: list[str] = Field(default_factory=list)
+    dormant_days: int = Field(default=90, ge=1)
+
+    @field_validator("managed_domains")
+    @classmethod
+    def _casefold_domains(cls, domains: list[str]) -> list[str]:
+        return [d.strip().casefold().lstrip("@") for d in domains if d.strip()]
+
+
+class CrawlConfig(_Strict):
+    """Tuning shared by every source; the defaults suit real portals."""
+
+    request_timeout_seconds: float = Field(default=60.0, gt=0)
+    connect_timeout_seconds: float = Field(default=15.0, gt=0)
+    max_concurrency_per_source: int = Field(default=8, ge=1, le=64)
+
+
+class PortalConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    base_url: str
+    username_env: str
+    password_env: str
+    requests_per_minute: int = Field(default=300, ge=1, description="hard ceiling per rate window")
+    rate_window_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="the portal's rate window: 60 s on LearnUpon, shorter for the simulator",
+    )
+    budget_share: float = Field(default=0.8, gt=0, le=1, description="share of the minute budget we may use")
+    weekly_reserve: int = Field(default=50_000, ge=0, description="stop before the week budget drops below")
+    username: SecretStr | None = Field(default=None, exclude=True)
+    password: SecretStr | None = Field(default=None, exclude=True)
+
+    _check_url = field_validator("base_url")(classmethod(lambda cls, v: check_base_url(v)))
+
+
+class _IdPBase(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    requests_per_minute: int = Field(default=600, ge=1)
+
+
+class OktaConfig(_IdPBase):
+    type: Literal["okta"]
+    base_url: str
+    token_env: str
+    auth_scheme: Literal["SSWS", "Bearer"] = "SSWS"
+    max_concurrency: int = Field(default=2, ge=1, le=10, description="Okta's concurrency limit is org-wide")
+    token: SecretStr | None = Field(default=None, exclude=True)
+
+    _check_url = field_validator("base_url")(classmethod(lambda cls, v: check_base_url(v)))
+
+
+class EntraConfig(_IdPBase):
+    type: Literal["entra"]
+    tenant_id: str
+    client_id: str
+    client_secret_env: str
+    login_url: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com"
+    client_secret: SecretStr | None = Field(default=None, exclude=True)
+
+    _check_urls = field_validator("login_url", "graph_url")(classmethod(lambda cls, v: check_base_url(v)))
+
+
+class GoogleConfig(_IdPBase):
+    type: Literal["google"]
+    key_file: Path = Field(description="service-account JSON key with domain-wide delegation")
+    subject: str = Field(description="the admin to impersonate")
+    base_url: str = "https://admin.googleapis.com"
+    customer: str = "my_customer"
+
+    _check_url = field_validator("base_url")(classmethod(lambda cls, v: check_base_url(v)))
+
+
+class ScimConfig(_IdPBase):
+    type: Literal["scim"]
+    base_url: str
+    token_env: str
+    page_size: int = Field(default=100, ge=1, le=1000)
+    token: SecretStr | None = Field(default=None, exclude=True)
+
+    _check_url = field_validator("base_url")(classmethod(lambda cls, v: check_base_url(v)))
+
+
+class CsvColumns(_Strict):
+    id: str = "id"
+    email: str = "email"
+    status: str = "status"
+    aliases: str | None = None
+    status_changed_at: str | None = None
+    last_login: str | None = None
+
+
+class CsvConfig(_IdPBase):
+    type: Literal["csv"]
+    path: Path
+    columns: CsvColumns = Field(default_factory=CsvColumns)
+    active_values: list[str] = Field(default_factory=lambda: ["active", "enabled", "true"])
+    disabled_values: list[str] = Field(
+        default_factory=lambda: ["disabled", "inactive", "terminated", "false"]
+    )
+    not_activated_values: list[str] = Field(default_factory=lambda: ["pending", "staged"])
+
+
+IdPConfig = Annotated[
+    OktaConfig | EntraConfig | GoogleConfig | ScimConfig | CsvConfig, Field(discriminator="type")
+]
+
+# For each config class: the env-var field and the secret field it fills.
+_SECRET_FIELDS: dict[type[BaseModel], list[tuple[str, str]]] = {
+    PortalConfig: [("username_env", "username"), ("password_env", "password")],
+    OktaConfig: [("token_env", "token")],
+    EntraConfig: [("client_secret_env", "client_secret")],
+    ScimConfig: [("token_env", "token")],
+}
+
+
+class Config(_Strict):
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    crawl: CrawlConfig = Field(default_factory=CrawlConfig)
+    portals: list[PortalConfig] = Field(default_factory=list)
+    idps: list[IdPConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: dict[str, str] = {}
+        for kind, items in (("portals", self.portals), ("idps", self.idps)):
+            for index, item in enumerate(items):
+                if item.name in seen:
+                    raise ValueError(
+                        f"{kind}[{index}].name: duplicate source name {item.name!r} "
+                        f"(already used by {seen[item.name]})"
+                    )
+                seen[item.name] = f"{kind}[{index}]"
+        if not self.portals and not self.idps:
+            raise ValueError("portals: the config names no portal and no IdP; nothing to crawl")
+        return self
+
+    def source_names(self) -> list[str]:
+        return [p.name for p in self.portals] + [i.name for i in self.idps]
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    """Render a pydantic error location as `portals[1].base_url`, dropping union tags."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("okta", "entra", "google", "scim", "csv") and out.startswith("idps"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Fill the secret fields from the environment variables the file names."""
+    resolved = dict(raw)
+    for kind, cls_for in (("portals", lambda _: PortalConfig), ("idps", _idp_class)):
+        items = []
+        for index, item in enumerate(resolved.get(kind) or []):
+            if not isinstance(item, dict):
+                items.append(item)
+                continue
+            item = dict(item)
+            for env_field, secret_field in _SECRET_FIELDS.get(cls_for(item), []):
+                if secret_field in item:
+                    raise ConfigError(
+                        f"{kind}[{index}].{secret_field}: secrets never go in the config file; "
+                        f"set {env_field} to the name of an environment variable"
+                    )
+                var = item.get(env_field)
+                if not isinstance(var, str) or not var:
+                    continue  # pydantic reports the missing/invalid field itself
+                value = env.get(var)
+                if not value:
+                    raise ConfigError(f"{kind}[{index}].{env_field}: environment variable {var} is not set")
+                item[secret_field] = value
+            items.append(item)
+        if kind in resolved:
+            resolved[kind] = items
+    return resolved
+
+
+def _idp_class(item: dict[str, Any]) -> type[BaseModel] | None:
+    return {"okta": OktaConfig, "entra": EntraConfig, "scim": ScimConfig}.get(item.get("type"))
+
+
+def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed TOML document; raise ConfigError naming the first bad field."""
+    env = os.environ if env is None else env
+    resolved = _resolve_secrets(raw, env)
+    try:
+        return Config.model_validate(resolved)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = _field_path(first["loc"]) or "config"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            where = f"{where}.type"
+        if message.startswith(f"{where}:") or ("[" in message.split(":")[0] and ":" in message):
+            raise ConfigError(message) from None
+        raise ConfigError(f"{where}: {message}") from None
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML config file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+    return parse_config(raw, env)

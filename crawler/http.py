@@ -1,0 +1,220 @@
+"""One auth context per source: its own session, credentials, rate controller, counters and failure.
+
+`SourceHttp.get_json` is the only way sources talk to the network. It counts every request by purpose,
+sends throttled requests back through the rate controller, retries transient faults with full-jitter
+back-off (tenacity), and turns everything else into a `SourceError` whose message is ours — no URL with
+credentials, no request headers, no chained aiohttp exception that could print them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError, TransientError
+from crawler.ratelimit import RateController
+
+HeaderProvider = Callable[[], Awaitable[Mapping[str, str]]]
+
+
+@dataclass
+class RequestStats:
+    """Counters a source's coverage is built from."""
+
+    requests: int = 0  # every request sent
+    by_purpose: Counter[str] = field(default_factory=Counter)  # those not answered 429
+    throttled: int = 0  # those answered 429: requests == sum(by_purpose) + throttled
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+
+def _describe(url: str) -> str:
+    """The path of a URL, for messages: never the query (cursors, filters) nor userinfo."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or ''}{parts.path}"
+
+
+def _error_text(body: bytes) -> str:
+    """The API's own error message, shortened; LearnUpon uses `message` or `error`."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:200].decode("utf-8", "replace").strip()
+    if isinstance(data, dict):
+        for key in ("message", "error", "error_description", "errorSummary"):
+            value = data.get(key)
+            if isinstance(value, str):
+                return value[:200]
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return value["message"][:200]
+    return str(data)[:200]
+
+
+class SourceHttp:
+    """HTTP for one source. Create one per source; close it when the source is done."""
+
+    def __init__(
+        self,
+        name: str,
+        session: aiohttp.ClientSession,
+        controller: RateController,
+        *,
+        max_concurrency: int = 8,
+        max_attempts: int = 5,
+        backoff_cap_seconds: float = 30.0,
+        auth_headers: HeaderProvider | None = None,
+    ) -> None:
+        self.name = name
+        self.session = session
+        self.controller = controller
+        self.stats = RequestStats()
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._max_attempts = max_attempts
+        self._backoff_cap = backoff_cap_seconds
+        self._auth_headers = auth_headers
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def get_json(self, url: str, params: Mapping[str, Any] | None = None, *, purpose: str) -> Response:
+        """GET a JSON document; retries transient faults, requeues 429s, raises SourceError otherwise."""
+        return await self.request("GET", url, params=params, purpose=purpose)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        data: Mapping[str, str] | None = None,
+        purpose: str,
+        expect_json: bool = True,
+    ) -> Response:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            wait=wait_random_exponential(multiplier=0.5, max=self._backoff_cap),
+            stop=stop_after_attempt(self._max_attempts),
+            reraise=True,
+        )
+        attempt_number = 0
+        async for attempt in retrying:
+            with attempt:
+                attempt_number += 1
+                if attempt_number > 1:
+                    self.stats.retries += 1
+                return await self._until_not_throttled(
+                    method, url, params, json_body, data, purpose, expect_json
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _until_not_throttled(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        data: Mapping[str, str] | None,
+        purpose: str,
+        expect_json: bool,
+    ) -> Response:
+        while True:
+            await self.controller.acquire()
+            response = await self._send_once(method, url, params, json_body, data, purpose, expect_json)
+            if response.status != 429:
+                return response
+            self.stats.throttled += 1
+            self.controller.on_throttled(response.headers)
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        data: Mapping[str, str] | None,
+        purpose: str,
+        expect_json: bool,
+    ) -> Response:
+        headers: dict[str, str] = {"Accept": "application/json"}
+        if self._auth_headers is not None:
+            headers.update(await self._auth_headers())
+        self.stats.requests += 1
+        where = _describe(url)
+        try:
+            async with (
+                self._slots,
+                self.session.request(
+                    method, url, params=params, json=json_body, data=data, headers=headers
+                ) as resp,
+            ):
+                status = resp.status
+                resp_headers = {k: v for k, v in resp.headers.items()}
+                raw = await resp.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self.stats.by_purpose[purpose] += 1
+            raise TransientError(_transport_failure(self.name, method, where, exc)) from None
+        if status == 429:
+            return Response(status, resp_headers, None)
+        self.stats.by_purpose[purpose] += 1
+        if status >= 500:
+            raise TransientError(f"{self.name}: {method} {where} answered {status}")
+        if status in (401, 403):
+            raise AuthError(f"{self.name}: {method} {where} answered {status} ({_error_text(raw)})")
+        if status == 404:
+            raise NotFoundError(f"{self.name}: {method} {where} answered 404 ({_error_text(raw)})")
+        if status >= 400:
+            raise ClientRequestError(f"{self.name}: {method} {where} answered {status} ({_error_text(raw)})")
+        self.controller.on_success(resp_headers)
+        if not expect_json:
+            return Response(status, resp_headers, raw)
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            raise TransientError(
+                f"{self.name}: {method} {where} returned a truncated or malformed body"
+            ) from None
+        return Response(status, resp_headers, body)
+
+
+def _transport_failure(source: str, method: str, where: str, exc: BaseException) -> str:
+    """Describe a network failure from its type only: aiohttp's own text can include request details."""
+    if isinstance(exc, TimeoutError):
+        return f"{source}: {method} {where} timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"{source}: cannot connect to {where}: {exc.os_error.strerror or type(exc.os_error).__name__}"
+    return f"{source}: {method} {where} failed: {type(exc).__name__}"
+
+
+def make_session(
+    connector: aiohttp.BaseConnector,
+    *,
+    auth: aiohttp.BasicAuth | None = None,
+    total_timeout: float = 60.0,
+    connect_timeout: float = 15.0,
+) -> aiohttp.ClientSession:
+    """A session of its own for one source, over the process-wide connector."""
+    return aiohttp.ClientSession(
+        connector=connector,
+        connector_owner=False,
+        auth=auth,
+        timeout=aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout),
+        raise_for_status=False,
+    )
+
+
+__all__ = ["HeaderProvider", "Response", "SourceError", "SourceHttp", "make_session"]

@@ -1,0 +1,39 @@
+"""Logging for people (rich text) and for schedulers (one JSON object per line on stderr)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+from rich.logging import RichHandler
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("source", "event", "run_id"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        return json.dumps(entry)
+
+
+def setup_logging(log_format: str = "text", quiet: bool = False) -> None:
+    """Route idgraph's loggers; library loggers stay at WARNING so their chatter never hides ours."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    if log_format == "json":
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("idgraph").setLevel(logging.WARNING if quiet else logging.INFO)

@@ -1,0 +1,177 @@
+"""The crawl: every portal and every IdP at once, each in its own auth context, into one snapshot run.
+
+A source that fails (bad credentials, dead host, a listing that broke part-way) is recorded as
+incomplete with its reason; the others carry on. Nothing here knows about graphs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from crawler.config import Config, CrawlConfig, PortalConfig
+from crawler.errors import SourceError
+from crawler.http import SourceHttp, make_session
+from crawler.idp import IDP_SOURCES
+from crawler.learnupon.crawl import PortalCrawl
+from crawler.ratelimit import RateController
+from crawler.source import SourceContext
+from crawler.store import SnapshotStore, SourceCoverage, utcnow
+
+log = logging.getLogger("idgraph.crawl")
+
+CrawlFn = Callable[[SourceContext], Awaitable[None]]
+
+
+@dataclass
+class LiveSource:
+    """What the progress display shows for one source while the crawl runs."""
+
+    name: str
+    kind: str
+    ctx: SourceContext | None = None
+    state: str = "waiting"  # waiting | running | complete | failed | skipped
+    error: str | None = None
+
+
+@dataclass
+class CrawlResult:
+    run_id: int
+    coverage: list[SourceCoverage]
+    live: dict[str, LiveSource] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return all(c.complete for c in self.coverage)
+
+
+def config_fingerprint(config: Config) -> str:
+    """A hash of the non-secret config: a resumed run must crawl the same sources."""
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """TaskGroups raise groups; a coverage row wants the first real cause."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def portal_source(
+    portal: PortalConfig, connector: aiohttp.BaseConnector, crawl: CrawlConfig
+) -> tuple[SourceHttp, CrawlFn]:
+    """The auth context and crawl plan of one LearnUpon portal."""
+    assert portal.username is not None and portal.password is not None
+    session = make_session(
+        connector,
+        auth=aiohttp.BasicAuth(portal.username.get_secret_value(), portal.password.get_secret_value()),
+        total_timeout=crawl.request_timeout_seconds,
+        connect_timeout=crawl.connect_timeout_seconds,
+    )
+    controller = RateController(
+        ceiling=portal.requests_per_minute,
+        window_seconds=portal.rate_window_seconds,
+        budget_share=portal.budget_share,
+    )
+    http = SourceHttp(portal.name, session, controller, max_concurrency=crawl.max_concurrency_per_source)
+
+    async def run(ctx: SourceContext) -> None:
+        await PortalCrawl(ctx, portal.base_url).run()
+
+    return http, run
+
+
+async def crawl(
+    config: Config,
+    store: SnapshotStore,
+    *,
+    resume_run: int | None = None,
+    live: dict[str, LiveSource] | None = None,
+) -> CrawlResult:
+    """Crawl every source concurrently into one run; returns the run id and its coverage.
+
+    `live`, when given, is filled with per-source state a progress display can poll.
+    """
+    fingerprint = config_fingerprint(config)
+    kinds = [(p.name, "learnupon") for p in config.portals] + [(i.name, i.type) for i in config.idps]
+    if resume_run is None:
+        run_id = store.start_run(kinds, fingerprint)
+        already_complete: set[str] = set()
+    else:
+        if store.config_fingerprint(resume_run) != fingerprint:
+            raise SourceError(
+                f"run {resume_run} was crawled with a different config; start a new run instead"
+            )
+        run_id = resume_run
+        store.reopen_run(run_id)
+        already_complete = {c.source for c in store.coverage(run_id) if c.complete}
+
+    live = {} if live is None else live
+    live.update({name: LiveSource(name, kind) for name, kind in kinds})
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+    try:
+        jobs = []
+        for portal in config.portals:
+            if portal.name in already_complete:
+                live[portal.name].state = "skipped"
+                continue
+            http, run = portal_source(portal, connector, config.crawl)
+            jobs.append(_run_source(store, run_id, live[portal.name], http, run))
+        for idp in config.idps:
+            if idp.name in already_complete:
+                live[idp.name].state = "skipped"
+                continue
+            http, run = IDP_SOURCES[idp.type](idp, connector, config.crawl)
+            jobs.append(_run_source(store, run_id, live[idp.name], http, run))
+        await asyncio.gather(*jobs)
+    finally:
+        await connector.close()
+    store.finish_run(run_id)
+    return CrawlResult(run_id, store.coverage(run_id), live)
+
+
+async def _run_source(
+    store: SnapshotStore, run_id: int, live: LiveSource, http: SourceHttp, run: CrawlFn
+) -> None:
+    """Crawl one source; whatever happens, its coverage row tells the truth."""
+    ctx = SourceContext(
+        name=live.name,
+        kind=live.kind,
+        run_id=run_id,
+        store=store,
+        http=http,
+        done=store.done_collections(run_id, live.name),
+    )
+    live.ctx = live.ctx or ctx
+    live.state = "running"
+    coverage = SourceCoverage(source=live.name, kind=live.kind, started_at=utcnow())
+    try:
+        await run(ctx)
+        coverage.complete = True
+        live.state = "complete"
+    except Exception as exc:  # one source's failure never stops the others
+        cause = _first_error(exc)
+        if isinstance(cause, SourceError):
+            coverage.error = str(cause)
+        else:
+            coverage.error = f"internal error while crawling {live.name}: {type(cause).__name__}"
+            log.error("internal error while crawling %s", live.name, exc_info=cause)
+        live.state, live.error = "failed", coverage.error
+        log.warning("source %s incomplete: %s", live.name, coverage.error)
+    finally:
+        await http.close()
+        coverage.finished_at = utcnow()
+        coverage.requests = http.stats.requests
+        coverage.requests_by_purpose = dict(http.stats.by_purpose)
+        coverage.throttled = http.stats.throttled
+        coverage.retries = http.stats.retries
+        coverage.records = ctx.progress.records
+        coverage.quarantined = ctx.progress.quarantined
+        coverage.drift_events = ctx.progress.drift_events
+        coverage.notes = list(ctx.progress.notes)
+        store.save_coverage(run_id, coverage)

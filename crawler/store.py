@@ -1,0 +1,429 @@
+"""The snapshot store: one SQLite file, one run per crawl, the single source of truth downstream.
+
+Every record carries its run id and source. Each page is committed in its own transaction (WAL), so an
+interrupted crawl loses at most the page in flight and a resumed crawl knows which collections are done.
+Coverage rows say, per source, whether its crawl completed, and why not — downstream code must never read
+"absent" out of an incomplete source.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from crawler.records import Identity, LUCourse, LUEnrollment, LUGroup, LUMembership, LUUser
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,               -- running | complete | incomplete
+    config_fingerprint TEXT
+);
+CREATE TABLE IF NOT EXISTS coverage (
+    run_id INTEGER NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL,
+    complete INTEGER NOT NULL DEFAULT 0, error TEXT,
+    requests INTEGER NOT NULL DEFAULT 0, requests_by_purpose TEXT NOT NULL DEFAULT '{}',
+    throttled INTEGER NOT NULL DEFAULT 0, retries INTEGER NOT NULL DEFAULT 0,
+    drift_events INTEGER NOT NULL DEFAULT 0, records INTEGER NOT NULL DEFAULT 0,
+    quarantined INTEGER NOT NULL DEFAULT 0, started_at TEXT, finished_at TEXT,
+    notes TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (run_id, source)
+);
+CREATE TABLE IF NOT EXISTS collections (
+    run_id INTEGER NOT NULL, source TEXT NOT NULL, collection TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0, pages INTEGER NOT NULL DEFAULT 0, records INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, source, collection)
+);
+CREATE TABLE IF NOT EXISTS lu_users (
+    run_id INTEGER NOT NULL, portal TEXT NOT NULL, id INTEGER NOT NULL,
+    email TEXT, username TEXT, first_name TEXT, last_name TEXT, user_type TEXT, enabled INTEGER,
+    last_sign_in_at TEXT, created_at TEXT, updated_at TEXT, sign_in_count INTEGER,
+    number_of_enrollments INTEGER,
+    PRIMARY KEY (run_id, portal, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lu_groups (
+    run_id INTEGER NOT NULL, portal TEXT NOT NULL, id INTEGER NOT NULL,
+    title TEXT, number_of_members INTEGER,
+    PRIMARY KEY (run_id, portal, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lu_courses (
+    run_id INTEGER NOT NULL, portal TEXT NOT NULL, id INTEGER NOT NULL, name TEXT, status TEXT,
+    PRIMARY KEY (run_id, portal, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lu_enrollments (
+    run_id INTEGER NOT NULL, portal TEXT NOT NULL, id INTEGER NOT NULL,
+    course_id INTEGER NOT NULL, user_id INTEGER NOT NULL, course_name TEXT, status TEXT,
+    percentage REAL, percentage_complete REAL, date_enrolled TEXT, date_completed TEXT,
+    date_lastaccessed TEXT, unenrolled INTEGER,
+    PRIMARY KEY (run_id, portal, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lu_memberships (
+    run_id INTEGER NOT NULL, portal TEXT NOT NULL, group_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+    membership_id INTEGER,
+    PRIMARY KEY (run_id, portal, group_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idp_identities (
+    run_id INTEGER NOT NULL, source TEXT NOT NULL, idp_id TEXT NOT NULL,
+    raw_status TEXT NOT NULL, status TEXT NOT NULL, status_changed_at TEXT, last_login TEXT,
+    user_type TEXT, display_name TEXT,
+    PRIMARY KEY (run_id, source, idp_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idp_addresses (
+    run_id INTEGER NOT NULL, source TEXT NOT NULL, idp_id TEXT NOT NULL,
+    address TEXT NOT NULL, is_primary INTEGER NOT NULL, kind TEXT NOT NULL,
+    PRIMARY KEY (run_id, source, idp_id, address)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quarantine (
+    run_id INTEGER NOT NULL, source TEXT NOT NULL, collection TEXT NOT NULL,
+    reason TEXT NOT NULL, record TEXT
+);
+CREATE TABLE IF NOT EXISTS rate_state (
+    source TEXT PRIMARY KEY, rate_per_second REAL NOT NULL, updated_at TEXT NOT NULL
+);
+"""
+
+# Record type -> (table, column holding the source name, columns in model-field order)
+_TABLES: dict[type, tuple[str, str, tuple[str, ...]]] = {
+    LUUser: ("lu_users", "portal", tuple(LUUser.model_fields)),
+    LUGroup: ("lu_groups", "portal", tuple(LUGroup.model_fields)),
+    LUCourse: ("lu_courses", "portal", tuple(LUCourse.model_fields)),
+    LUEnrollment: ("lu_enrollments", "portal", tuple(LUEnrollment.model_fields)),
+    LUMembership: ("lu_memberships", "portal", tuple(LUMembership.model_fields)),
+}
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+@dataclass
+class SourceCoverage:
+    """What one source's crawl achieved in one run."""
+
+    source: str
+    kind: str
+    complete: bool = False
+    error: str | None = None
+    requests: int = 0
+    requests_by_purpose: dict[str, int] = field(default_factory=dict)
+    throttled: int = 0
+    retries: int = 0
+    drift_events: int = 0
+    records: int = 0
+    quarantined: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    started_at: str
+    finished_at: str | None
+    status: str
+
+
+class SnapshotStore:
+    """Thin, explicit access to the snapshot file. One instance per process; writes are serialised."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SnapshotStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic commit: everything inside lands together or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- runs -----------------------------------------------------------------------------------
+    def start_run(self, sources: Sequence[tuple[str, str]], config_fingerprint: str | None = None) -> int:
+        """Open a run and a pending coverage row for every source it will crawl."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO runs(started_at, status, config_fingerprint) VALUES (?, 'running', ?)",
+                (utcnow(), config_fingerprint),
+            )
+            run_id = int(cursor.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO coverage(run_id, source, kind, error) VALUES (?, ?, ?, 'not crawled yet')",
+                [(run_id, name, kind) for name, kind in sources],
+            )
+        return run_id
+
+    def finish_run(self, run_id: int) -> str:
+        """Close a run; its status is `complete` only when every source completed."""
+        with self.transaction() as db:
+            (incomplete,) = db.execute(
+                "SELECT COUNT(*) FROM coverage WHERE run_id = ? AND complete = 0", (run_id,)
+            ).fetchone()
+            status = "complete" if incomplete == 0 else "incomplete"
+            db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (utcnow(), status, run_id))
+        return status
+
+    def runs(self) -> list[RunInfo]:
+        rows = self._db.execute("SELECT id, started_at, finished_at, status FROM runs ORDER BY id").fetchall()
+        return [RunInfo(**dict(row)) for row in rows]
+
+    def run(self, run_id: int | None = None) -> RunInfo:
+        """The given run, or the newest one; LookupError when there is none."""
+        if run_id is None:
+            row = self._db.execute(
+                "SELECT id, started_at, finished_at, status FROM runs ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        else:
+            row = self._db.execute(
+                "SELECT id, started_at, finished_at, status FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+        if row is None:
+            raise LookupError(f"no run {run_id} in {self.path}" if run_id else f"no runs in {self.path}")
+        return RunInfo(**dict(row))
+
+    def config_fingerprint(self, run_id: int) -> str | None:
+        row = self._db.execute("SELECT config_fingerprint FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
+
+    def reopen_run(self, run_id: int) -> None:
+        """Mark a run as running again (resume)."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?", (run_id,))
+
+    # --- coverage -------------------------------------------------------------------------------
+    def save_coverage(self, run_id: int, cov: SourceCoverage) -> None:
+        with self.transaction() as db:
+            db.execute(
+                """INSERT OR REPLACE INTO coverage(run_id, source, kind, complete, error, requests,
+                   requests_by_purpose, throttled, retries, drift_events, records, quarantined,
+                   started_at, finished_at, notes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    run_id,
+                    cov.source,
+                    cov.kind,
+                    int(cov.complete),
+                    cov.error,
+                    cov.requests,
+                    json.dumps(cov.requests_by_purpose, sort_keys=True),
+                    cov.throttled,
+                    cov.retries,
+                    cov.drift_events,
+                    cov.records,
+                    cov.quarantined,
+                    cov.started_at,
+                    cov.finished_at,
+                    json.dumps(cov.notes),
+                ),
+            )
+
+    def coverage(self, run_id: int) -> list[SourceCoverage]:
+        rows = self._db.execute("SELECT * FROM coverage WHERE run_id = ? ORDER BY kind, source", (run_id,))
+        out = []
+        for row in rows:
+            data = dict(row)
+            data.pop("run_id")
+            data["complete"] = bool(data["complete"])
+            data["requests_by_purpose"] = json.loads(data["requests_by_purpose"])
+            data["notes"] = json.loads(data["notes"])
+            out.append(SourceCoverage(**data))
+        return out
+
+    # --- records --------------------------------------------------------------------------------
+    def write_page(
+        self, run_id: int, source: str, collection: str, records: Iterable[Any], *, done: bool = False
+    ) -> int:
+        """Commit one page of records atomically with the collection's progress; return rows written.
+
+        Rows are upserted on their natural key, so a record seen twice (offset drift, a re-fetch) is
+        stored once.
+        """
+        by_table: dict[type, list[Any]] = {}
+        for record in records:
+            by_table.setdefault(type(record), []).append(record)
+        count = 0
+        with self.transaction() as db:
+            for record_type, items in by_table.items():
+                if record_type is Identity:
+                    self._write_identities(db, run_id, source, items)
+                else:
+                    table, source_col, columns = _TABLES[record_type]
+                    placeholders = ",".join("?" * (len(columns) + 2))
+                    db.executemany(
+                        f"INSERT OR REPLACE INTO {table}(run_id, {source_col}, {','.join(columns)}) "
+                        f"VALUES ({placeholders})",
+                        [(run_id, source, *(_cell(getattr(r, c)) for c in columns)) for r in items],
+                    )
+                count += len(items)
+            db.execute(
+                """INSERT INTO collections(run_id, source, collection, done, pages, records)
+                   VALUES (?, ?, ?, ?, 1, ?)
+                   ON CONFLICT(run_id, source, collection) DO UPDATE SET
+                   done = MAX(done, excluded.done), pages = pages + 1,
+                   records = records + excluded.records""",
+                (run_id, source, collection, int(done), count),
+            )
+        return count
+
+    @staticmethod
+    def _write_identities(db: sqlite3.Connection, run_id: int, source: str, items: list[Identity]) -> None:
+        db.executemany(
+            """INSERT OR REPLACE INTO idp_identities(run_id, source, idp_id, raw_status, status,
+               status_changed_at, last_login, user_type, display_name) VALUES (?,?,?,?,?,?,?,?,?)""",
+            [
+                (
+                    run_id,
+                    source,
+                    i.idp_id,
+                    i.raw_status,
+                    i.status.value,
+                    _cell(i.status_changed_at),
+                    _cell(i.last_login),
+                    i.user_type,
+                    i.display_name,
+                )
+                for i in items
+            ],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO idp_addresses(run_id, source, idp_id, address, is_primary, kind) "
+            "VALUES (?,?,?,?,?,?)",
+            [
+                (run_id, source, i.idp_id, a.address, int(a.primary), a.kind)
+                for i in items
+                for a in i.addresses
+            ],
+        )
+
+    def mark_collection_done(self, run_id: int, source: str, collection: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO collections(run_id, source, collection, done) VALUES (?, ?, ?, 1)
+                   ON CONFLICT(run_id, source, collection) DO UPDATE SET done = 1""",
+                (run_id, source, collection),
+            )
+
+    def done_collections(self, run_id: int, source: str) -> set[str]:
+        rows = self._db.execute(
+            "SELECT collection FROM collections WHERE run_id = ? AND source = ? AND done = 1",
+            (run_id, source),
+        )
+        return {row[0] for row in rows}
+
+    def quarantine(self, run_id: int, source: str, collection: str, reason: str, record: Any) -> None:
+        """Keep a record we could not normalise, with the reason, instead of dropping it."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO quarantine(run_id, source, collection, reason, record) VALUES (?,?,?,?,?)",
+                (run_id, source, collection, reason, json.dumps(record, default=str)[:20_000]),
+            )
+
+    def quarantined(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM quarantine WHERE run_id = ?", (run_id,))
+        return [dict(row) for row in rows]
+
+    # --- reading --------------------------------------------------------------------------------
+    def rows(self, table: str, run_id: int, source: str | None = None) -> list[sqlite3.Row]:
+        """All rows of one snapshot table for a run (optionally one source)."""
+        if table not in {t for t, _, _ in _TABLES.values()} | {"idp_identities", "idp_addresses"}:
+            raise ValueError(f"unknown snapshot table {table!r}")
+        source_col = "portal" if table.startswith("lu_") else "source"
+        if source is None:
+            return self._db.execute(f"SELECT * FROM {table} WHERE run_id = ?", (run_id,)).fetchall()
+        return self._db.execute(
+            f"SELECT * FROM {table} WHERE run_id = ? AND {source_col} = ?", (run_id, source)
+        ).fetchall()
+
+    def count(self, table: str, run_id: int, source: str | None = None) -> int:
+        return len(self.rows(table, run_id, source))
+
+    def enrollment_count_mismatches(self, run_id: int, portal: str) -> list[int]:
+        """Users whose `number_of_enrollments` differs from the enrollments crawled for them."""
+        rows = self._db.execute(
+            """SELECT u.id FROM lu_users u
+               LEFT JOIN (SELECT user_id, COUNT(*) AS n FROM lu_enrollments
+                          WHERE run_id = ? AND portal = ? GROUP BY user_id) e ON e.user_id = u.id
+               WHERE u.run_id = ? AND u.portal = ? AND u.number_of_enrollments IS NOT NULL
+                 AND u.number_of_enrollments != COALESCE(e.n, 0)
+               ORDER BY u.id""",
+            (run_id, portal, run_id, portal),
+        )
+        return [row[0] for row in rows]
+
+    def member_count_mismatches(self, run_id: int, portal: str) -> list[int]:
+        """Groups whose `number_of_members` differs from the members crawled for them."""
+        rows = self._db.execute(
+            """SELECT g.id FROM lu_groups g
+               LEFT JOIN (SELECT group_id, COUNT(*) AS n FROM lu_memberships
+                          WHERE run_id = ? AND portal = ? GROUP BY group_id) m ON m.group_id = g.id
+               WHERE g.run_id = ? AND g.portal = ? AND g.number_of_members IS NOT NULL
+                 AND g.number_of_members != COALESCE(m.n, 0)
+               ORDER BY g.id""",
+            (run_id, portal, run_id, portal),
+        )
+        return [row[0] for row in rows]
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """Read access for the graph builder, which streams large tables with its own SQL."""
+        return self._db
+
+    # --- learned rates (kept between runs) --------------------------------------------------------
+    def learned_rate(self, source: str) -> float | None:
+        row = self._db.execute(
+            "SELECT rate_per_second FROM rate_state WHERE source = ?", (source,)
+        ).fetchone()
+        return float(row[0]) if row else None
+
+    def save_learned_rate(self, source: str, rate_per_second: float) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO rate_state(source, rate_per_second, updated_at) VALUES (?,?,?)",
+                (source, rate_per_second, utcnow()),
+            )

@@ -1,0 +1,94 @@
+"""Config validation: every bad input is one line naming the field; secrets come only from env vars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crawler.config import ConfigError, load_config, parse_config
+
+ENV = {"U": "api-user", "P": "s3cret-pass", "OKTA": "okta-token-xyz", "ENTRA": "entra-secret"}
+
+
+def portal(name: str = "emea", base_url: str = "https://acme-emea.learnupon.com", **extra: object) -> dict:
+    return {"name": name, "base_url": base_url, "username_env": "U", "password_env": "P", **extra}
+
+
+def test_contract_example_parses_and_resolves_secrets() -> None:
+    raw = {
+        "review": {"managed_domains": ["ACME.com"], "dormant_days": 90},
+        "portals": [portal()],
+        "idps": [
+            {"name": "okta", "type": "okta", "base_url": "https://acme.okta.com", "token_env": "OKTA"},
+            {
+                "name": "entra", "type": "entra", "tenant_id": "t", "client_id": "c",
+                "client_secret_env": "ENTRA", "login_url": "https://login.microsoftonline.com",
+                "graph_url": "https://graph.microsoft.com",
+            },
+        ],
+    }  # fmt: skip
+    config = parse_config(raw, env=ENV)
+    assert config.review.managed_domains == ["acme.com"]
+    assert config.portals[0].password is not None
+    assert config.portals[0].password.get_secret_value() == "s3cret-pass"
+    assert config.idps[0].token.get_secret_value() == "okta-token-xyz"
+    dumped = config.model_dump_json()
+    assert "s3cret-pass" not in dumped and "okta-token-xyz" not in dumped and "entra-secret" not in dumped
+    assert "s3cret-pass" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"portals": [portal(colour="blue")]}, "portals[0].colour: unknown key"),
+        ({"portals": [portal()], "extra": 1}, "extra: unknown key"),
+        (
+            {"portals": [portal(password_env="MISSING")]},
+            "portals[0].password_env: environment variable MISSING",
+        ),
+        (
+            {"portals": [portal(base_url="http://acme.learnupon.com")]},
+            "portals[0].base_url: plain http is only allowed for loopback hosts",
+        ),
+        ({"portals": [portal(), portal()]}, "portals[1].name: duplicate source name 'emea'"),
+        (
+            {"portals": [portal(password="inline")]},
+            "portals[0].password: secrets never go in the config file",
+        ),
+        (
+            {"portals": [{"name": "x", "base_url": "https://x.learnupon.com"}]},
+            "portals[0].username_env: Field",
+        ),
+        (
+            {
+                "portals": [portal()],
+                "idps": [{"name": "o", "type": "okta", "base_url": "https://o.okta.com"}],
+            },
+            "idps[0].token_env: Field required",
+        ),
+        ({"portals": [portal()], "idps": [{"name": "o", "type": "ldap"}]}, "idps[0].type"),
+        ({"review": {"dormant_days": 0}, "portals": [portal()]}, "review.dormant_days"),
+        ({}, "nothing to crawl"),
+    ],
+)
+def test_bad_config_names_the_field(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, env=ENV)
+    text = str(caught.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_plain_http_is_fine_on_loopback() -> None:
+    for url in ("http://127.0.0.1:8080/emea", "http://localhost:1/x", "http://[::1]:9/p"):
+        assert parse_config({"portals": [portal(base_url=url)]}, env=ENV).portals[0].base_url == url
+
+
+def test_load_config_reports_toml_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[[portals]\nname = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path, env=ENV)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml", env=ENV)
