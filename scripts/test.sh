@@ -20,6 +20,12 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 # A real Neo4j (neo4j-harness from Maven Central) for the export tests; built once, cached in ~/.m2.
+if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            openjdk-17-jdk-headless maven >/dev/null
+    fi
+fi
 if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then
     bash tests/neo4j-server/build.sh
 else
