@@ -6,6 +6,7 @@ The simulated portals run in-process on loopback with a time-compressed rate win
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,9 @@ async def run_demo(out: Path, *, portals: int, users: int, console: Console, qui
     """Serve, crawl, summarise; returns the process exit code."""
     out.mkdir(parents=True, exist_ok=True)
     db = out / "idgraph.db"
-    sims = make_portals(_names(portals), users=users, seed=7)
+    # Dates in the synthetic directory are relative to today, so "dormant" means what it says.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    sims = make_portals(_names(portals), users=users, seed=7, reference_time=today)
     async with run_simulator(sims, window_seconds=DEMO_WINDOW_SECONDS) as sim:
         config, _ = demo_config(sim)
         if not quiet:

@@ -133,8 +133,11 @@ class SourceHttp:
         expect_json: bool,
     ) -> Response:
         while True:
-            await self.controller.acquire()
-            response = await self._send_once(method, url, params, json_body, data, purpose, expect_json)
+            # Take the concurrency slot before the rate gate: a pause must hold back every request
+            # not yet on the wire, not only those that had not queued for a slot.
+            async with self._slots:
+                await self.controller.acquire()
+                response = await self._send_once(method, url, params, json_body, data, purpose, expect_json)
             if response.status != 429:
                 return response
             self.stats.throttled += 1
@@ -156,12 +159,9 @@ class SourceHttp:
         self.stats.requests += 1
         where = _describe(url)
         try:
-            async with (
-                self._slots,
-                self.session.request(
-                    method, url, params=params, json=json_body, data=data, headers=headers
-                ) as resp,
-            ):
+            async with self.session.request(
+                method, url, params=params, json=json_body, data=data, headers=headers
+            ) as resp:
                 status = resp.status
                 resp_headers = {k: v for k, v in resp.headers.items()}
                 raw = await resp.read()
@@ -203,15 +203,19 @@ def _transport_failure(source: str, method: str, where: str, exc: BaseException)
 def make_session(
     connector: aiohttp.BaseConnector,
     *,
-    auth: aiohttp.BasicAuth | None = None,
+    headers: Mapping[str, str] | None = None,
     total_timeout: float = 60.0,
     connect_timeout: float = 15.0,
 ) -> aiohttp.ClientSession:
-    """A session of its own for one source, over the process-wide connector."""
+    """A session of its own for one source, over the process-wide connector.
+
+    Static credentials (a Basic `Authorization` header) go in `headers`: they stay in this session's
+    memory and are sent on every request.
+    """
     return aiohttp.ClientSession(
         connector=connector,
         connector_owner=False,
-        auth=auth,
+        headers=headers,
         timeout=aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout),
         raise_for_status=False,
     )

@@ -69,7 +69,11 @@ def portal_source(
     assert portal.username is not None and portal.password is not None
     session = make_session(
         connector,
-        auth=aiohttp.BasicAuth(portal.username.get_secret_value(), portal.password.get_secret_value()),
+        headers={
+            "Authorization": aiohttp.encode_basic_auth(
+                portal.username.get_secret_value(), portal.password.get_secret_value()
+            )
+        },
         total_timeout=crawl.request_timeout_seconds,
         connect_timeout=crawl.connect_timeout_seconds,
     )

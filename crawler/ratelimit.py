@@ -3,8 +3,11 @@
 LearnUpon limits each portal with a fixed per-minute window and shares that budget with the portal's
 other integrations. We keep to a share of it: when `X-LU-Rate-Limit-Remaining-Minute` says only the
 others' share is left, the whole portal waits for the next window. A 429 pauses the whole portal until
-`Retry-After` (seconds or HTTP-date) or, without one, the next window boundary; the throttled request is
-then sent again through the same gate, never slept in place while others keep firing.
+`Retry-After` (seconds or HTTP-date) or, without one, the end of the current window; the throttled
+request is then sent again through the same gate, never slept in place while others keep firing.
+
+Where a window starts is not documented. We assume it opens with the first request after the previous
+one closed; if the server's windows are aligned differently, the worst case is one more 429 per window.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class RateController:
         self._limiter = AsyncLimiter(ceiling, window_seconds)
         self._wall_clock = wall_clock
         self._resume_at = 0.0  # wall-clock time before which no request may start
+        self._window_start: float | None = None
         self.largest_remaining_seen = 0
         self.throttled = 0
         self.pauses = 0
@@ -75,7 +79,14 @@ class RateController:
 
     def _next_window_boundary(self) -> float:
         now = self._wall_clock()
-        return (math.floor(now / self.window_seconds) + 1) * self.window_seconds + 0.01
+        if self._window_start is None or now >= self._window_start + self.window_seconds:
+            return now + 0.01
+        return self._window_start + self.window_seconds + 0.01
+
+    def _note_request_sent(self) -> None:
+        now = self._wall_clock()
+        if self._window_start is None or now >= self._window_start + self.window_seconds:
+            self._window_start = now
 
     def pause_until(self, resume_at: float) -> None:
         """Hold every new request of this source until `resume_at` (wall clock)."""
@@ -91,6 +102,7 @@ class RateController:
                 break
             await asyncio.sleep(delay)
         await self._limiter.acquire()
+        self._note_request_sent()
 
     def on_success(self, headers: Mapping[str, str]) -> None:
         """Pace from the remaining-minute header: leave the other integrations their share."""

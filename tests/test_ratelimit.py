@@ -26,12 +26,14 @@ class Clock:
         return self.now
 
 
-def test_429_without_retry_after_waits_for_the_next_window() -> None:
-    clock = Clock(1000.25)
+async def test_429_without_retry_after_waits_for_the_end_of_the_window() -> None:
+    clock = Clock(1000.0)
     controller = RateController(ceiling=300, window_seconds=60, wall_clock=clock)
+    await controller.acquire()  # the window opens with this request
+    clock.now = 1040.0
     wait = controller.on_throttled({})
     assert controller.throttled == 1
-    assert 19.7 < wait <= 19.8  # the next boundary is 1020 (a multiple of 60), plus an epsilon
+    assert 20.0 < wait <= 20.02  # the window that opened at 1000 closes at 1060
 
 
 def test_429_with_retry_after_pauses_that_long() -> None:

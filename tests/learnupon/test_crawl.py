@@ -48,7 +48,7 @@ def pages(count: int, page_size: int, has_next_header: bool) -> int:
     """Requests one listing needs: with LU-Has-Next-Page none is wasted; without, one empty page ends it."""
     if has_next_header:
         return max(1, math.ceil(count / page_size))
-    return count // page_size + 1
+    return math.ceil(count / page_size) + 1
 
 
 def minimal_plan(spec: PortalSpec, data: PortalData) -> dict[str, int]:

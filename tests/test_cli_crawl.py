@@ -1,0 +1,84 @@
+"""`idgraph crawl` end to end in a subprocess: exit codes, coverage, and no secret anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from crawler.simulator.server import make_portals, run_simulator
+from crawler.store import SnapshotStore
+
+WINDOW = 1.0
+
+
+async def run_cli(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crawler.cli", *args,
+        env={**os.environ, **env, "COLUMNS": "200"}, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def write_config(path: Path, sim, names: list[str]) -> None:
+    blocks = []
+    for name in names:
+        blocks.append(
+            f'[[portals]]\nname = "{name}"\nbase_url = "{sim.base_url(name)}"\n'
+            f'username_env = "LU_{name.upper()}_USER"\npassword_env = "LU_{name.upper()}_KEY"\n'
+            f"rate_window_seconds = {WINDOW}\n"
+        )
+    path.write_text('[review]\nmanaged_domains = ["acme.com"]\n\n' + "\n".join(blocks))
+
+
+async def test_wrong_credentials_on_one_portal_exit_3_others_complete_no_secret_leaks(tmp_path: Path) -> None:
+    names = ["emea", "amer", "apac"]
+    portals = make_portals(names, users=150, seed=3)
+    async with run_simulator(portals, window_seconds=WINDOW) as sim:
+        config = tmp_path / "idgraph.toml"
+        write_config(config, sim, names)
+        env = {}
+        for portal in portals:
+            env[f"LU_{portal.spec.name.upper()}_USER"] = portal.spec.username
+            env[f"LU_{portal.spec.name.upper()}_KEY"] = portal.spec.password
+        wrong_key = "WRONG-key-0123456789abcdef"
+        env["LU_AMER_KEY"] = wrong_key
+        db = tmp_path / "snap.db"
+        code, out, err = await run_cli(
+            "crawl", "--config", str(config), "--db", str(db), "--log-format", "json", env=env, cwd=tmp_path
+        )
+    assert code == 3, err
+    with SnapshotStore(db) as store:
+        coverage = {c.source: c for c in store.coverage(store.run().id)}
+    assert coverage["emea"].complete and coverage["apac"].complete
+    assert not coverage["amer"].complete
+    assert "401" in (coverage["amer"].error or "")
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert any(entry.get("source") == "amer" and "incomplete" in entry["message"] for entry in lines)
+
+    secrets = [wrong_key] + [p.spec.password for p in portals]
+    db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("snap.db*"))
+    for secret in secrets:
+        assert secret not in out and secret not in err
+        assert secret.encode() not in db_bytes
+        for cov in coverage.values():
+            assert secret not in (cov.error or "") and secret not in json.dumps(cov.notes)
+
+
+async def test_bad_config_exits_2_naming_the_field_and_writes_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "idgraph.toml"
+    config.write_text(
+        '[[portals]]\nname = "emea"\nbase_url = "http://acme.learnupon.com"\n'
+        'username_env = "U"\npassword_env = "P"\n'
+    )
+    db = tmp_path / "snap.db"
+    code, _, err = await run_cli(
+        "crawl", "--config", str(config), "--db", str(db), env={"U": "u", "P": "p"}, cwd=tmp_path
+    )
+    assert code == 2
+    assert "portals[0].base_url" in err and "loopback" in err
+    assert not db.exists()
