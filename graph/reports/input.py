@@ -1,0 +1,189 @@
+"""What every report writer reads: one run's coverage and findings, as plain data the CLI can fill.
+
+Writers never re-query anything; they only format this. The helpers here (ordering, the finding record,
+the summary) are shared so that CSV, JSON, HTML and Markdown agree on order and counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from crawler.store import RunInfo, SourceCoverage
+from graph.model import SEVERITY_ORDER, Code, Finding, FindingSet, Severity, Unavailable
+
+# Contract columns (design doc), then ours. Never reorder: spreadsheets and scripts read by position too.
+CONTRACT_COLUMNS = (
+    "finding",
+    "severity",
+    "email",
+    "portal",
+    "learnupon_user_id",
+    "user_type",
+    "idp",
+    "idp_status",
+)
+EXTRA_COLUMNS = ("finding_id", "first_seen", "person", "evidence")
+CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
+
+CODE_ORDER = {code: rank for rank, code in enumerate(Code)}
+
+CODE_MEANING = {
+    Code.IDP_DISABLED_ACTIVE: "Enabled LearnUpon account of a person disabled in every IdP that knows them",
+    Code.NOT_IN_IDP: "Enabled account in a managed domain that no IdP knows",
+    Code.PARTIALLY_OFFBOARDED: "Disabled in one portal, still enabled in another",
+    Code.DORMANT: "Enabled account with no sign-in for the dormant period (or never)",
+    Code.DUPLICATE_ACCOUNT: "One person, several accounts in one portal",
+}
+
+NO_PORTAL = "(none)"
+
+
+@dataclass
+class RunDiff:
+    """What changed since the previous run. Items are finding ids, or dicts with at least `finding_id`
+    (and optionally code, email, portal) when the caller has the previous run's details."""
+
+    previous_run_id: int | None = None
+    new: list[str | dict[str, Any]] = field(default_factory=list)
+    resolved: list[str | dict[str, Any]] = field(default_factory=list)
+    not_rechecked: list[str | dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RunDiff:
+        previous = data.get("previous_run_id", data.get("previous_run"))
+        return cls(
+            previous_run_id=int(previous) if previous is not None else None,
+            new=list(data.get("new") or ()),
+            resolved=list(data.get("resolved") or ()),
+            not_rechecked=list(data.get("not_rechecked") or ()),
+        )
+
+    def new_ids(self) -> set[str]:
+        return {item_id(item) for item in self.new}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "previous_run_id": self.previous_run_id,
+            "new": list(self.new),
+            "resolved": list(self.resolved),
+            "not_rechecked": list(self.not_rechecked),
+        }
+
+
+def item_id(item: str | Mapping[str, Any]) -> str:
+    if isinstance(item, Mapping):
+        return str(item.get("finding_id") or item.get("id") or "")
+    return str(item)
+
+
+@dataclass
+class ReportInput:
+    run: RunInfo
+    coverage: list[SourceCoverage]
+    findings: FindingSet
+    first_seen: dict[str, str] = field(default_factory=dict)  # finding id -> ISO timestamp
+    diff: RunDiff | None = None
+    collisions: int | None = None  # addresses claimed by more than one IdP identity
+    unmatchable: int | None = None  # LearnUpon accounts with no usable email
+    title: str = "idgraph access review"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.diff, Mapping):
+            self.diff = RunDiff.from_mapping(self.diff)
+
+    # --- shared views ---------------------------------------------------------------------------
+    def ordered(self) -> list[Finding]:
+        """Deterministic order every format uses: severity, code, portal, email (then id as tie-break)."""
+        return sorted(self.findings.findings, key=finding_sort_key)
+
+    def ordered_coverage(self) -> list[SourceCoverage]:
+        """LearnUpon portals first, then IdPs; by name within each."""
+        return sorted(self.coverage, key=lambda c: (c.kind != "learnupon", c.kind, c.source))
+
+    def incomplete(self) -> list[SourceCoverage]:
+        return [c for c in self.ordered_coverage() if not c.complete]
+
+    @property
+    def unavailable(self) -> list[Unavailable]:
+        return sorted(
+            self.findings.unavailable, key=lambda u: (CODE_ORDER.get(u.code, 99), u.scope, u.reason)
+        )
+
+    def record(self, finding: Finding) -> dict[str, Any]:
+        """One finding as a flat dict: contract columns, then id, first_seen, person, evidence."""
+        row = finding.as_row()
+        record = {column: _plain(row.get(column)) for column in CONTRACT_COLUMNS}
+        record["finding_id"] = finding.id
+        record["first_seen"] = self.first_seen.get(finding.id)
+        record["person"] = finding.person
+        record["evidence"] = finding.evidence
+        return record
+
+    def summary(self) -> dict[str, Any]:
+        findings = self.findings.findings
+        by_code = Counter(f.code.value for f in findings)
+        by_severity = Counter(f.severity.value for f in findings)
+        by_portal = Counter(f.portal or NO_PORTAL for f in findings)
+        summary: dict[str, Any] = {
+            "total": len(findings),
+            "by_code": {code.value: by_code.get(code.value, 0) for code in Code},
+            "by_severity": {sev.value: by_severity.get(sev.value, 0) for sev in Severity},
+            "by_portal": {portal: by_portal[portal] for portal in sorted(by_portal)},
+            "sources": len(self.coverage),
+            "sources_incomplete": sorted(c.source for c in self.coverage if not c.complete),
+            "collisions": self.collisions,
+            "unmatchable": self.unmatchable,
+        }
+        if self.diff is not None:
+            summary["changes"] = self.diff.as_dict()
+        return summary
+
+    def by_code_and_severity(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {c.value: {s.value: 0 for s in Severity} for c in Code}
+        for f in self.findings.findings:
+            counts.setdefault(f.code.value, {s.value: 0 for s in Severity})[f.severity.value] += 1
+        return counts
+
+    def by_portal_and_severity(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for f in self.findings.findings:
+            row = counts.setdefault(f.portal or NO_PORTAL, {s.value: 0 for s in Severity})
+            row[f.severity.value] += 1
+        return dict(sorted(counts.items()))
+
+
+def finding_sort_key(f: Finding) -> tuple[Any, ...]:
+    return (
+        SEVERITY_ORDER.get(f.severity, 99),
+        CODE_ORDER.get(f.code, 99),
+        f.portal is None,
+        (f.portal or "").casefold(),
+        f.email is None,
+        (f.email or "").casefold(),
+        f.learnupon_user_id if f.learnupon_user_id is not None else -1,
+        f.id,
+    )
+
+
+def evidence_json(evidence: Mapping[str, Any]) -> str:
+    """Compact, key-sorted JSON; anything JSON cannot hold (datetimes, sets) becomes its string form."""
+    return json.dumps(evidence, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """StrEnum members as their plain value, so JSON and CSV never see an enum repr."""
+    if isinstance(value, Code | Severity):
+        return value.value
+    return value

@@ -1,0 +1,69 @@
+"""findings.json: `{"run", "coverage", "findings", "unavailable", "summary"}`, keys in a stable order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from crawler.store import SourceCoverage
+from graph.reports.input import ReportInput, evidence_json
+from graph.reports.safe_files import write_private
+
+# The contract's coverage keys first, then what explains them.
+COVERAGE_KEYS = (
+    "source",
+    "kind",
+    "complete",
+    "error",
+    "requests",
+    "throttled",
+    "retries",
+    "records",
+    "quarantined",
+    "drift_events",
+    "started_at",
+    "finished_at",
+    "requests_by_purpose",
+    "notes",
+)
+
+
+def coverage_entry(cov: SourceCoverage) -> dict[str, Any]:
+    entry = {key: getattr(cov, key) for key in COVERAGE_KEYS}
+    entry["complete"] = bool(cov.complete)
+    entry["requests_by_purpose"] = dict(sorted((cov.requests_by_purpose or {}).items()))
+    entry["notes"] = list(cov.notes or [])
+    return entry
+
+
+def build_document(report: ReportInput) -> dict[str, Any]:
+    findings = []
+    for finding in report.ordered():
+        record = report.record(finding)
+        # Round-trip through the canonical form: sorted keys, datetimes as ISO strings.
+        record["evidence"] = json.loads(evidence_json(finding.evidence))
+        findings.append(record)
+    run = report.run
+    return {
+        "run": {
+            "id": run.id,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "status": run.status,
+        },
+        "coverage": [coverage_entry(c) for c in report.ordered_coverage()],
+        "findings": findings,
+        "unavailable": [
+            {"code": str(u.code), "scope": u.scope, "reason": u.reason} for u in report.unavailable
+        ],
+        "summary": report.summary(),
+    }
+
+
+def render_json(report: ReportInput) -> str:
+    return json.dumps(build_document(report), indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def write_json(path: Path | str, report: ReportInput) -> Path:
+    return write_private(path, render_json(report))

@@ -1,0 +1,184 @@
+"""report.md: a summary to paste into a ticket — coverage, counts, then findings grouped by code."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from graph.model import Code, Finding
+from graph.reports.input import CODE_MEANING, ReportInput, item_id
+from graph.reports.safe_files import write_private
+
+MAX_ROWS_PER_CODE = 200
+
+# Characters that would end a table cell, start markup, or open raw HTML in a ticket renderer.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
+_NEWLINES = re.compile(r"[\r\n\u2028\u2029]+")
+
+
+class Verbatim(str):
+    """Trusted text set in a code span as it is (finding codes, ids): never user data."""
+
+
+def md_cell(value: Any) -> str:
+    """One table cell: newlines become spaces, `|` and markdown/HTML syntax are backslash-escaped."""
+    if isinstance(value, Verbatim):
+        return f"`{value}`"
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        value = "yes" if value else "no"
+    text = _NEWLINES.sub(" ", str(value)).strip()
+    return _MD_SPECIAL.sub(r"\\\1", text) or "—"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(md_cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> str:
+    run = report.run
+    summary = report.summary()
+    out: list[str] = [f"# {md_cell(report.title)} — run {run.id}", ""]
+    out.append(
+        f"Run **{run.id}** ({md_cell(run.status)}), started {md_cell(run.started_at)}, "
+        f"finished {md_cell(run.finished_at)}. **{summary['total']}** findings."
+    )
+    out.append("")
+
+    # --- coverage ---------------------------------------------------------------------------------
+    out += ["## Coverage", ""]
+    incomplete = report.incomplete()
+    if not report.coverage:
+        out.append("> **No coverage recorded for this run:** nothing proves any source was read completely.")
+    elif incomplete or report.unavailable:
+        if incomplete:
+            out.append(
+                f"> **Coverage incomplete:** {len(incomplete)} of {len(report.coverage)} sources did not "
+                "complete. Findings below are not the whole picture."
+            )
+        for cov in incomplete:
+            out.append(
+                f"> - {md_cell(cov.source)} ({md_cell(cov.kind)}): {md_cell(cov.error or 'did not complete')}"
+            )
+        if report.unavailable:
+            if incomplete:
+                out.append(">")
+            out.append("> **Verdicts not given** (withheld, not guessed: a source they need is incomplete):")
+            for u in report.unavailable:
+                scope = "all portals" if u.scope == "all" else md_cell(u.scope)
+                out.append(f"> - `{u.code!s}` ({scope}): {md_cell(u.reason)}")
+    else:
+        out.append(f"All {len(report.coverage)} sources completed; every verdict was evaluated.")
+    out.append("")
+    out += _table(
+        ("source", "kind", "complete", "error", "requests", "429s", "records", "quarantined", "notes"),
+        (
+            (
+                c.source,
+                c.kind,
+                "✓" if c.complete else "✗",
+                c.error,
+                c.requests,
+                c.throttled,
+                c.records,
+                c.quarantined,
+                "; ".join(c.notes or []),
+            )
+            for c in report.ordered_coverage()
+        ),
+    )
+    out.append("")
+
+    # --- counts -----------------------------------------------------------------------------------
+    out += ["## Totals", ""]
+    out += _table(
+        ("finding", "count", "meaning"),
+        ((Verbatim(c.value), summary["by_code"][c.value], CODE_MEANING[c]) for c in Code),
+    )
+    out.append("")
+    out += _table(("severity", "count"), summary["by_severity"].items())
+    out.append("")
+    if summary["by_portal"]:
+        out += _table(("portal", "count"), summary["by_portal"].items())
+        out.append("")
+    extras = []
+    if report.collisions is not None:
+        extras.append(f"identity collisions: {report.collisions}")
+    if report.unmatchable is not None:
+        extras.append(f"accounts without a usable email (unmatchable): {report.unmatchable}")
+    if extras:
+        out += ["Also: " + "; ".join(extras) + ".", ""]
+
+    # --- changes ----------------------------------------------------------------------------------
+    if report.diff is not None:
+        diff = report.diff
+        since = f"run {diff.previous_run_id}" if diff.previous_run_id is not None else "the previous run"
+        out += [f"## Changes since {since}", ""]
+        out.append(
+            f"- new: **{len(diff.new)}**\n- resolved: **{len(diff.resolved)}**\n"
+            f"- not re-checked (their source did not complete this run): **{len(diff.not_rechecked)}**"
+        )
+        out.append("")
+        for label, items in (("Resolved", diff.resolved), ("Not re-checked", diff.not_rechecked)):
+            if items:
+                shown = ", ".join(md_cell(item_id(i)) for i in items[:max_rows])
+                more = f" … and {len(items) - max_rows} more" if len(items) > max_rows else ""
+                out += [f"{label}: {shown}{more}", ""]
+
+    # --- findings by code -------------------------------------------------------------------------
+    out += ["## Findings", ""]
+    grouped: dict[Code, list[Finding]] = {}
+    for finding in report.ordered():
+        grouped.setdefault(finding.code, []).append(finding)
+    if not grouped:
+        out += ["No findings.", ""]
+    new_ids = report.diff.new_ids() if report.diff is not None else set()
+    for code in sorted(grouped, key=lambda c: list(Code).index(c)):
+        items = grouped[code]
+        out += [f"### `{code.value}` ({len(items)})", "", CODE_MEANING[code] + ".", ""]
+        rows = []
+        for f in items[:max_rows]:
+            first_seen = report.first_seen.get(f.id)
+            rows.append(
+                (
+                    f.severity.value,
+                    f.email,
+                    f.portal,
+                    f.learnupon_user_id,
+                    f.user_type,
+                    f.idp,
+                    f.idp_status,
+                    (first_seen or "") + (" (new)" if f.id in new_ids else ""),
+                    Verbatim(f.id),
+                )
+            )
+        out += _table(
+            (
+                "severity",
+                "email",
+                "portal",
+                "LU user id",
+                "user type",
+                "IdP",
+                "IdP status",
+                "first seen",
+                "id",
+            ),
+            rows,
+        )
+        if len(items) > max_rows:
+            out += [
+                "",
+                f"_Showing {max_rows} of {len(items)}; the rest are in findings.csv / findings.json._",
+            ]
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def write_markdown(path: Path | str, report: ReportInput) -> Path:
+    return write_private(path, render_markdown(report))
