@@ -136,12 +136,18 @@ class SourceHttp:
             # Take the concurrency slot before the rate gate: a pause must hold back every request
             # not yet on the wire, not only those that had not queued for a slot.
             async with self._slots:
-                await self.controller.acquire()
-                response = await self._send_once(method, url, params, json_body, data, purpose, expect_json)
-            if response.status != 429:
-                return response
-            self.stats.throttled += 1
-            self.controller.on_throttled(response.headers)
+                ticket = await self.controller.acquire()
+                try:
+                    response = await self._send_once(method, url, params, json_body, data, purpose)
+                except BaseException:
+                    self.controller.on_other_outcome(ticket)
+                    raise
+            if response.status == 429:
+                self.stats.throttled += 1
+                self.controller.on_throttled(response.headers, ticket)
+                continue
+            self.controller.on_success(response.headers, ticket)
+            return _decode(self.name, method, url, response, expect_json)
 
     async def _send_once(
         self,
@@ -151,8 +157,8 @@ class SourceHttp:
         json_body: Any,
         data: Mapping[str, str] | None,
         purpose: str,
-        expect_json: bool,
     ) -> Response:
+        """One request on the wire: a 2xx or 429 comes back raw; every other outcome raises."""
         headers: dict[str, str] = {"Accept": "application/json"}
         if self._auth_headers is not None:
             headers.update(await self._auth_headers())
@@ -169,7 +175,7 @@ class SourceHttp:
             self.stats.by_purpose[purpose] += 1
             raise TransientError(_transport_failure(self.name, method, where, exc)) from None
         if status == 429:
-            return Response(status, resp_headers, None)
+            return Response(status, resp_headers, raw)
         self.stats.by_purpose[purpose] += 1
         if status >= 500:
             raise TransientError(f"{self.name}: {method} {where} answered {status}")
@@ -179,16 +185,21 @@ class SourceHttp:
             raise NotFoundError(f"{self.name}: {method} {where} answered 404 ({_error_text(raw)})")
         if status >= 400:
             raise ClientRequestError(f"{self.name}: {method} {where} answered {status} ({_error_text(raw)})")
-        self.controller.on_success(resp_headers)
-        if not expect_json:
-            return Response(status, resp_headers, raw)
-        try:
-            body = json.loads(raw) if raw.strip() else None
-        except ValueError:
-            raise TransientError(
-                f"{self.name}: {method} {where} returned a truncated or malformed body"
-            ) from None
-        return Response(status, resp_headers, body)
+        return Response(status, resp_headers, raw)
+
+
+def _decode(source: str, method: str, url: str, response: Response, expect_json: bool) -> Response:
+    """Parse a 2xx body; a body cut short or garbled is a transient fault (retried), never an empty page."""
+    if not expect_json:
+        return response
+    raw = response.body
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        raise TransientError(
+            f"{source}: {method} {_describe(url)} returned a truncated or malformed body"
+        ) from None
+    return Response(response.status, response.headers, body)
 
 
 def _transport_failure(source: str, method: str, where: str, exc: BaseException) -> str:

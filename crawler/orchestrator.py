@@ -63,9 +63,12 @@ def _first_error(exc: BaseException) -> BaseException:
 
 
 def portal_source(
-    portal: PortalConfig, connector: aiohttp.BaseConnector, crawl: CrawlConfig
+    portal: PortalConfig,
+    connector: aiohttp.BaseConnector,
+    crawl: CrawlConfig,
+    learned_rate: float | None = None,
 ) -> tuple[SourceHttp, CrawlFn]:
-    """The auth context and crawl plan of one LearnUpon portal."""
+    """The auth context and crawl plan of one LearnUpon portal; `learned_rate` comes from the last run."""
     assert portal.username is not None and portal.password is not None
     session = make_session(
         connector,
@@ -81,6 +84,8 @@ def portal_source(
         ceiling=portal.requests_per_minute,
         window_seconds=portal.rate_window_seconds,
         budget_share=portal.budget_share,
+        weekly_reserve=portal.weekly_reserve,
+        initial_rate=learned_rate,
     )
     http = SourceHttp(portal.name, session, controller, max_concurrency=crawl.max_concurrency_per_source)
 
@@ -124,7 +129,7 @@ async def crawl(
             if portal.name in already_complete:
                 live[portal.name].state = "skipped"
                 continue
-            http, run = portal_source(portal, connector, config.crawl)
+            http, run = portal_source(portal, connector, config.crawl, store.learned_rate(portal.name))
             jobs.append(_run_source(store, run_id, live[portal.name], http, run))
         for idp in config.idps:
             if idp.name in already_complete:
@@ -169,6 +174,9 @@ async def _run_source(
         log.warning("source %s incomplete: %s", live.name, coverage.error)
     finally:
         await http.close()
+        learned = http.controller.learned_rate()
+        if learned is not None:
+            store.save_learned_rate(live.name, learned)
         coverage.finished_at = utcnow()
         coverage.requests = http.stats.requests
         coverage.requests_by_purpose = dict(http.stats.by_purpose)

@@ -1,13 +1,23 @@
-"""Per-source rate control: a hard ceiling (aiolimiter) plus pacing from what the server tells us.
+"""Per-source rate control: a hard ceiling (aiolimiter) plus pacing adapted to what the server says.
 
-LearnUpon limits each portal with a fixed per-minute window and shares that budget with the portal's
-other integrations. We keep to a share of it: when `X-LU-Rate-Limit-Remaining-Minute` says only the
-others' share is left, the whole portal waits for the next window. A 429 pauses the whole portal until
-`Retry-After` (seconds or HTTP-date) or, without one, the end of the current window; the throttled
-request is then sent again through the same gate, never slept in place while others keep firing.
+A portal's budget is shared with its other integrations and its limit is undocumented, so:
 
-Where a window starts is not documented. We assume it opens with the first request after the previous
-one closed; if the server's windows are aligned differently, the worst case is one more 429 per window.
+* **With `X-LU-Rate-Limit-Remaining-Minute`** the server tells us where we stand: we send until only the
+  others' share (1 − `budget_share`) of the window is left, then the whole source waits for the next
+  window.
+* **Without it**, 429 is the only signal. We pace requests evenly at an adaptive rate: slow start
+  (doubling each epoch) while demand exceeds the rate, then AIMD — one multiplicative cut per congestion
+  epoch (a 429 for a request sent before the last cut is the same congestion, not a new one), down to
+  `budget_share` × the success rate the server actually allowed over the last window; additive increase
+  afterwards, again only while demand exceeds the rate.
+* **On 429** the whole source pauses — for `Retry-After` (seconds or HTTP-date) when sent; otherwise one
+  probe request goes out after a short pause, doubling the pause while probes keep failing, so a fixed
+  window costs a handful of 429s and a token bucket costs almost no idle time. The throttled request is
+  requeued through this gate, never slept in place while others keep firing.
+* **Weekly reserve**: when `X-LU-Rate-Limit-Remaining-Week` drops to the reserve, the source stops cleanly.
+
+Where a window starts is not documented; we assume it opens with the first request after the previous
+one closed. If the server's windows are aligned differently, the cost is one more 429 per window.
 """
 
 from __future__ import annotations
@@ -15,13 +25,19 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 from aiolimiter import AsyncLimiter
 
+from crawler.errors import BudgetReserveReached
+
 REMAINING_MINUTE = "X-LU-Rate-Limit-Remaining-Minute"
 REMAINING_WEEK = "X-LU-Rate-Limit-Remaining-Week"
+EPOCHS_PER_WINDOW = 20  # how often (per window) the adaptive rate may grow
+FIRST_PROBE_FRACTION = 1 / 16  # first pause after a 429 without Retry-After, as a share of the window
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -51,11 +67,19 @@ def parse_int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class Ticket:
+    """Handed out by `acquire`: when the request left, and whether it is the probe after a 429."""
+
+    sent_at: float
+    probe: bool = False
+
+
 class RateController:
     """Gate every request of one source.
 
-    `window_seconds` is the length of the server's rate window (60 on real portals; shorter for the
-    time-compressed simulator). `ceiling` is the most requests we ever send in one window.
+    `ceiling` requests per `window_seconds` is never exceeded (60 s on LearnUpon, shorter for the
+    time-compressed simulator). `initial_rate` (requests/s) is what a previous run learned.
     """
 
     def __init__(
@@ -63,30 +87,111 @@ class RateController:
         ceiling: int,
         window_seconds: float = 60.0,
         budget_share: float = 0.8,
+        *,
+        weekly_reserve: int = 0,
+        initial_rate: float | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.ceiling = ceiling
         self.window_seconds = window_seconds
         self.budget_share = budget_share
+        self.weekly_reserve = weekly_reserve
+        self.max_rate = ceiling / window_seconds
         self._limiter = AsyncLimiter(ceiling, window_seconds)
-        self._wall_clock = wall_clock
-        self._resume_at = 0.0  # wall-clock time before which no request may start
+        self._clock = wall_clock
+        # pauses and windows
+        self._resume_at = 0.0
         self._window_start: float | None = None
         self.largest_remaining_seen = 0
-        self.throttled = 0
-        self.pauses = 0
+        self.headers_seen = False
         self.remaining_week: int | None = None
+        # adaptive pacing (used while the server sends no rate headers)
+        learned = min(initial_rate, self.max_rate) if initial_rate else None
+        self.rate = learned or self.max_rate / 4
+        self.ssthresh = learned or budget_share * self.max_rate  # the ceiling is the budget we know of
+        self.cap = learned or budget_share * self.max_rate
+        self._next_slot = 0.0
+        self._epoch_started = -math.inf  # when the rate was last cut
+        self._tick_started = self._clock()
+        self._demand = False
+        self._successes: deque[float] = deque()
+        self._first_success = math.inf
+        # probing after a 429 without Retry-After
+        self._probing = False
+        self._probe_out = False
+        self._probe_released = asyncio.Event()
+        self._probe_pause = window_seconds * FIRST_PROBE_FRACTION
+        # counters for coverage and benchmarks
+        self.throttled = 0
+        self.cuts = 0
+        self.pauses = 0
 
-    def _next_window_boundary(self) -> float:
-        now = self._wall_clock()
-        if self._window_start is None or now >= self._window_start + self.window_seconds:
-            return now + 0.01
-        return self._window_start + self.window_seconds + 0.01
+    # --- the gate --------------------------------------------------------------------------------
+    async def acquire(self) -> Ticket:
+        """Wait for pauses, the probe, the adaptive pacing and the ceiling; then the request may go.
 
-    def _note_request_sent(self) -> None:
-        now = self._wall_clock()
+        Every wait is followed by a fresh look at the pause: a 429 that arrived meanwhile holds this
+        request back too, so no request leaves after a cut until the source may send again.
+        """
+        while True:
+            self._check_weekly_reserve()
+            delay = self._resume_at - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            if self._probe_out:
+                self._probe_released.clear()
+                await self._probe_released.wait()
+                continue
+            if not self.headers_seen:
+                wait = self._take_slot()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    if self._held_back():
+                        continue
+            await self._limiter.acquire()
+            if self._held_back():
+                continue
+            break
+        now = self._clock()
+        probe = self._probing
+        self._probe_out = probe
         if self._window_start is None or now >= self._window_start + self.window_seconds:
             self._window_start = now
+        return Ticket(now, probe)
+
+    def _held_back(self) -> bool:
+        return self._resume_at > self._clock() or self._probe_out
+
+    def _take_slot(self) -> float:
+        """Reserve the next evenly paced send time; returns how long to wait for it."""
+        now = self._clock()
+        self._maybe_grow(now)
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + 1.0 / self.rate
+        if slot > now:
+            self._demand = True
+        return slot - now
+
+    def _maybe_grow(self, now: float) -> None:
+        """Once per epoch: grow the rate if requests waited for it and nothing was throttled."""
+        if now - self._tick_started < self.window_seconds / EPOCHS_PER_WINDOW:
+            return
+        if self._demand and self._epoch_started < self._tick_started:
+            if self.rate < self.ssthresh:
+                self.rate = min(self.rate * 2, self.ssthresh, self.cap)
+            else:
+                self.rate = min(self.rate + self.max_rate / 50, self.cap)
+            # creep back up, slowly, in case the limit was raised; never past our share of the ceiling
+            self.cap = min(self.budget_share * self.max_rate, self.cap * (1 + 0.01 / EPOCHS_PER_WINDOW))
+        self._tick_started, self._demand = now, False
+
+    def _check_weekly_reserve(self) -> None:
+        if self.remaining_week is not None and self.remaining_week <= self.weekly_reserve:
+            raise BudgetReserveReached(
+                f"stopped: the portal's weekly API budget is down to {self.remaining_week} requests, "
+                f"at or under the reserve of {self.weekly_reserve} kept for its other integrations"
+            )
 
     def pause_until(self, resume_at: float) -> None:
         """Hold every new request of this source until `resume_at` (wall clock)."""
@@ -94,33 +199,84 @@ class RateController:
             self._resume_at = resume_at
             self.pauses += 1
 
-    async def acquire(self) -> None:
-        """Wait for the pause (if any) and a slot under the ceiling."""
-        while True:
-            delay = self._resume_at - self._wall_clock()
-            if delay <= 0:
-                break
-            await asyncio.sleep(delay)
-        await self._limiter.acquire()
-        self._note_request_sent()
+    def _window_end(self) -> float:
+        now = self._clock()
+        if self._window_start is None or now >= self._window_start + self.window_seconds:
+            return now + 0.01
+        return self._window_start + self.window_seconds + 0.01
 
-    def on_success(self, headers: Mapping[str, str]) -> None:
-        """Pace from the remaining-minute header: leave the other integrations their share."""
-        remaining = parse_int_header(headers, REMAINING_MINUTE)
+    # --- what the server said ----------------------------------------------------------------------
+    def on_success(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> None:
+        now = self._clock()
+        self._first_success = min(self._first_success, now)
+        self._successes.append(now)
+        while self._successes and self._successes[0] < now - self.window_seconds:
+            self._successes.popleft()
+        if ticket is not None and ticket.probe:
+            self._end_probe(succeeded=True)
         week = parse_int_header(headers, REMAINING_WEEK)
         if week is not None:
             self.remaining_week = week
+        remaining = parse_int_header(headers, REMAINING_MINUTE)
         if remaining is None:
             return
+        self.headers_seen = True
         self.largest_remaining_seen = max(self.largest_remaining_seen, remaining + 1)
         reserve = math.ceil(self.largest_remaining_seen * (1.0 - self.budget_share))
         if remaining <= reserve:
-            self.pause_until(self._next_window_boundary())
+            self.pause_until(self._window_end())
 
-    def on_throttled(self, headers: Mapping[str, str]) -> float:
-        """A 429: pause the whole source; returns the pause length in seconds."""
+    def on_throttled(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> float:
+        """A 429: pause the whole source (and adapt); returns the pause length in seconds."""
         self.throttled += 1
-        wait = parse_retry_after(headers.get("Retry-After"), self._wall_clock())
-        resume_at = self._wall_clock() + wait if wait is not None else self._next_window_boundary()
-        self.pause_until(resume_at)
-        return max(0.0, resume_at - self._wall_clock())
+        now = self._clock()
+        sent_at = ticket.sent_at if ticket is not None else now
+        if sent_at >= self._epoch_started:
+            self._cut(now)
+        wait = parse_retry_after(headers.get("Retry-After"), now)
+        if ticket is not None and ticket.probe:
+            self._end_probe(succeeded=False)
+        if wait is not None:
+            self.pause_until(now + wait)
+        elif self.headers_seen:
+            self.pause_until(self._window_end())
+        else:
+            if not self._probing:
+                self._probing, self._probe_pause = True, self.window_seconds * FIRST_PROBE_FRACTION
+            self.pause_until(now + self._probe_pause)
+        return max(0.0, self._resume_at - now)
+
+    def _cut(self, now: float) -> None:
+        """One multiplicative decrease per congestion epoch, to a share of what the server allowed."""
+        # What the server let through, over the last window (or since we started, if that is shorter).
+        span = min(self.window_seconds, now - self._first_success) if self._successes else 0.0
+        allowed = len(self._successes) / span if span > 0.5 * self.window_seconds / EPOCHS_PER_WINDOW else 0.0
+        target = self.budget_share * allowed if allowed > 0 else self.rate / 2
+        floor = self.max_rate / 1000
+        self.rate = max(floor, min(self.rate * 0.7, target))
+        self.ssthresh = self.rate
+        self.cap = max(self.rate, min(self.cap, target)) if allowed > 0 else self.cap
+        self._epoch_started = now
+        self._next_slot = now + 1.0 / self.rate
+        self.cuts += 1
+
+    def on_other_outcome(self, ticket: Ticket) -> None:
+        """The request failed for another reason (5xx, reset): it was not throttled, so a probe is over."""
+        if ticket.probe:
+            self._end_probe(succeeded=True)
+
+    def _end_probe(self, *, succeeded: bool) -> None:
+        self._probe_out = False
+        if succeeded:
+            self._probing = False
+        else:
+            self._probe_pause = min(self._probe_pause * 2, self.window_seconds)
+        self._probe_released.set()
+
+    def learned_rate(self) -> float | None:
+        """The sustainable rate this run found (requests/s), to start the next run from; None if unknown."""
+        if self.headers_seen and self.largest_remaining_seen:
+            return self.budget_share * self.largest_remaining_seen / self.window_seconds
+        if self.cuts:
+            return self.cap
+        return None

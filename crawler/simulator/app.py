@@ -25,10 +25,9 @@ from aiohttp import encode_basic_auth, web
 from .dataset import PortalData, PortalSpec
 from .endpoints import JSON_ERROR, ROUTES, Reply
 from .faults import FaultConfig, FaultDecision, FaultInjector
+from .limits import MINUTE_LIMIT_TEXT, make_limits
 from .population import Person
 
-MINUTE_LIMIT_TEXT = "Number of requests has exceeded the 1 minute limit"
-WEEK_LIMIT_TEXT = "Number of requests has exceeded the 1 week limit"
 _WRITES = frozenset({"PUT", "POST", "PATCH"})
 # Wrapper key per kind of list: (real dialect, seed_wrapped dialect). The seed dialect sends bare arrays.
 _WRAPPERS = {"user": ("user", "users"), "member": ("user", "users"), "group": ("group", "groups"),
@@ -52,42 +51,6 @@ class PortalStats:
     writes: int = 0
 
 
-class RateWindow:
-    """Per-portal request limits as LearnUpon enforces them: a fixed window and a weekly budget.
-
-    The window opens at the first request after the previous one closed, so a test's burst never straddles
-    two windows by accident.
-    """
-
-    def __init__(self, limit: int, window_seconds: float, week_budget: int) -> None:
-        self.limit, self.window_seconds, self.week_budget = limit, window_seconds, week_budget
-        self.window_end, self.count, self.week_used = 0.0, 0, 0
-
-    def admit(self) -> str | None:
-        """Count one request; the 429 text when it is over a limit, else None."""
-        now = time.monotonic()
-        if now >= self.window_end:
-            self.window_end, self.count = now + self.window_seconds, 0
-        self.count += 1
-        if self.count > self.limit:
-            return MINUTE_LIMIT_TEXT
-        if self.week_used >= self.week_budget:
-            return WEEK_LIMIT_TEXT
-        self.week_used += 1
-        return None
-
-    @property
-    def remaining_minute(self) -> int:
-        return max(0, self.limit - self.count)
-
-    @property
-    def remaining_week(self) -> int:
-        return self.week_budget - self.week_used
-
-    def seconds_to_reset(self) -> float:
-        return max(0.0, self.window_end - time.monotonic())
-
-
 class SimulatedPortal:
     """One portal: its spec, its mutable data, its fault knobs, its traffic stats."""
 
@@ -96,7 +59,7 @@ class SimulatedPortal:
         self.spec, self.data, self.population = spec, data, population
         self.stats = PortalStats()
         self.faults = faults or FaultConfig()
-        self.limits = RateWindow(spec.rate_limit_per_window, 60.0, spec.week_budget)
+        self.limits = make_limits(spec, 60.0)
         self._expected_auth = encode_basic_auth(spec.username, spec.password)
 
     @property
@@ -120,7 +83,7 @@ class SimulatedPortal:
         self._fault_base = self.stats.requests  # fail_after and mutate count from the swap
 
     def set_window(self, window_seconds: float) -> None:
-        self.limits = RateWindow(self.spec.rate_limit_per_window, window_seconds, self.spec.week_budget)
+        self.limits = make_limits(self.spec, window_seconds)
 
     def reset_stats(self) -> None:
         self.stats = PortalStats()

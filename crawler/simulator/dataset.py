@@ -67,6 +67,7 @@ class PortalSpec(BaseModel):
     dialect: Dialect = "real"
     definitions_key_typo: bool = False  # spell it `customDataFieldDefintions`, as some portals do
     rate_limit_per_window: int = Field(300, ge=1)
+    rate_limiter: Literal["fixed_window", "token_bucket"] = "fixed_window"  # LearnUpon: a fixed window
     week_budget: int = Field(500_000, ge=1)
     id_offset: int = Field(0, ge=0)
     reference_time: datetime = DEFAULT_REFERENCE_TIME
