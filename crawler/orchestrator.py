@@ -119,6 +119,7 @@ async def crawl(
         run_id = resume_run
         store.reopen_run(run_id)
         already_complete = {c.source for c in store.coverage(run_id) if c.complete}
+    earlier = {c.source: c for c in store.coverage(run_id)}
 
     live = {} if live is None else live
     live.update({name: LiveSource(name, kind) for name, kind in kinds})
@@ -130,13 +131,13 @@ async def crawl(
                 live[portal.name].state = "skipped"
                 continue
             http, run = portal_source(portal, connector, config.crawl, store.learned_rate(portal.name))
-            jobs.append(_run_source(store, run_id, live[portal.name], http, run))
+            jobs.append(_run_source(store, run_id, live[portal.name], http, run, earlier.get(portal.name)))
         for idp in config.idps:
             if idp.name in already_complete:
                 live[idp.name].state = "skipped"
                 continue
             http, run = IDP_SOURCES[idp.type](idp, connector, config.crawl)
-            jobs.append(_run_source(store, run_id, live[idp.name], http, run))
+            jobs.append(_run_source(store, run_id, live[idp.name], http, run, earlier.get(idp.name)))
         await asyncio.gather(*jobs)
     finally:
         await connector.close()
@@ -145,9 +146,17 @@ async def crawl(
 
 
 async def _run_source(
-    store: SnapshotStore, run_id: int, live: LiveSource, http: SourceHttp, run: CrawlFn
+    store: SnapshotStore,
+    run_id: int,
+    live: LiveSource,
+    http: SourceHttp,
+    run: CrawlFn,
+    earlier: SourceCoverage | None = None,
 ) -> None:
-    """Crawl one source; whatever happens, its coverage row tells the truth."""
+    """Crawl one source; whatever happens, its coverage row tells the truth.
+
+    On a resumed run, `earlier` is what previous attempts recorded: counters add up across attempts.
+    """
     ctx = SourceContext(
         name=live.name,
         kind=live.kind,
@@ -186,4 +195,16 @@ async def _run_source(
         coverage.quarantined = ctx.progress.quarantined
         coverage.drift_events = ctx.progress.drift_events
         coverage.notes = list(ctx.progress.notes)
+        if ctx.done_at_start:
+            coverage.notes.insert(0, f"resumed: {len(ctx.done_at_start)} collections were already committed")
+        if earlier is not None:
+            _add_earlier_attempts(coverage, earlier)
         store.save_coverage(run_id, coverage)
+
+
+def _add_earlier_attempts(coverage: SourceCoverage, earlier: SourceCoverage) -> None:
+    for name in ("requests", "throttled", "retries", "records", "quarantined", "drift_events"):
+        setattr(coverage, name, getattr(coverage, name) + getattr(earlier, name))
+    for purpose, count in earlier.requests_by_purpose.items():
+        coverage.requests_by_purpose[purpose] = coverage.requests_by_purpose.get(purpose, 0) + count
+    coverage.started_at = earlier.started_at or coverage.started_at

@@ -38,6 +38,10 @@ class SourceContext:
     http: SourceHttp
     done: set[str] = field(default_factory=set)  # collections already committed (resume)
     progress: SourceProgress = field(default_factory=SourceProgress)
+    done_at_start: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.done_at_start = frozenset(self.done)
 
     def commit_page(self, collection: str, records: Iterable[Any], *, done: bool = False) -> int:
         """Store one page atomically; `done=True` marks the collection complete in the same commit."""

@@ -60,21 +60,32 @@ class PortalCrawl:
         *,
         purpose: str,
         keep: Callable[[Any], bool] | None = None,
+        boundary_check: bool = False,
     ) -> int:
         """Walk one listing into the snapshot; returns the number of records kept."""
         if collection in self.ctx.done:
             return -1
         kept = 0
         rejected = 0
-        async for page in iterate_pages(self.ctx.http, f"{self.api}{path}", params, keys, purpose=purpose):
-            if page.duplicates:
+        drift = 0
+        pages = iterate_pages(
+            self.ctx.http, f"{self.api}{path}", params, keys, purpose=purpose, boundary_check=boundary_check
+        )
+        async for page in pages:
+            if page.duplicates or page.drift:
                 self.ctx.progress.drift_events += 1
+                drift += 1
             records = self.ctx.normalise(collection, page.records, parse)
             if keep is not None:
                 accepted = [r for r in records if keep(r)]
                 rejected += len(records) - len(accepted)
                 records = accepted
             kept += self.ctx.commit_page(collection, records, done=page.last)
+        if drift:
+            self.ctx.note(
+                f"{collection}: the listing changed while it was read ({drift} drift events); records that "
+                "shifted across page boundaries were re-read and duplicates dropped"
+            )
         if rejected:
             self.ctx.note(
                 f"{collection}: the server ignored the filter in {path}?{_fmt(params)} and returned "
@@ -83,10 +94,20 @@ class PortalCrawl:
         return kept
 
     async def _users(self) -> None:
-        await self._list("users", "/users", {"version_id": "1.1"}, USER_KEYS, parse_user, purpose="users")
+        await self._list(
+            "users",
+            "/users",
+            {"version_id": "1.1"},
+            USER_KEYS,
+            parse_user,
+            purpose="users",
+            boundary_check=True,
+        )
 
     async def _groups_and_members(self) -> None:
-        await self._list("groups", "/groups", {}, GROUP_KEYS, parse_group, purpose="groups")
+        await self._list(
+            "groups", "/groups", {}, GROUP_KEYS, parse_group, purpose="groups", boundary_check=True
+        )
         group_ids = [row["id"] for row in self.ctx.store.rows("lu_groups", self.ctx.run_id, self.ctx.name)]
         async with asyncio.TaskGroup() as tasks:
             for group_id in group_ids:
@@ -104,7 +125,13 @@ class PortalCrawl:
 
     async def _courses_and_enrollments(self) -> None:
         await self._list(
-            "courses", "/courses", {"include_draft": "true"}, COURSE_KEYS, parse_course, purpose="courses"
+            "courses",
+            "/courses",
+            {"include_draft": "true"},
+            COURSE_KEYS,
+            parse_course,
+            purpose="courses",
+            boundary_check=True,
         )
         course_ids = [row["id"] for row in self.ctx.store.rows("lu_courses", self.ctx.run_id, self.ctx.name)]
         async with asyncio.TaskGroup() as tasks:

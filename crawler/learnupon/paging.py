@@ -1,8 +1,16 @@
-"""Walking a paged LearnUpon listing without assuming its page size.
+"""Walking a paged LearnUpon listing without assuming its page size, and without losing records to drift.
 
 `LU-Has-Next-Page` is followed when the server sends it; without it (the seed's dialect) the listing
-ends at the first empty page. Records are deduplicated by id within one listing, because offset pages
-shift when records are added or removed during a scan.
+ends at the first empty page.
+
+Offset pages shift when records are added or removed during a scan: an insertion before our offset
+repeats a record on the next page (dropped here by id, and counted as drift); a deletion before our
+offset pulls the first record of the next page back onto the page we already read, and a plain scan
+never sees it. With `boundary_check`, after reading page k+1 we read page k once more: a record that
+slid back across the boundary shows up there and is kept, and any change is counted as drift. It costs
+one request per page boundary, so it is used for the entity listings (users, groups, courses), where a
+missed record is a missed account; the relationship listings are verified by LearnUpon's own counters
+instead (see the crawl plan).
 """
 
 from __future__ import annotations
@@ -22,9 +30,41 @@ MAX_PAGES = 100_000  # a guard against a server that says "true" forever
 @dataclass
 class Page:
     number: int
-    records: list[Any]
-    duplicates: int
-    last: bool
+    records: list[Any]  # records not seen before in this listing
+    duplicates: int  # records seen before: an insertion shifted the pages
+    last: bool  # nothing follows: the listing (and its checks) is complete
+    drift: bool = False  # a boundary re-check found the previous page changed
+
+
+def _record_id(record: Any) -> Any:
+    return record.get("id") if isinstance(record, dict) else None
+
+
+class _Listing:
+    """The state of one listing: ids seen, and a fetch that keeps only new records."""
+
+    def __init__(self, http: SourceHttp, url: str, params: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+        self.http, self.url, self.params, self.keys = http, url, params, keys
+        self.seen: set[Any] = set()
+
+    async def fetch(self, number: int, purpose: str) -> tuple[list[Any], list[Any], int, bool]:
+        """(all records, new records, duplicates, server says more pages) of page `number`."""
+        response = await self.http.get_json(self.url, {**self.params, "page": number}, purpose=purpose)
+        raw = extract_list(response.body, self.keys, f"{self.http.name}: {purpose} page {number}")
+        fresh: list[Any] = []
+        duplicates = 0
+        for record in raw:
+            key = _record_id(record)
+            if key is not None and key in self.seen:
+                duplicates += 1
+                continue
+            if key is not None:
+                self.seen.add(key)
+            fresh.append(record)
+        has_next = response.headers.get(HAS_NEXT)
+        # An empty page ends the listing even if the header claims more: never loop on nothing.
+        more = bool(raw) and (has_next is None or has_next.strip().lower() == "true")
+        return raw, fresh, duplicates, more
 
 
 async def iterate_pages(
@@ -34,29 +74,20 @@ async def iterate_pages(
     keys: tuple[str, ...],
     *,
     purpose: str,
-    start_page: int = 1,
+    boundary_check: bool = False,
 ) -> AsyncIterator[Page]:
-    """Yield each page's new records (by id) until the listing ends."""
-    seen: set[Any] = set()
-    number = start_page
-    while number <= MAX_PAGES:
-        response = await http.get_json(url, {**params, "page": number}, purpose=purpose)
-        raw = extract_list(response.body, keys, f"{http.name}: {purpose} page {number}")
-        fresh = []
-        duplicates = 0
-        for record in raw:
-            key = record.get("id") if isinstance(record, dict) else None
-            if key is not None and key in seen:
-                duplicates += 1
-                continue
-            if key is not None:
-                seen.add(key)
-            fresh.append(record)
-        has_next = response.headers.get(HAS_NEXT)
-        # An empty page ends the listing even if the header claims more: never loop on nothing.
-        last = not raw or (has_next is not None and has_next.strip().lower() != "true")
-        yield Page(number, fresh, duplicates, last)
-        if last:
+    """Yield each page's new records until the listing ends; the final Page has `last=True`."""
+    listing = _Listing(http, url, params, keys)
+    previous_ids: list[Any] | None = None
+    for number in range(1, MAX_PAGES + 1):
+        raw, fresh, duplicates, more = await listing.fetch(number, purpose)
+        check = boundary_check and previous_ids is not None and bool(raw)
+        yield Page(number, fresh, duplicates, last=not more and not check)
+        if check:
+            again, extra, _, _ = await listing.fetch(number - 1, f"{purpose}_boundary_check")
+            changed = [_record_id(r) for r in again] != previous_ids
+            yield Page(number - 1, extra, 0, last=not more, drift=changed)
+        if not more:
             return
-        number += 1
+        previous_ids = [_record_id(r) for r in raw]
     raise TransientError(f"{http.name}: {purpose} did not end after {MAX_PAGES} pages")
