@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from multidict import CIMultiDict
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError, TransientError
@@ -169,7 +170,7 @@ class SourceHttp:
                 method, url, params=params, json=json_body, data=data, headers=headers
             ) as resp:
                 status = resp.status
-                resp_headers = {k: v for k, v in resp.headers.items()}
+                resp_headers = _joined_headers(resp.headers)
                 raw = await resp.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
             self.stats.by_purpose[purpose] += 1
@@ -202,6 +203,18 @@ def _decode(source: str, method: str, url: str, response: Response, expect_json:
     return Response(response.status, response.headers, body)
 
 
+def _joined_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
+    """Case-insensitive headers with repeated fields joined by ", " (RFC 9110 §5.3).
+
+    Keeping only one of repeated fields can lose Okta's `Link: …; rel="next"` when it is not last.
+    """
+    joined: CIMultiDict[str] = CIMultiDict()
+    for key in headers:
+        if key not in joined:
+            joined[key] = ", ".join(headers.getall(key))  # type: ignore[attr-defined]
+    return joined
+
+
 def _transport_failure(source: str, method: str, where: str, exc: BaseException) -> str:
     """Describe a network failure from its type only: aiohttp's own text can include request details."""
     if isinstance(exc, TimeoutError):
@@ -217,6 +230,7 @@ def make_session(
     headers: Mapping[str, str] | None = None,
     total_timeout: float = 60.0,
     connect_timeout: float = 15.0,
+    middlewares: Sequence[Any] = (),
 ) -> aiohttp.ClientSession:
     """A session of its own for one source, over the process-wide connector.
 
@@ -229,6 +243,7 @@ def make_session(
         headers=headers,
         timeout=aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout),
         raise_for_status=False,
+        middlewares=tuple(middlewares),
     )
 
 

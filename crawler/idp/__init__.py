@@ -3,6 +3,7 @@ its own `SourceHttp` (auth context) and the coroutine that crawls it into a `Sou
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,5 +18,24 @@ OpenSource = Callable[
     tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]],
 ]
 
+
+def _lazy(module: str) -> OpenSource:
+    """Import a vendor module on first use: no import cycle, and no JWT/crypto import for Okta-only runs."""
+
+    def open_source(
+        cfg: Any, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
+    ) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
+        return importlib.import_module(module).open_source(cfg, connector, crawl_config)  # type: ignore[no-any-return]
+
+    open_source.__qualname__ = f"{module}.open_source"
+    return open_source
+
+
 # type name in config -> the vendor's open_source; filled in as vendors are added.
-IDP_SOURCES: dict[str, OpenSource] = {}
+IDP_SOURCES: dict[str, OpenSource] = {
+    "okta": _lazy("crawler.idp.okta"),
+    "entra": _lazy("crawler.idp.entra"),
+    "google": _lazy("crawler.idp.google"),
+    "scim": _lazy("crawler.idp.scim"),
+    "csv": _lazy("crawler.idp.csv_source"),
+}

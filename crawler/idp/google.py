@@ -1,0 +1,230 @@
+"""Google Workspace: Admin SDK Directory `users.list` as a service account with domain-wide delegation.
+
+The key file's private key signs a short-lived RS256 assertion (impersonating `subject`), exchanged at the
+key's `token_uri` for a bearer token. Google reports quota exhaustion as 403 (`userRateLimitExceeded`,
+`quotaExceeded`) as well as 429 (`rateLimitExceeded`); those back off and retry, while a real 403
+(`forbidden`: no delegation, subject not an admin) fails at once with its reason. Key material and tokens
+never appear in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+from pydantic import SecretStr
+
+from crawler.config import CrawlConfig, GoogleConfig, check_base_url
+from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError
+from crawler.http import SourceHttp, make_session
+from crawler.idp.server_paced import ServerPacedController
+from crawler.idp.status import AddressBook, google_status, parse_time, require_id
+from crawler.idp.tokens import TokenCache, TokenRefused, token_from_response, token_http
+from crawler.records import Identity
+from crawler.source import SourceContext
+
+log = logging.getLogger("idgraph.idp.google")
+
+USERS = "users"
+SCOPE = "https://www.googleapis.com/auth/admin.directory.user.readonly"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+PAGE_SIZE = 500
+QUOTA_REASONS = frozenset({"userRateLimitExceeded", "quotaExceeded", "rateLimitExceeded"})
+
+
+@dataclass(frozen=True)
+class ServiceAccountKey:
+    client_email: str
+    private_key: SecretStr
+    token_uri: str
+    private_key_id: str | None = None
+
+
+def load_key(path: Path, source: str) -> ServiceAccountKey:
+    """Read the key file; errors name the file and the field, never its content."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SourceError(f"{source}: cannot read the key file {path}: {exc.strerror}") from None
+    except ValueError:
+        raise SourceError(f"{source}: the key file {path} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise SourceError(f"{source}: the key file {path} is not a service-account key")
+    missing = [k for k in ("client_email", "private_key", "token_uri") if not isinstance(data.get(k), str)]
+    if missing:
+        raise SourceError(f"{source}: the key file {path} has no {', '.join(missing)}")
+    try:
+        check_base_url(data["token_uri"])
+    except ValueError as exc:
+        raise SourceError(f"{source}: token_uri in {path}: {exc}") from None
+    key_id = data.get("private_key_id")
+    return ServiceAccountKey(
+        client_email=data["client_email"],
+        private_key=SecretStr(data["private_key"]),
+        token_uri=data["token_uri"],
+        private_key_id=key_id if isinstance(key_id, str) else None,
+    )
+
+
+def make_assertion(key: ServiceAccountKey, subject: str, source: str, now: float | None = None) -> str:
+    """The signed JWT Google exchanges for a token (RS256, one hour at most)."""
+    issued = int(time.time() if now is None else now)
+    claims = {"iss": key.client_email, "sub": subject, "scope": SCOPE, "aud": key.token_uri}
+    claims |= {"iat": issued, "exp": issued + 3600}
+    headers = {"kid": key.private_key_id} if key.private_key_id else None
+    try:
+        return jwt.encode(claims, key.private_key.get_secret_value(), algorithm="RS256", headers=headers)
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        raise TokenRefused(
+            f"{source}: the key file's private_key cannot sign ({type(exc).__name__})"
+        ) from None
+
+
+@dataclass
+class LastError:
+    """The `error.errors[].reason` of the latest 403/429, for a failure message worth reading."""
+
+    reason: str | None = None
+
+
+def quota_as_throttle(last: LastError) -> Any:
+    """Client middleware: a 403 whose reason is a quota reason is throttling, so it is answered as 429.
+
+    `SourceHttp` then pauses the source through its rate controller and sends the request again.
+    """
+
+    async def middleware(request: aiohttp.ClientRequest, handler: Any) -> aiohttp.ClientResponse:
+        response = await handler(request)
+        if response.status in (403, 429):
+            last.reason = _reason(await response.read())
+            if response.status == 403 and last.reason in QUOTA_REASONS:
+                response.status = 429
+        return response
+
+    return middleware
+
+
+def _reason(body: bytes) -> str | None:
+    try:
+        errors = json.loads(body)["error"]["errors"]
+        return next((e["reason"] for e in errors if isinstance(e.get("reason"), str)), None)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def parse_user(raw: Mapping[str, Any]) -> Identity:
+    """One Directory user: disabled when suspended or archived; every alias is an address."""
+    idp_id = require_id(raw)
+    raw_status, status = google_status(raw.get("suspended"), raw.get("archived"))
+    book = AddressBook()
+    book.add(raw.get("primaryEmail"), kind="email", primary=True)
+    for field in ("aliases", "nonEditableAliases"):
+        for alias in raw.get(field) or ():
+            book.add(alias, kind="alias")
+    name = raw.get("name")
+    full_name = name.get("fullName") if isinstance(name, Mapping) else None
+    return Identity(
+        idp_id=idp_id,
+        addresses=book.build("address (primaryEmail and aliases are empty)"),
+        raw_status=raw_status,
+        status=status,
+        last_login=parse_time(raw.get("lastLoginTime")),
+        display_name=full_name if isinstance(full_name, str) else None,
+    )
+
+
+class GoogleCrawl:
+    """The `users.list` listing of one customer into the snapshot."""
+
+    def __init__(self, cfg: GoogleConfig, last_error: LastError) -> None:
+        self.cfg = cfg
+        self.last_error = last_error
+
+    async def run(self, ctx: SourceContext) -> None:
+        if USERS in ctx.done:
+            return
+        try:
+            await self._walk(ctx)
+        except TokenRefused:
+            raise
+        except AuthError as exc:
+            reason = f" [reason: {self.last_error.reason}]" if self.last_error.reason else ""
+            raise AuthError(
+                f"{exc}{reason}; check the domain-wide delegation of {SCOPE} for the service account "
+                f"and that {self.cfg.subject} is an admin"
+            ) from None
+
+    async def _walk(self, ctx: SourceContext) -> None:
+        url = f"{self.cfg.base_url}/admin/directory/v1/users"
+        page_token: str | None = None
+        seen: set[str] = set()
+        page = 0
+        while True:
+            page += 1
+            params = {"customer": self.cfg.customer, "maxResults": str(PAGE_SIZE)}
+            if page_token:
+                params["pageToken"] = page_token
+            response = await ctx.http.get_json(url, params, purpose=USERS)
+            body = response.body
+            users = body.get("users", []) if isinstance(body, Mapping) else None
+            if not isinstance(users, list):
+                raise SourceError(
+                    f"{self.cfg.name}: users page {page} is not a users list; listing incomplete"
+                )
+            identities = ctx.normalise(USERS, users, parse_user)
+            next_token = body.get("nextPageToken") if isinstance(body, Mapping) else None
+            ctx.commit_page(USERS, identities, done=not next_token)
+            log.debug("%s: users page %d, %d users", self.cfg.name, page, len(identities))
+            if not next_token:
+                return
+            if next_token in seen:
+                raise SourceError(f"{self.cfg.name}: users paging loops back on itself")
+            seen.add(next_token)
+            page_token = next_token
+
+
+def open_source(
+    cfg: GoogleConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
+) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
+    """Google's auth context. The key file is read when the crawl starts: a bad one fails this source only."""
+    last_error = LastError()
+    session = make_session(
+        connector,
+        total_timeout=crawl_config.request_timeout_seconds,
+        connect_timeout=crawl_config.connect_timeout_seconds,
+        middlewares=(quota_as_throttle(last_error),),
+    )
+    controller = ServerPacedController(cfg.name, ceiling=cfg.requests_per_minute, window_seconds=60)
+    keys: list[ServiceAccountKey] = []
+    tokens: list[SourceHttp] = []
+
+    async def fetch_token() -> tuple[str, float]:
+        if not keys:
+            keys.append(load_key(cfg.key_file, cfg.name))
+        key = keys[0]
+        form = {"grant_type": JWT_BEARER, "assertion": make_assertion(key, cfg.subject, cfg.name)}
+        try:
+            response = await tokens[0].request("POST", key.token_uri, data=form, purpose="token")
+        except (AuthError, ClientRequestError, NotFoundError) as exc:
+            raise TokenRefused(
+                f"{exc}; the token endpoint refused the service-account assertion — check the key file "
+                f"and that {key.client_email} may impersonate {cfg.subject}"
+            ) from None
+        return token_from_response(response.body, cfg.name)
+
+    http = SourceHttp(
+        cfg.name,
+        session,
+        controller,
+        max_concurrency=crawl_config.max_concurrency_per_source,
+        auth_headers=TokenCache(fetch_token).headers,
+    )
+    tokens.append(token_http(http, cfg.name))
+    return http, GoogleCrawl(cfg, last_error).run

@@ -1,0 +1,210 @@
+"""Okta: `GET /api/v1/users`, twice — because the plain list hides DEPROVISIONED users.
+
+A deactivated person is missing from the plain listing, so a crawler that only lists would report them as
+"not in the IdP" instead of "disabled". A second pass with `search=status eq "DEPROVISIONED"` finds them.
+Paging follows the `Link: rel="next"` header verbatim; pacing follows `X-Rate-Limit-*`, whose budget and
+reset are shared by every client of the org, so we stop at a reserve instead of running it dry.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from crawler.config import CrawlConfig, OktaConfig
+from crawler.errors import AuthError, SourceError
+from crawler.http import SourceHttp, make_session
+from crawler.idp.status import AddressBook, okta_status, parse_time, require_id, same_origin_link
+from crawler.ratelimit import RateController, Ticket, parse_retry_after
+from crawler.records import Identity
+from crawler.source import SourceContext
+
+log = logging.getLogger("idgraph.idp.okta")
+
+USERS = "users"
+DEPROVISIONED = "deprovisioned"
+PAGE_LIMIT = 200  # Okta's maximum and default
+DEPROVISIONED_SEARCH = 'status eq "DEPROVISIONED"'
+MAX_RESET_WAIT = 120.0  # Okta windows are one minute; never trust a reset further out than this
+RESET_MARGIN = 0.5
+
+_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup on a plain mapping."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    value = header(headers, name)
+    try:
+        return int(float(value.strip())) if value is not None else None
+    except ValueError:
+        return None
+
+
+def next_link(headers: Mapping[str, str]) -> str | None:
+    """The `rel="next"` target of a Link header (several links may share one comma-joined header)."""
+    value = header(headers, "Link")
+    if not value:
+        return None
+    for match in _LINK.finditer(value):
+        params = match.group(2)
+        rel = re.search(r'rel\s*=\s*"?([^";,]+)"?', params)
+        if rel and "next" in rel.group(1).lower().split():
+            return match.group(1).strip()
+    return None
+
+
+class OktaRateController(RateController):
+    """RateController plus Okta's headers: pause at the reserve until `X-Rate-Limit-Reset`.
+
+    The reset is server epoch seconds; the server's `Date` header corrects for clock skew. Once Okta's
+    headers are seen they replace the base class's blind adaptive pacing.
+    """
+
+    def __init__(self, *args: Any, wall_clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
+        super().__init__(*args, wall_clock=wall_clock, **kwargs)
+        self._now = wall_clock
+
+    def _resume_at_reset(self, headers: Mapping[str, str]) -> float | None:
+        reset = _header_int(headers, "X-Rate-Limit-Reset")
+        if reset is None:
+            return None
+        now = self._now()
+        server_now = now
+        date = header(headers, "Date")
+        if date:
+            try:
+                server_now = parsedate_to_datetime(date).timestamp()
+            except (TypeError, ValueError, IndexError):
+                server_now = now
+        wait = min(max(reset - server_now, 0.0), MAX_RESET_WAIT)
+        return now + wait + RESET_MARGIN
+
+    def on_success(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> None:
+        super().on_success(headers, ticket)
+        remaining = _header_int(headers, "X-Rate-Limit-Remaining")
+        limit = _header_int(headers, "X-Rate-Limit-Limit")
+        if remaining is None or limit is None or limit <= 0:
+            return
+        self.headers_seen = True
+        reserve = max(1, math.ceil(limit * (1.0 - self.budget_share)))
+        if remaining <= reserve:
+            resume_at = self._resume_at_reset(headers)
+            if resume_at is not None:
+                log.debug("okta pacing: %s of %s left, waiting for the reset", remaining, limit)
+                self.pause_until(resume_at)
+
+    def on_throttled(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> float:
+        """Okta's 429 carries no Retry-After; its `X-Rate-Limit-Reset` says when the window reopens."""
+        resume_at = self._resume_at_reset(headers)
+        retry_after = header(headers, "Retry-After")
+        if resume_at is None or parse_retry_after(retry_after) is not None:
+            plain = {"Retry-After": retry_after} if retry_after is not None else {}
+            return super().on_throttled(plain, ticket)
+        self.headers_seen = True
+        self.throttled += 1
+        self.pause_until(resume_at)
+        return max(0.0, resume_at - self._now())
+
+
+def parse_user(raw: Mapping[str, Any]) -> Identity:
+    """One Okta user. `profile.secondEmail` is a recovery address, often personal: never an address."""
+    idp_id = require_id(raw)
+    raw_status = raw.get("status")
+    status = okta_status(raw_status)
+    profile = raw.get("profile") or {}
+    book = AddressBook()
+    book.add(profile.get("email"), kind="email", primary=True)
+    book.add(profile.get("login"), kind="login")
+    first, last = profile.get("firstName"), profile.get("lastName")
+    display = profile.get("displayName") or " ".join(p for p in (first, last) if isinstance(p, str)) or None
+    return Identity(
+        idp_id=idp_id,
+        addresses=book.build("address (profile.email and profile.login are empty or not emails)"),
+        raw_status=str(raw_status),
+        status=status,
+        status_changed_at=parse_time(raw.get("statusChanged")),
+        last_login=parse_time(raw.get("lastLogin")),
+        display_name=display,
+    )
+
+
+class OktaCrawl:
+    """The two listings of one Okta org into the snapshot."""
+
+    def __init__(self, cfg: OktaConfig) -> None:
+        self.cfg = cfg
+        self.users_url = f"{cfg.base_url}/api/v1/users"
+
+    async def run(self, ctx: SourceContext) -> None:
+        # The search pass goes first: it is eventually consistent, and the plain list (consistent) then
+        # overwrites any stale row of a user reactivated in between.
+        try:
+            await self._walk(ctx, DEPROVISIONED, {"search": DEPROVISIONED_SEARCH, "limit": PAGE_LIMIT})
+            await self._walk(ctx, USERS, {"limit": PAGE_LIMIT})
+        except AuthError as exc:
+            raise AuthError(
+                f"{exc}; check the API token in ${self.cfg.token_env} (sent as {self.cfg.auth_scheme})"
+            ) from None
+
+    async def _walk(self, ctx: SourceContext, collection: str, params: dict[str, Any]) -> None:
+        if collection in ctx.done:
+            return
+        url: str = self.users_url
+        query: dict[str, Any] | None = params
+        seen: set[str] = set()
+        page = 0
+        while True:
+            page += 1
+            response = await ctx.http.get_json(url, query, purpose=collection)
+            if not isinstance(response.body, list):
+                raise SourceError(
+                    f"{self.cfg.name}: page {page} of {collection} is not a list of users; listing incomplete"
+                )
+            identities = ctx.normalise(collection, response.body, parse_user)
+            link = next_link(response.headers)
+            target = same_origin_link(link, url, self.cfg.base_url, self.cfg.name) if link else None
+            ctx.commit_page(collection, identities, done=target is None)
+            log.debug("%s: %s page %d, %d users", self.cfg.name, collection, page, len(identities))
+            if target is None:
+                return
+            if target in seen:
+                raise SourceError(f"{self.cfg.name}: {collection} paging loops back on itself")
+            seen.add(target)
+            url, query = target, None  # the next link is complete: follow it as given
+
+
+def open_source(
+    cfg: OktaConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
+) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
+    """Okta's auth context: SSWS or Bearer token, its own session, limiter and concurrency cap."""
+    session = make_session(
+        connector,
+        total_timeout=crawl_config.request_timeout_seconds,
+        connect_timeout=crawl_config.connect_timeout_seconds,
+    )
+    controller = OktaRateController(ceiling=cfg.requests_per_minute, window_seconds=60)
+
+    async def auth_headers() -> dict[str, str]:
+        if cfg.token is None:
+            raise AuthError(f"{cfg.name}: no API token (set ${cfg.token_env})")
+        return {"Authorization": f"{cfg.auth_scheme} {cfg.token.get_secret_value()}"}
+
+    http = SourceHttp(
+        cfg.name, session, controller, max_concurrency=cfg.max_concurrency, auth_headers=auth_headers
+    )
+    return http, OktaCrawl(cfg).run

@@ -1,0 +1,132 @@
+"""SCIM 2.0 (RFC 7644): `GET {base}/Users` with 1-based index paging and a bearer token.
+
+Servers may return fewer resources than asked for, so the next `startIndex` advances by what was received;
+the listing is complete when `startIndex` passes `totalResults`. A page that comes back empty before that
+is a listing that stopped short, and is reported as incomplete rather than read as "that is everyone".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+from crawler.config import CrawlConfig, ScimConfig
+from crawler.errors import AuthError, SourceError
+from crawler.http import SourceHttp, make_session
+from crawler.idp.server_paced import ServerPacedController
+from crawler.idp.status import AddressBook, is_email, require_id, scim_status
+from crawler.records import Identity
+from crawler.source import SourceContext
+
+log = logging.getLogger("idgraph.idp.scim")
+
+USERS = "users"
+
+
+def parse_user(raw: Mapping[str, Any]) -> Identity:
+    """One SCIM User: `active` false is disabled; `emails[]` (primary first) and an email-like userName."""
+    idp_id = require_id(raw)
+    raw_status, status = scim_status(raw.get("active"))
+    book = AddressBook()
+    emails = [e for e in raw.get("emails") or () if isinstance(e, Mapping)]
+    for entry in sorted(emails, key=lambda e: e.get("primary") is not True):
+        book.add(entry.get("value"), kind="email", primary=entry.get("primary") is True)
+    user_name = raw.get("userName")
+    if is_email(user_name):
+        book.add(user_name, kind="login")
+    name = raw.get("name")
+    display = raw.get("displayName") or (name.get("formatted") if isinstance(name, Mapping) else None)
+    user_type = raw.get("userType")
+    return Identity(
+        idp_id=idp_id,
+        addresses=book.build("address (emails is empty and userName is not an email)"),
+        raw_status=raw_status,
+        status=status,
+        user_type=user_type.strip().lower() if isinstance(user_type, str) and user_type.strip() else None,
+        display_name=display if isinstance(display, str) else None,
+    )
+
+
+def _int_field(body: Mapping[str, Any], key: str, source: str, page: int) -> int:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SourceError(f"{source}: page {page} of /Users has no valid {key}; listing incomplete")
+    return value
+
+
+class ScimCrawl:
+    """The `/Users` listing of one SCIM service provider into the snapshot."""
+
+    def __init__(self, cfg: ScimConfig) -> None:
+        self.cfg = cfg
+
+    async def run(self, ctx: SourceContext) -> None:
+        if USERS in ctx.done:
+            return
+        try:
+            await self._walk(ctx)
+        except AuthError as exc:
+            raise AuthError(f"{exc}; check the bearer token in ${self.cfg.token_env}") from None
+
+    async def _walk(self, ctx: SourceContext) -> None:
+        url = f"{self.cfg.base_url}/Users"
+        start, page = 1, 0
+        while True:
+            page += 1
+            params = {"startIndex": str(start), "count": str(self.cfg.page_size)}
+            response = await ctx.http.get_json(url, params, purpose=USERS)
+            body = response.body
+            if not isinstance(body, Mapping):
+                raise SourceError(f"{self.cfg.name}: page {page} of /Users is not a ListResponse")
+            total = _int_field(body, "totalResults", self.cfg.name, page)
+            resources = body.get("Resources", [])
+            if not isinstance(resources, list):
+                raise SourceError(f"{self.cfg.name}: page {page} of /Users has no Resources list")
+            if not resources and start <= total:
+                raise SourceError(
+                    f"{self.cfg.name}: /Users returned an empty page at startIndex={start} although "
+                    f"totalResults={total}; listing incomplete"
+                )
+            identities = ctx.normalise(USERS, resources, parse_user)
+            start += len(resources)
+            done = start > total
+            ctx.commit_page(USERS, identities, done=done)
+            log.debug(
+                "%s: users page %d, %d users, next startIndex %d of %d",
+                self.cfg.name,
+                page,
+                len(identities),
+                start,
+                total,
+            )
+            if done:
+                return
+
+
+def open_source(
+    cfg: ScimConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
+) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
+    """A SCIM endpoint's auth context: a bearer token on its own session and limiter."""
+    session = make_session(
+        connector,
+        total_timeout=crawl_config.request_timeout_seconds,
+        connect_timeout=crawl_config.connect_timeout_seconds,
+    )
+    controller = ServerPacedController(cfg.name, ceiling=cfg.requests_per_minute, window_seconds=60)
+
+    async def auth_headers() -> dict[str, str]:
+        if cfg.token is None:
+            raise AuthError(f"{cfg.name}: no bearer token (set ${cfg.token_env})")
+        return {"Authorization": f"Bearer {cfg.token.get_secret_value()}"}
+
+    http = SourceHttp(
+        cfg.name,
+        session,
+        controller,
+        max_concurrency=crawl_config.max_concurrency_per_source,
+        auth_headers=auth_headers,
+    )
+    return http, ScimCrawl(cfg).run
