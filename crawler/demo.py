@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from crawler.config import Config, parse_config
+from crawler.idp.fakes import serve
+from crawler.idp.fakes.okta import OktaFake, okta_users_from_people
 from crawler.orchestrator import CrawlResult, LiveSource, crawl
 from crawler.progress import summary_table, with_live_progress
 from crawler.simulator.server import RunningSimulator, make_portals, run_simulator
@@ -23,8 +25,12 @@ DEMO_WINDOW_SECONDS = 2.0
 DEMO_PORTAL_NAMES = ("emea", "amer", "apac", "anz", "dach", "nordics", "latam", "uk")
 
 
-def demo_config(sim: RunningSimulator) -> tuple[Config, dict[str, str]]:
-    """A config for the running simulator, with its synthetic credentials in a private env mapping."""
+DEMO_OKTA_TOKEN = "demo-okta-token-not-a-secret"
+
+
+def demo_config(sim: RunningSimulator, okta_url: str | None = None) -> tuple[Config, dict[str, str]]:
+    """A config for the running simulator (and fake Okta), with their synthetic credentials in a private
+    env mapping rather than the process environment."""
     env: dict[str, str] = {}
     portals: list[dict[str, Any]] = []
     for portal in sim.portals:
@@ -42,7 +48,13 @@ def demo_config(sim: RunningSimulator) -> tuple[Config, dict[str, str]]:
                 "rate_window_seconds": DEMO_WINDOW_SECONDS,
             }
         )
-    raw = {"review": {"managed_domains": ["acme.com", "acme.co.uk"], "dormant_days": 90}, "portals": portals}
+    raw: dict[str, Any] = {
+        "review": {"managed_domains": ["acme.com", "acme.co.uk"], "dormant_days": 90},
+        "portals": portals,
+    }
+    if okta_url is not None:
+        env["OKTA_API_TOKEN"] = DEMO_OKTA_TOKEN
+        raw["idps"] = [{"name": "okta", "type": "okta", "base_url": okta_url, "token_env": "OKTA_API_TOKEN"}]
     return parse_config(raw, env=env), env
 
 
@@ -57,18 +69,24 @@ async def run_demo(out: Path, *, portals: int, users: int, console: Console, qui
     # Dates in the synthetic directory are relative to today, so "dormant" means what it says.
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     sims = make_portals(_names(portals), users=users, seed=7, reference_time=today)
-    async with run_simulator(sims, window_seconds=DEMO_WINDOW_SECONDS) as sim:
-        config, _ = demo_config(sim)
-        if not quiet:
-            console.print(
-                f"simulating {portals} LearnUpon portals × {users} users on {sim.url} "
-                f"(rate window compressed to {DEMO_WINDOW_SECONDS:g} s)",
-                highlight=False,
-            )
-        with SnapshotStore(db) as store:
-            live: dict[str, LiveSource] = {}
-            work = crawl(config, store, live=live)
-            result = await (work if quiet else with_live_progress(console, live, work))
+    people = sims[0].population or []
+    okta = await serve(OktaFake(okta_users_from_people(people), token=DEMO_OKTA_TOKEN).app())
+    try:
+        async with run_simulator(sims, window_seconds=DEMO_WINDOW_SECONDS) as sim:
+            config, _ = demo_config(sim, okta.url)
+            if not quiet:
+                console.print(
+                    f"simulating {portals} LearnUpon portals × {users} users on {sim.url} "
+                    f"(rate window compressed to {DEMO_WINDOW_SECONDS:g} s) and an Okta org of "
+                    f"{len(people)} people on {okta.url}",
+                    highlight=False,
+                )
+            with SnapshotStore(db) as store:
+                live: dict[str, LiveSource] = {}
+                work = crawl(config, store, live=live)
+                result = await (work if quiet else with_live_progress(console, live, work))
+    finally:
+        await okta.close()
     if not quiet:
         console.print(summary_table(result.coverage))
         console.print(_throughput_table(result))
