@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from crawler.config import Config, ConfigError, load_config
 from crawler.errors import SourceError
@@ -89,8 +91,19 @@ def crawl_command(
         )
     except SourceError as exc:
         raise _fail_usage(str(exc)) from None
+    _save_review_settings(db, result.run_id, cfg)
     _print_outcome(result, db, quiet, log_format)
     raise typer.Exit(EXIT_OK if result.complete else EXIT_INCOMPLETE)
+
+
+def _save_review_settings(db: Path, run_id: int, cfg: Config) -> None:
+    """Keep the run's [review] settings with it, so `idgraph report` needs no config file."""
+    from graph.history import save_review_settings
+    from graph.rules import ReviewSettings
+
+    with SnapshotStore(db) as store:
+        settings = ReviewSettings(tuple(cfg.review.managed_domains), cfg.review.dormant_days)
+        save_review_settings(store, run_id, settings)
 
 
 def _print_outcome(result: CrawlResult, db: Path, quiet: bool, log_format: str) -> None:
@@ -107,6 +120,110 @@ def _print_outcome(result: CrawlResult, db: Path, quiet: bool, log_format: str) 
         console.print(summary_table(result.coverage))
     state = "complete" if result.complete else "INCOMPLETE"
     console.print(f"run {result.run_id} {state} → {db}", highlight=False)
+
+
+@app.command("report")
+def report_command(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the report files.")],
+    db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")] = DEFAULT_DB,
+    run: Annotated[int | None, typer.Option("--run", help="Run id (default: the newest).")] = None,
+    formats: Annotated[str, typer.Option("--format", help="Any of csv,json,html,md.")] = "csv,json,html,md",
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Take [review] settings from this config.")
+    ] = None,
+) -> None:
+    """Write the findings of a run as CSV, JSON, HTML and Markdown (offline: no source is queried).
+
+    Exit 0 when the run's coverage is complete, 3 when some source was incomplete (the report says which
+    verdicts were withheld), 2 on bad usage.
+
+    Example: idgraph report --db snapshots.db --out ./review --format html,csv
+    """
+    from graph.review import review_run
+
+    settings = _review_settings(config) if config is not None else None
+    if not db.exists():
+        raise _fail_usage(f"--db: no snapshot at {db}")
+    try:
+        review = review_run(db, out, run_id=run, formats=formats, settings=settings)
+    except (LookupError, ValueError) as exc:
+        raise _fail_usage(str(exc)) from None
+    _print_review(review)
+    raise typer.Exit(EXIT_OK if review.complete else EXIT_INCOMPLETE)
+
+
+@app.command("diff")
+def diff_command(
+    db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")] = DEFAULT_DB,
+    run: Annotated[int | None, typer.Option("--run", help="Run id (default: the newest).")] = None,
+) -> None:
+    """What is new and what was resolved since the previous run.
+
+    A finding that disappeared because its source was incomplete is listed as "not re-checked", never
+    as resolved.
+
+    Example: idgraph diff --db snapshots.db
+    """
+    from graph.review import review_run
+
+    if not db.exists():
+        raise _fail_usage(f"--db: no snapshot at {db}")
+    try:
+        review = review_run(db, None, run_id=run)
+    except (LookupError, ValueError) as exc:
+        raise _fail_usage(str(exc)) from None
+    changes = review.diff
+    if changes.previous_run_id is None:
+        console.print(f"run {review.run_id} is the first reviewed run: nothing to compare with")
+        return
+    table = Table(title=f"run {review.run_id} vs run {changes.previous_run_id}")
+    for column in ("change", "finding", "severity", "email", "portal", "user id"):
+        table.add_column(column)
+    for label, entries in (
+        ("new", changes.new),
+        ("resolved", changes.resolved),
+        ("not re-checked", changes.not_rechecked),
+    ):
+        for entry in entries:
+            table.add_row(
+                label, entry.code, entry.severity or "", entry.email or "", entry.portal or "",
+                str(entry.learnupon_user_id or ""),
+            )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"{len(changes.new)} new, {len(changes.resolved)} resolved, {len(changes.not_rechecked)} not "
+        f"re-checked, {len(changes.still_open)} still open",
+        highlight=False,
+    )
+
+
+def _review_settings(config_path: Path):  # -> graph.rules.ReviewSettings
+    from graph.rules import ReviewSettings
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        raise _fail_usage(f"config error: {exc}") from None
+    return ReviewSettings(tuple(cfg.review.managed_domains), cfg.review.dormant_days)
+
+
+def _print_review(review) -> None:  # review: graph.review.Review
+    counts: dict[str, int] = {}
+    for finding in review.findings.findings:
+        counts[finding.code.value] = counts.get(finding.code.value, 0) + 1
+    table = Table(title=f"findings of run {review.run_id}")
+    table.add_column("finding")
+    table.add_column("accounts", justify="right")
+    for code, count in sorted(counts.items()):
+        table.add_row(code, str(count))
+    console.print(table)
+    for item in review.findings.unavailable:
+        console.print(
+            f"[yellow]not given:[/] {item.code.value} ({escape(item.scope)}): {escape(item.reason)}",
+            highlight=False,
+        )
+    for kind, path in review.paths.items():
+        console.print(f"{kind}: {path}", highlight=False)
 
 
 @app.command("demo")
@@ -160,6 +277,16 @@ def simulate_command(
         )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(sims, host, port, window_seconds))
+
+
+def _mount_subcommands() -> None:
+    """Command groups that live beside the concept they drive."""
+    from crawler.remediation.cli import remediate_app
+
+    app.add_typer(remediate_app, name="remediate")
+
+
+_mount_subcommands()
 
 
 def main() -> None:

@@ -20,6 +20,8 @@ from crawler.orchestrator import CrawlResult, LiveSource, crawl
 from crawler.progress import summary_table, with_live_progress
 from crawler.simulator.server import RunningSimulator, make_portals, run_simulator
 from crawler.store import SnapshotStore
+from graph.review import Review, review_run
+from graph.rules import ReviewSettings
 
 DEMO_WINDOW_SECONDS = 2.0
 DEMO_PORTAL_NAMES = ("emea", "amer", "apac", "anz", "dach", "nordics", "latam", "uk")
@@ -87,11 +89,33 @@ async def run_demo(out: Path, *, portals: int, users: int, console: Console, qui
                 result = await (work if quiet else with_live_progress(console, live, work))
     finally:
         await okta.close()
+    review = review_run(db, out, run_id=result.run_id, settings=_settings(config))
     if not quiet:
         console.print(summary_table(result.coverage))
         console.print(_throughput_table(result))
+        console.print(_headline(review))
         console.print(f"snapshot: {db} (run {result.run_id})", highlight=False)
+        console.print(f"report:   {review.paths.get('html')}", highlight=False)
     return 0 if result.complete else 3
+
+
+def _settings(config: Config) -> ReviewSettings:
+    return ReviewSettings(tuple(config.review.managed_domains), config.review.dormant_days)
+
+
+def _headline(review: Review) -> Table:
+    """The numbers a reviewer looks at first."""
+    by_code: dict[str, int] = {}
+    people: dict[str, set[str]] = {}
+    for finding in review.findings.findings:
+        by_code[finding.code.value] = by_code.get(finding.code.value, 0) + 1
+        people.setdefault(finding.code.value, set()).add(finding.person or finding.email or "")
+    table = Table(title="findings")
+    for column in ("finding", "accounts", "people"):
+        table.add_column(column, justify="left" if column == "finding" else "right")
+    for code in sorted(by_code):
+        table.add_row(code, str(by_code[code]), str(len(people[code])))
+    return table
 
 
 def _throughput_table(result: CrawlResult) -> Table:

@@ -9,6 +9,7 @@ Coverage rows say, per source, whether its crawl completed, and why not — down
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -154,6 +155,9 @@ class SnapshotStore:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The snapshot holds people's names and emails: owner-only, like the reports. SQLite gives
+            # its -wal and -shm files the same permissions as the database file.
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()

@@ -1,0 +1,298 @@
+"""Finding history across runs, and what changed since the previous run.
+
+Tables live in the snapshot file next to the runs they describe (created here, never in the crawler's
+schema). A finding is identified by `Finding.id`, which is stable across runs. The one subtle verdict:
+a finding that is gone from a newer run is *resolved* only if that run re-checked it; if its portal was
+incomplete, or the rule was `Unavailable` for its scope, it is *not re-checked* — absence from a partial
+crawl proves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from crawler.store import SnapshotStore
+from graph.model import Code, FindingSet, Unavailable
+from graph.rules import ReviewSettings
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS finding_history (
+    finding_id TEXT PRIMARY KEY, code TEXT NOT NULL, severity TEXT, email TEXT, person TEXT, portal TEXT,
+    learnupon_user_id INTEGER, user_type TEXT, idp TEXT, idp_status TEXT,
+    first_seen_run INTEGER NOT NULL, last_seen_run INTEGER NOT NULL,
+    first_seen_at TEXT, last_seen_at TEXT
+);
+CREATE TABLE IF NOT EXISTS finding_occurrences (
+    run_id INTEGER NOT NULL, finding_id TEXT NOT NULL, PRIMARY KEY (run_id, finding_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS finding_occurrences_by_id ON finding_occurrences(finding_id, run_id);
+CREATE TABLE IF NOT EXISTS finding_runs (
+    run_id INTEGER PRIMARY KEY, findings INTEGER NOT NULL, unavailable TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS review_settings (
+    run_id INTEGER PRIMARY KEY, managed_domains TEXT NOT NULL, dormant_days INTEGER NOT NULL
+);
+"""
+
+_ROW_COLUMNS = (
+    "code",
+    "severity",
+    "email",
+    "person",
+    "portal",
+    "learnupon_user_id",
+    "user_type",
+    "idp",
+    "idp_status",
+)
+_AS_LAST_SEEN = ("severity", "email", "user_type", "idp", "idp_status", "last_seen_at")
+_UPSERT_SQL = (
+    f"INSERT INTO finding_history(finding_id, {', '.join(_ROW_COLUMNS)}, first_seen_run, last_seen_run, "
+    f"first_seen_at, last_seen_at) VALUES ({', '.join('?' * 14)}) ON CONFLICT(finding_id) DO UPDATE SET "
+    "first_seen_at = CASE WHEN excluded.first_seen_run < first_seen_run THEN excluded.first_seen_at "
+    "ELSE first_seen_at END, first_seen_run = MIN(first_seen_run, excluded.first_seen_run), "
+    + "".join(
+        f"{c} = CASE WHEN excluded.last_seen_run >= last_seen_run THEN excluded.{c} ELSE {c} END, "
+        for c in _AS_LAST_SEEN
+    )
+    + "last_seen_run = MAX(last_seen_run, excluded.last_seen_run)"
+)  # SET expressions read the old row, so their order does not matter
+
+
+def ensure_schema(store: SnapshotStore) -> None:
+    store.connection.executescript(SCHEMA)
+
+
+# --- review settings --------------------------------------------------------------------------------------
+def save_review_settings(store: SnapshotStore, run_id: int, settings: ReviewSettings) -> None:
+    """Remember the `[review]` settings a run was judged with, so a report needs no config file."""
+    ensure_schema(store)
+    with store.transaction() as db:
+        db.execute(
+            "INSERT OR REPLACE INTO review_settings(run_id, managed_domains, dormant_days) VALUES (?,?,?)",
+            (run_id, json.dumps(list(settings.managed_domains)), settings.dormant_days),
+        )
+
+
+def _has_table(store: SnapshotStore, name: str) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return store.connection.execute(query, (name,)).fetchone() is not None
+
+
+def load_review_settings(store: SnapshotStore, run_id: int) -> ReviewSettings | None:
+    """The settings saved for a run, or None. Reading never creates tables."""
+    if not _has_table(store, "review_settings"):
+        return None
+    row = store.connection.execute(
+        "SELECT managed_domains, dormant_days FROM review_settings WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    return None if row is None else ReviewSettings(tuple(json.loads(row[0])), int(row[1]))
+
+
+# --- recording ----------------------------------------------------------------------------------------------
+def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings | None = None) -> None:
+    """Record one run's findings. Idempotent: recording a run again replaces what it said before."""
+    ensure_schema(store)
+    run_id = findings.run_id
+    started = store.connection.execute("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+    seen_at = started[0] if started else None
+    unique = {f.id: f for f in findings.findings}
+    seen = (run_id, run_id, seen_at, seen_at)  # first/last seen run, first/last seen at
+    with store.transaction() as db:
+        before = {
+            r[0] for r in db.execute("SELECT finding_id FROM finding_occurrences WHERE run_id = ?", (run_id,))
+        }
+        db.execute("DELETE FROM finding_occurrences WHERE run_id = ?", (run_id,))
+        db.executemany(
+            "INSERT INTO finding_occurrences(run_id, finding_id) VALUES (?, ?)",
+            [(run_id, fid) for fid in unique],
+        )
+        db.executemany(
+            _UPSERT_SQL,
+            [
+                (fid, f.code.value, f.severity.value, *(getattr(f, c) for c in _ROW_COLUMNS[2:]), *seen)
+                for fid, f in unique.items()
+            ],
+        )
+        for fid in before - unique.keys():  # said before by this run, not any more: recompute its span
+            _recompute(db, fid)
+        db.execute(
+            "INSERT OR REPLACE INTO finding_runs(run_id, findings, unavailable) VALUES (?, ?, ?)",
+            (run_id, len(unique), json.dumps([asdict(u) for u in findings.unavailable])),
+        )
+    if settings is not None:
+        save_review_settings(store, run_id, settings)
+
+
+def _recompute(db: sqlite3.Connection, finding_id: str) -> None:
+    runs = [
+        r[0]
+        for r in db.execute(
+            "SELECT run_id FROM finding_occurrences WHERE finding_id = ? ORDER BY run_id", (finding_id,)
+        )
+    ]
+    if not runs:
+        db.execute("DELETE FROM finding_history WHERE finding_id = ?", (finding_id,))
+        return
+    first, last = runs[0], runs[-1]
+    db.execute(
+        """UPDATE finding_history SET first_seen_run = ?, last_seen_run = ?,
+           first_seen_at = (SELECT started_at FROM runs WHERE id = ?),
+           last_seen_at = (SELECT started_at FROM runs WHERE id = ?) WHERE finding_id = ?""",
+        (first, last, first, last, finding_id),
+    )
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HistoryEntry:
+    """What the history knows about one finding (as last seen), enough to list it in a report."""
+
+    finding_id: str
+    code: Code
+    severity: str | None
+    email: str | None
+    person: str | None
+    portal: str | None
+    learnupon_user_id: int | None
+    user_type: str | None
+    idp: str | None
+    idp_status: str | None
+    first_seen_run: int
+    last_seen_run: int
+    first_seen_at: str | None
+    last_seen_at: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["code"] = self.code.value
+        return data
+
+
+def _entry(row: sqlite3.Row | tuple[Any, ...]) -> HistoryEntry:
+    values = list(row)
+    values[1] = Code(values[1])
+    return HistoryEntry(*values)
+
+
+_ENTRY_SQL = f"""SELECT finding_id, {", ".join(_ROW_COLUMNS)}, first_seen_run, last_seen_run, first_seen_at,
+                 last_seen_at FROM finding_history"""
+
+
+def entries(store: SnapshotStore, finding_ids: set[str] | None = None) -> dict[str, HistoryEntry]:
+    ensure_schema(store)
+    rows = store.connection.execute(_ENTRY_SQL).fetchall()
+    return {r[0]: _entry(r) for r in rows if finding_ids is None or r[0] in finding_ids}
+
+
+def run_findings(store: SnapshotStore, run_id: int) -> set[str]:
+    """The finding ids a recorded run produced; LookupError if the run was never recorded."""
+    ensure_schema(store)
+    if store.connection.execute("SELECT 1 FROM finding_runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+        raise LookupError(f"findings of run {run_id} were never recorded")
+    rows = store.connection.execute("SELECT finding_id FROM finding_occurrences WHERE run_id = ?", (run_id,))
+    return {r[0] for r in rows}
+
+
+def first_seen(store: SnapshotStore, finding_ids: set[str] | None = None) -> dict[str, str]:
+    """finding id -> when it was first seen (the start of the first run that found it)."""
+    return {fid: e.first_seen_at for fid, e in entries(store, finding_ids).items() if e.first_seen_at}
+
+
+@dataclass
+class Diff:
+    run_id: int
+    previous_run_id: int | None
+    new: list[HistoryEntry] = field(default_factory=list)
+    resolved: list[HistoryEntry] = field(default_factory=list)
+    still_open: list[HistoryEntry] = field(default_factory=list)
+    not_rechecked: list[HistoryEntry] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The shape report writers read (`graph.reports.input.RunDiff.from_mapping`)."""
+        return {
+            "run_id": self.run_id,
+            "previous_run_id": self.previous_run_id,
+            **{
+                name: [e.as_dict() for e in getattr(self, name)]
+                for name in ("new", "resolved", "still_open", "not_rechecked")
+            },
+        }
+
+
+@dataclass
+class _RunChecks:
+    """What one run could and could not look at."""
+
+    store: SnapshotStore
+    run_id: int
+    unavailable: list[Unavailable]
+    portals: dict[str, bool]
+
+    @classmethod
+    def of(cls, store: SnapshotStore, run_id: int) -> _RunChecks:
+        row = store.connection.execute(
+            "SELECT unavailable FROM finding_runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        unavailable = [Unavailable(Code(u["code"]), u["scope"], u["reason"]) for u in json.loads(row[0])]
+        portals = {c.source: c.complete for c in store.coverage(run_id) if c.kind == "learnupon"}
+        return cls(store, run_id, unavailable, portals)
+
+    def account_alive(self, portal: str, user_id: int) -> bool:
+        row = self.store.connection.execute(
+            "SELECT enabled FROM lu_users WHERE run_id = ? AND portal = ? AND id = ?",
+            (self.run_id, portal, user_id),
+        ).fetchone()
+        return row is not None and bool(row[0])
+
+    def rechecked(self, entry: HistoryEntry) -> bool:
+        """Did this run look at the finding's account again with every source its rule needs?
+
+        Every rule is about an enabled account, so an account disabled or gone from a complete portal
+        settles it whatever else was missing.
+        """
+        if entry.portal is None or not self.portals.get(entry.portal, False):
+            return False
+        if entry.learnupon_user_id is not None and not self.account_alive(
+            entry.portal, entry.learnupon_user_id
+        ):
+            return True
+        account = f"account:{entry.portal}:{entry.learnupon_user_id}"
+        return not any(
+            u.code is entry.code and u.scope in ("all", entry.portal, account) for u in self.unavailable
+        )
+
+
+def diff(store: SnapshotStore, run_id: int, previous_run_id: int | None = None) -> Diff:
+    """Compare a recorded run with the recorded run before it (or `previous_run_id`).
+
+    new: found now, not before (unless the run before could not re-check it: then still open);
+    resolved: found before, re-checked now and gone; not_rechecked: found before, and its portal or rule
+    was not complete now; still_open: found in both.
+    """
+    current = run_findings(store, run_id)
+    if previous_run_id is None:
+        row = store.connection.execute(
+            "SELECT MAX(run_id) FROM finding_runs WHERE run_id < ?", (run_id,)
+        ).fetchone()
+        previous_run_id = row[0]
+    result = Diff(run_id, previous_run_id)
+    previous = run_findings(store, previous_run_id) if previous_run_id is not None else set()
+    known = entries(store, current | previous)
+    now = _RunChecks.of(store, run_id)
+    before = _RunChecks.of(store, previous_run_id) if previous_run_id is not None else None
+    for fid in sorted(current):
+        entry = known[fid]
+        if fid in previous:
+            result.still_open.append(entry)
+        elif before is not None and entry.first_seen_run < before.run_id and not before.rechecked(entry):
+            result.still_open.append(entry)  # carried across a run that could not look at it
+        else:
+            result.new.append(entry)
+    for fid in sorted(previous - current):
+        entry = known[fid]
+        (result.resolved if now.rechecked(entry) else result.not_rechecked).append(entry)
+    return result

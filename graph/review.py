@@ -1,0 +1,63 @@
+"""One access review of one run: findings evaluated, history recorded, reports written.
+
+The glue between the graph API, finding history and the report writers, shared by `idgraph report`,
+`idgraph diff` and `idgraph demo` so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from crawler.store import SnapshotStore
+from graph import history
+from graph.api import load_run
+from graph.model import FindingSet
+from graph.reports import ReportInput, write_reports
+from graph.rules import ReviewSettings
+
+
+@dataclass
+class Review:
+    run_id: int
+    findings: FindingSet
+    diff: history.Diff
+    paths: dict[str, Path]
+    complete: bool
+
+
+def review_run(
+    db: Path,
+    out: Path | None,
+    *,
+    run_id: int | None = None,
+    formats: Iterable[str] | str = ("csv", "json", "html", "md"),
+    settings: ReviewSettings | None = None,
+) -> Review:
+    """Evaluate a run's findings, record them in the history, and (when `out` is given) write reports.
+
+    `settings` (from a config's `[review]`) are saved with the run; without them, the settings saved at
+    crawl time are used.
+    """
+    with SnapshotStore(db) as store:
+        if settings is not None:
+            history.save_review_settings(store, store.run(run_id).id, settings)
+        with load_run(store, run_id) as graph:
+            findings = graph.findings()
+            history.record(store, findings, graph.settings)
+            changes = history.diff(store, graph.run.id)
+            paths: dict[str, Path] = {}
+            if out is not None:
+                report = ReportInput(
+                    run=store.run(graph.run.id),
+                    coverage=graph.coverage,
+                    findings=findings,
+                    first_seen=history.first_seen(store, {f.id for f in findings.findings}),
+                    diff=changes.as_dict() if changes.previous_run_id is not None else None,
+                    collisions=len({c.address for c in graph.collisions}),
+                    unmatchable=len(graph.unmatchable),
+                )
+                paths = write_reports(out, report, formats)
+            complete = all(c.complete for c in graph.coverage)
+            return Review(graph.run.id, findings, changes, paths, complete)

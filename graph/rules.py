@@ -1,0 +1,335 @@
+"""The findings: one small pure function per code, over one run's resolved people and its coverage.
+
+Rules read the resolution (plain objects, not the networkx graph) so that a million accounts are judged
+in seconds; the graph is for exploring, the rules are for verdicts. Every rule refuses to state a fact
+it could not check: accounts of an incomplete portal get no finding and an `Unavailable` per code; an
+incomplete (or absent) IdP crawl makes the IdP verdicts `Unavailable` for everyone. Dates are measured
+against the run's start, so re-reading a snapshot tomorrow gives the same answer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crawler.store import SourceCoverage
+from graph.model import Code, Finding, FindingSet, Severity, Unavailable
+from graph.resolve import Account, Match, Person, Resolution
+
+DISABLED = frozenset({"disabled", "deleted"})  # `not_activated` is not disabled: it was never let in
+BASE_SEVERITY = {
+    Code.IDP_DISABLED_ACTIVE: Severity.HIGH,
+    Code.PARTIALLY_OFFBOARDED: Severity.HIGH,
+    Code.NOT_IN_IDP: Severity.MEDIUM,
+    Code.DUPLICATE_ACCOUNT: Severity.LOW,
+    Code.DORMANT: Severity.LOW,
+}
+_RAISED = {
+    Severity.LOW: Severity.MEDIUM,
+    Severity.MEDIUM: Severity.HIGH,
+    Severity.HIGH: Severity.CRITICAL,
+    Severity.CRITICAL: Severity.CRITICAL,
+}
+
+AccountKey = tuple[str, int]
+Verdicts = tuple[list[Finding], list[Unavailable]]
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """The `[review]` part of the config: what the rules need beyond the snapshot."""
+
+    managed_domains: tuple[str, ...] = ()
+    dormant_days: int = 90
+
+    def __post_init__(self) -> None:
+        domains = tuple(sorted({d.strip().casefold().lstrip("@") for d in self.managed_domains if d.strip()}))
+        object.__setattr__(self, "managed_domains", domains)
+        if self.dormant_days < 1:
+            raise ValueError("dormant_days must be at least 1")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Which sources of the run completed: name -> None when complete, else why not."""
+
+    portals: Mapping[str, str | None]
+    idps: Mapping[str, str | None]
+
+    @classmethod
+    def from_coverage(cls, coverage: Iterable[SourceCoverage], resolution: Resolution) -> Sources:
+        """A source with records but no coverage row is incomplete: nothing says it finished."""
+        portals: dict[str, str | None] = {}
+        idps: dict[str, str | None] = {}
+        for c in coverage:
+            target = portals if c.kind == "learnupon" else idps
+            target[c.source] = None if c.complete else (c.error or "crawl did not complete")
+        for portal in resolution.portals:
+            portals.setdefault(portal, "no coverage recorded for this source")
+        for idp in resolution.idps:
+            idps.setdefault(idp, "no coverage recorded for this source")
+        return cls(portals, idps)
+
+    def portal_gap(self, portal: str) -> str | None:
+        reason = self.portals.get(portal, "no coverage recorded for this source")
+        return None if reason is None else f"portal {portal} crawl incomplete: {reason}"
+
+    def idp_gap(self) -> str | None:
+        """Why IdP verdicts cannot be given for anyone this run, or None when they can."""
+        if not self.idps:
+            return "no IdP was crawled in this run"
+        missing = [f"{name} ({reason})" for name, reason in sorted(self.idps.items()) if reason is not None]
+        return f"IdP crawl incomplete: {'; '.join(missing)}" if missing else None
+
+
+@dataclass(frozen=True)
+class AccountDetails:
+    """Groups (titles) and enrollment counts by status, for the accounts that have findings."""
+
+    groups: Mapping[AccountKey, Sequence[str]] = field(default_factory=dict)
+    enrollments: Mapping[AccountKey, Mapping[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuleInput:
+    run_id: int
+    run_started_at: datetime
+    resolution: Resolution
+    sources: Sources
+    settings: ReviewSettings = ReviewSettings()
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Snapshot timestamps are ISO 8601; a naive one is taken as UTC, a garbled one as unknown."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def severity(code: Code, account: Account) -> Severity:
+    """Admins and managers can do more with a live account, so their findings rank one level higher."""
+    base = BASE_SEVERITY[code]
+    return _RAISED[base] if account.privileged else base
+
+
+# --- shared helpers -------------------------------------------------------------------------------------
+def _portal_gaps(inp: RuleInput, code: Code) -> list[Unavailable]:
+    return [
+        Unavailable(code, portal, reason)
+        for portal in sorted(inp.sources.portals)
+        if (reason := inp.sources.portal_gap(portal)) is not None
+    ]
+
+
+def _live(inp: RuleInput) -> Iterator[Account]:
+    """Enabled accounts of complete portals: the only ones a rule may judge."""
+    complete = {p for p in inp.sources.portals if inp.sources.portal_gap(p) is None}
+    return (a for a in inp.resolution.accounts if a.enabled and a.portal in complete)
+
+
+def _person(inp: RuleInput, account: Account) -> Person | None:
+    return inp.resolution.persons.get(account.person) if account.person else None
+
+
+def _collision_gap(inp: RuleInput, code: Code, account: Account) -> Unavailable:
+    parts = [
+        f"{len(c.identities)} {c.idp} identities ({', '.join(c.identities)})"
+        for c in inp.resolution.collisions_for(account.email_key or "")
+    ]
+    reason = f"{account.email_key} is claimed by {' and '.join(parts)}; no IdP verdict for this account"
+    return Unavailable(code, account.node_id, reason)
+
+
+def _finding(inp: RuleInput, code: Code, account: Account, **extra: Any) -> Finding:
+    """A finding with the evidence every reviewer asks for; rule-specific facts go in `extra`."""
+    person = _person(inp, account)
+    identities = person.identities if person is not None and account.match is Match.MATCHED else []
+    key = account.email_key or ""
+    evidence: dict[str, Any] = {
+        "match": account.match.value,
+        "matched_address": key if account.match is Match.MATCHED else None,
+        "identities": [
+            {
+                "idp": i.source,
+                "idp_id": i.idp_id,
+                "status": i.status,
+                "raw_status": i.raw_status,
+                "status_changed_at": i.status_changed_at,
+                "matched_address": i.address_for(key),
+                "primary_address": i.primary,
+            }
+            for i in identities
+        ],
+        "last_sign_in_at": account.last_sign_in_at,
+        "created_at": account.created_at,
+        "user_type": account.user_type,
+        "username": account.username,
+        **extra,
+    }
+    if account.match is Match.COLLISION:
+        evidence["collisions"] = [c.as_dict() for c in inp.resolution.collisions_for(key)]
+    return Finding(
+        code=code,
+        severity=severity(code, account),
+        email=account.email,
+        person=account.person,
+        portal=account.portal,
+        learnupon_user_id=account.id,
+        user_type=account.user_type,
+        idp=";".join(i.source for i in identities) or None,
+        idp_status=";".join(i.status for i in identities) or None,
+        evidence=evidence,
+    )
+
+
+def _brief(account: Account) -> dict[str, Any]:
+    return {
+        "portal": account.portal,
+        "learnupon_user_id": account.id,
+        "email": account.email,
+        "enabled": account.enabled,
+        "user_type": account.user_type,
+    }
+
+
+# --- the rules --------------------------------------------------------------------------------------------
+def idp_disabled_active(inp: RuleInput) -> Verdicts:
+    """Enabled account; its person is known to the IdPs and disabled (or deleted) in every identity."""
+    code = Code.IDP_DISABLED_ACTIVE
+    unavailable = _portal_gaps(inp, code)
+    if gap := inp.sources.idp_gap():
+        return [], [*unavailable, Unavailable(code, "all", gap)]
+    findings = []
+    for account in _live(inp):
+        if account.match is Match.COLLISION:
+            unavailable.append(_collision_gap(inp, code, account))
+        elif account.match is Match.MATCHED:
+            person = _person(inp, account)
+            if person and person.identities and all(i.status in DISABLED for i in person.identities):
+                findings.append(_finding(inp, code, account))
+    return findings, unavailable
+
+
+def not_in_idp(inp: RuleInput) -> Verdicts:
+    """Enabled account in a managed domain that no IdP knows — only said when every IdP was fully read."""
+    code = Code.NOT_IN_IDP
+    unavailable = _portal_gaps(inp, code)
+    domains = set(inp.settings.managed_domains)
+    if not domains:
+        return [], [*unavailable, Unavailable(code, "all", "no managed_domains configured")]
+    if gap := inp.sources.idp_gap():
+        return [], [*unavailable, Unavailable(code, "all", gap)]
+    findings = []
+    for account in _live(inp):
+        if account.email_key is None or account.email_key.rpartition("@")[2] not in domains:
+            continue
+        if account.match is Match.COLLISION:
+            unavailable.append(_collision_gap(inp, code, account))
+        elif account.match is Match.NO_IDENTITY:
+            findings.append(_finding(inp, code, account, domain=account.email_key.rpartition("@")[2]))
+    return findings, unavailable
+
+
+def partially_offboarded(inp: RuleInput) -> Verdicts:
+    """One finding per enabled account whose person has a disabled account in another portal."""
+    code = Code.PARTIALLY_OFFBOARDED
+    complete = {p for p in inp.sources.portals if inp.sources.portal_gap(p) is None}
+    findings = []
+    for person in inp.resolution.persons.values():
+        if len(person.accounts) < 2:
+            continue
+        disabled = [a for a in person.accounts if not a.enabled]
+        if not disabled:
+            continue
+        for account in person.accounts:
+            if not account.enabled or account.portal not in complete:
+                continue
+            elsewhere = [d for d in disabled if d.portal != account.portal]
+            if elsewhere:
+                findings.append(_finding(inp, code, account, disabled_in=[_brief(d) for d in elsewhere]))
+    return findings, _portal_gaps(inp, code)
+
+
+def dormant(inp: RuleInput) -> Verdicts:
+    """Enabled account without a sign-in for `dormant_days` before the run started (or never).
+
+    A never-used account counts only if it is older than the cutoff (or its age is unknown): a learner
+    invited last week is not dormant.
+    """
+    code = Code.DORMANT
+    cutoff = inp.run_started_at - timedelta(days=inp.settings.dormant_days)
+    extra = {"dormant_days": inp.settings.dormant_days, "cutoff": cutoff.isoformat().replace("+00:00", "Z")}
+    findings = []
+    for account in _live(inp):
+        last = parse_time(account.last_sign_in_at)
+        if last is None:
+            created = parse_time(account.created_at)
+            if created is None or created < cutoff:
+                findings.append(_finding(inp, code, account, never_signed_in=True, **extra))
+        elif last < cutoff:
+            findings.append(_finding(inp, code, account, never_signed_in=False, **extra))
+    return findings, _portal_gaps(inp, code)
+
+
+def duplicate_account(inp: RuleInput) -> Verdicts:
+    """One person with several *enabled* accounts in one portal: one finding per enabled account."""
+    code = Code.DUPLICATE_ACCOUNT
+    complete = {p for p in inp.sources.portals if inp.sources.portal_gap(p) is None}
+    findings = []
+    for person in inp.resolution.persons.values():
+        if len(person.accounts) < 2:
+            continue
+        by_portal: dict[str, list[Account]] = defaultdict(list)
+        for account in person.accounts:
+            by_portal[account.portal].append(account)
+        for portal, accounts in by_portal.items():
+            enabled = [a for a in accounts if a.enabled]
+            if len(enabled) < 2 or portal not in complete:
+                continue
+            for account in enabled:
+                others = [_brief(a) for a in accounts if a is not account]
+                findings.append(_finding(inp, code, account, other_accounts=others))
+    return findings, _portal_gaps(inp, code)
+
+
+RULES: dict[Code, Callable[[RuleInput], Verdicts]] = {
+    Code.IDP_DISABLED_ACTIVE: idp_disabled_active,
+    Code.NOT_IN_IDP: not_in_idp,
+    Code.PARTIALLY_OFFBOARDED: partially_offboarded,
+    Code.DORMANT: dormant,
+    Code.DUPLICATE_ACCOUNT: duplicate_account,
+}
+
+
+def attach_details(findings: Iterable[Finding], details: AccountDetails) -> None:
+    """Add groups and enrollment counts to each finding's evidence (evidence dicts are filled in place)."""
+    for f in findings:
+        key = (f.portal, f.learnupon_user_id)
+        f.evidence["groups"] = sorted(details.groups.get(key, ()))  # type: ignore[arg-type]
+        f.evidence["enrollments"] = dict(sorted(details.enrollments.get(key, {}).items()))  # type: ignore[arg-type]
+
+
+def evaluate(
+    inp: RuleInput,
+    details: AccountDetails | Callable[[Collection[AccountKey]], AccountDetails] | None = None,
+) -> FindingSet:
+    """Run every rule. `details` (or a loader called once with the finding accounts) fills the evidence."""
+    findings: list[Finding] = []
+    unavailable: list[Unavailable] = []
+    for rule in RULES.values():
+        found, missing = rule(inp)
+        findings += found
+        unavailable += missing
+    if details is not None:
+        if callable(details):
+            keys = {(f.portal, f.learnupon_user_id) for f in findings}
+            details = details(keys)  # type: ignore[arg-type]
+        attach_details(findings, details)
+    return FindingSet(run_id=inp.run_id, findings=findings, unavailable=unavailable)
