@@ -1,0 +1,47 @@
+"""Remediation with human approval: disable orphan accounts safely, with a tamper-evident audit trail.
+
+The path is deliberately split in two so that a second person can stand between the verdict and the write:
+
+    idgraph remediate plan   — findings of one snapshot run -> a reviewable, hashed PLAN.json (offline)
+    idgraph remediate apply  — re-read each account, skip what changed, PUT, read back, log every step
+    idgraph remediate verify — check the audit log's hash chain
+    idgraph remediate undo   — re-enable accounts a logged disable turned off by mistake
+
+Nothing here ever sends `DELETE /users`: deleting a LearnUpon user purges its learning history.
+"""
+
+from crawler.remediation.apply import Outcome, Target, UndoError, run_targets, targets_from_plan, undo_targets
+from crawler.remediation.audit import GENESIS, AuditError, AuditLog, VerifyResult, read_entries, verify_log
+from crawler.remediation.plan import (
+    REMEDIABLE,
+    Plan,
+    PlanAction,
+    PlanError,
+    build_plan,
+    load_plan,
+    plan_from_snapshot,
+    write_plan,
+)
+
+__all__ = [
+    "GENESIS",
+    "REMEDIABLE",
+    "AuditError",
+    "AuditLog",
+    "Outcome",
+    "Plan",
+    "PlanAction",
+    "PlanError",
+    "Target",
+    "UndoError",
+    "VerifyResult",
+    "build_plan",
+    "load_plan",
+    "plan_from_snapshot",
+    "read_entries",
+    "run_targets",
+    "targets_from_plan",
+    "undo_targets",
+    "verify_log",
+    "write_plan",
+]

@@ -1,0 +1,352 @@
+"""The write engine: re-read, check, write, read back — one account at a time, every step in the audit log.
+
+LearnUpon can answer 200 to a write and change nothing, and a plan can be days old. So for each account:
+
+1. `GET /users/{id}` — skip (with the reason) an account that is gone, has another email now (the id may
+   belong to someone else), or is already in the wanted state;
+2. for a disable, ask the IdPs that can be searched whether the person is active again (`idp_check`);
+3. `PUT /users/{id}` with `{"User": {"enabled": false}}` (capitalised wrapper: the real API 404s without it);
+4. `GET /users/{id}` again — only an account that now reads `enabled: false` counts as done; a silent no-op
+   is a failure;
+5. optionally remove its group memberships (`DELETE /group_memberships/0` with a `GroupMembership` body) and
+   read the memberships back the same way.
+
+Requests (`portal.PortalClient`) go through each portal's own `SourceHttp`, built by
+`orchestrator.portal_source` (same session, credentials and rate controller as a crawl), so 429s requeue
+and transient faults retry exactly as they do there. Portals run concurrently, accounts within a portal
+one after another; one portal failing never stops the others. `DELETE /users` is never sent: deleting a
+LearnUpon user purges its learning history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from crawler.config import Config, PortalConfig
+from crawler.errors import AuthError, SourceError, TransientError
+from crawler.orchestrator import portal_source
+from crawler.records import LUUser
+from crawler.remediation.audit import AuditError, AuditLog
+from crawler.remediation.idp_check import IdpChecker
+from crawler.remediation.plan import Plan
+from crawler.remediation.portal import PortalClient
+
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+logger = logging.getLogger("idgraph.remediation")
+GIVE_UP_AFTER = 3  # consecutive transport failures before the rest of a portal is left alone
+
+
+@dataclass(frozen=True)
+class Target:
+    """One account to put in one state, and why (the plan or the log entry it comes from)."""
+
+    portal: str
+    user_id: int
+    email: str  # the address the account must still have, or it is not the account we mean
+    enable: bool  # the state to set: False disables, True re-enables (undo)
+    plan_hash: str
+    finding: str | None = None
+    finding_id: str | None = None
+    undo_of: int | None = None  # the log entry an undo reverses
+
+    @property
+    def action(self) -> str:
+        return "enable" if self.enable else "disable"
+
+
+@dataclass
+class Outcome:
+    """What happened to one action; `entry()` is its audit-log record."""
+
+    target: Target
+    command: str
+    action: str
+    result: str
+    reason: str
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    group: dict[str, Any] | None = None  # for membership removals: the group's id and title
+    idp_recheck: dict[str, str] | None = None
+
+    def entry(self) -> dict[str, Any]:
+        t = self.target
+        return {
+            "command": self.command,
+            "plan_hash": t.plan_hash,
+            "portal": t.portal,
+            "user_id": t.user_id,
+            "email": t.email,
+            "action": self.action,
+            "result": self.result,
+            "reason": self.reason,
+            "before": self.before,
+            "after": self.after,
+            "group": self.group,
+            "finding": t.finding,
+            "finding_id": t.finding_id,
+            "undo_of": t.undo_of,
+            "idp_recheck": self.idp_recheck,
+        }
+
+
+def targets_from_plan(plan: Plan) -> list[Target]:
+    return [
+        Target(
+            portal=a.portal,
+            user_id=a.user_id,
+            email=a.email,
+            enable=False,
+            plan_hash=plan.plan_hash,
+            finding=a.finding.code.value,
+            finding_id=a.finding.id,
+        )
+        for a in plan.actions
+    ]
+
+
+class UndoError(ValueError):
+    """An `--entry` that cannot be undone; nothing is done when any of them is refused."""
+
+
+def undo_targets(entries: Sequence[dict[str, Any]], numbers: Iterable[int]) -> list[Target]:
+    """Re-enable targets for log entries `numbers` (1-based), each a completed disable not yet undone."""
+    by_seq = {e.get("seq"): e for e in entries}
+    undone = {
+        e["undo_of"]: e["seq"]
+        for e in entries
+        if e.get("action") == "enable" and e.get("result") == DONE and e.get("undo_of") is not None
+    }
+    targets = []
+    for number in dict.fromkeys(numbers):
+        entry = by_seq.get(number)
+        if entry is None:
+            raise UndoError(f"--entry {number}: the log has no such entry (it has {len(entries)})")
+        if entry.get("action") != "disable" or entry.get("result") != DONE:
+            raise UndoError(
+                f"--entry {number}: only a completed disable can be undone; this entry is "
+                f"{entry.get('action')} / {entry.get('result')}"
+            )
+        if number in undone:
+            raise UndoError(f"--entry {number}: already undone by entry {undone[number]}")
+        after = entry.get("after") or {}
+        targets.append(
+            Target(
+                portal=entry["portal"],
+                user_id=int(entry["user_id"]),
+                email=after.get("email") or entry["email"],
+                enable=True,
+                plan_hash=entry.get("plan_hash") or "",
+                finding=entry.get("finding"),
+                finding_id=entry.get("finding_id"),
+                undo_of=number,
+            )
+        )
+    return targets
+
+
+def _state(user: LUUser) -> dict[str, Any]:
+    return {"enabled": user.enabled, "email": user.email, "user_type": user.user_type}
+
+
+def _same_email(a: str | None, b: str | None) -> bool:
+    return (a or "").strip().casefold() == (b or "").strip().casefold()
+
+
+class _StopPortal(Exception):
+    """Leave the rest of this portal alone (the current account's outcome is already recorded)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class _Run:
+    config: Config
+    log: AuditLog
+    command: str
+    remove_memberships: bool
+    checker: IdpChecker | None
+    on_outcome: Callable[[Outcome], None] | None
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def record(self, outcome: Outcome) -> None:
+        """Log first, then report: an action nobody can find in the log did not happen as far as we know."""
+        self.log.append(outcome.entry())
+        self.outcomes.append(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+    def outcome(self, t: Target, result: str, reason: str, **kw: Any) -> Outcome:
+        return Outcome(t, self.command, t.action, result, reason, **kw)
+
+    async def portal(
+        self, cfg: PortalConfig | None, name: str, targets: list[Target], connector: Any
+    ) -> None:
+        if cfg is None:
+            self._abandon(targets, f"portal {name} is not in the config")
+            return
+        http, _ = portal_source(cfg, connector, self.config.crawl)
+        client = PortalClient(http, cfg.base_url)
+        transport_failures = 0
+        try:
+            for index, t in enumerate(targets):
+                try:
+                    await self.account(client, t)
+                    transport_failures = 0
+                except AuditError:
+                    raise  # nothing more may happen that the log cannot hold
+                except _StopPortal as stop:
+                    self._abandon(targets[index + 1 :], stop.reason)
+                    return
+                except AuthError as exc:
+                    self._abandon(targets[index:], str(exc))
+                    return
+                except TransientError as exc:
+                    transport_failures += 1
+                    self.record(self.outcome(t, FAILED, str(exc)))
+                    if transport_failures >= GIVE_UP_AFTER:
+                        self._abandon(targets[index + 1 :], f"portal {name} keeps failing ({exc})")
+                        return
+                except SourceError as exc:
+                    self.record(self.outcome(t, FAILED, str(exc)))
+                except Exception as exc:  # a bug must not leave other portals' work undone or unlogged
+                    logger.error("internal error on %s/%s", t.portal, t.user_id, exc_info=exc)
+                    self.record(self.outcome(t, FAILED, f"internal error: {type(exc).__name__}"))
+        finally:
+            await http.close()
+
+    def _abandon(self, targets: list[Target], why: str) -> None:
+        for t in targets:
+            self.record(self.outcome(t, FAILED, f"not attempted: {why}"))
+
+    async def account(self, client: PortalClient, t: Target) -> None:
+        """Re-read, check, write, read back. Errors before the write leave the account untouched."""
+        before = await client.read_user(t.user_id)
+        if before is None:
+            self.record(self.outcome(t, SKIPPED, "not found: the account no longer exists"))
+            return
+        state = _state(before)
+        if not _same_email(before.email, t.email):
+            reason = f"email changed since the plan: {t.email} is now {before.email or 'empty'}"
+            self.record(self.outcome(t, SKIPPED, reason, before=state))
+            return
+        if before.enabled == t.enable:
+            already = f"already {'enabled' if t.enable else 'disabled'}"
+            self.record(self.outcome(t, SKIPPED, already, before=state))
+            return
+        recheck = None
+        if not t.enable and self.checker is not None:
+            verdict = await self.checker.check(t.email)
+            recheck = verdict.statuses
+            if verdict.error is not None:
+                self.record(self.outcome(t, FAILED, verdict.error, before=state, idp_recheck=recheck))
+                return
+            if verdict.active_in:
+                reason = f"active again in the IdP: {', '.join(verdict.active_in)}"
+                self.record(self.outcome(t, SKIPPED, reason, before=state, idp_recheck=recheck))
+                return
+        try:
+            await client.set_enabled(t.user_id, t.enable)
+        except SourceError as exc:
+            self.record(self.outcome(t, FAILED, f"write refused: {exc}", before=state, idp_recheck=recheck))
+            if isinstance(exc, AuthError):  # e.g. a read-only API key: every other write would fail too
+                raise _StopPortal(f"writes refused on portal {t.portal} ({exc})") from None
+            return
+        try:
+            after = await client.read_user(t.user_id)
+        except SourceError as exc:
+            reason = f"the write was sent but the read-back failed ({exc}): state unknown, run apply again"
+            self.record(self.outcome(t, FAILED, reason, before=state, idp_recheck=recheck))
+            return
+        if after is None:
+            self.record(self.outcome(t, FAILED, "the account vanished after the write", before=state))
+            return
+        if after.enabled != t.enable:
+            reason = (
+                "the write answered success but the account still reads "
+                f"enabled={str(after.enabled).lower()} (silent no-op)"
+            )
+            self.record(
+                self.outcome(t, FAILED, reason, before=state, after=_state(after), idp_recheck=recheck)
+            )
+            return
+        verb = "re-enabled" if t.enable else "disabled"
+        self.record(
+            self.outcome(t, DONE, f"{verb}; verified by read-back", before=state, after=_state(after),
+                         idp_recheck=recheck)
+        )  # fmt: skip
+        if self.remove_memberships and not t.enable:
+            await self.memberships(client, t)
+
+    async def memberships(self, client: PortalClient, t: Target) -> None:
+        """Remove every group membership of a just-disabled account, each verified by reading them back."""
+        try:
+            groups = await client.groups_of(t.user_id)
+            for group_id in sorted(groups):
+                await client.remove_membership(group_id, t.user_id)
+            remaining = await client.groups_of(t.user_id) if groups else {}
+        except SourceError as exc:  # the disable stands; the memberships are reported, not guessed
+            self.record(
+                Outcome(t, self.command, "remove_membership", FAILED, f"memberships not removed: {exc}")
+            )
+            return
+        for group_id, title in sorted(groups.items()):
+            group = {"id": group_id, "title": title}
+            before = {"member": True}
+            if group_id in remaining:
+                reason = "the DELETE answered success but the account is still a member (silent no-op)"
+                outcome = Outcome(t, self.command, "remove_membership", FAILED, reason, before, before, group)
+            else:
+                reason = "membership removed; verified by read-back"
+                outcome = Outcome(
+                    t, self.command, "remove_membership", DONE, reason, before, {"member": False}, group
+                )
+            self.record(outcome)
+
+
+async def run_targets(
+    targets: Sequence[Target],
+    config: Config,
+    log: AuditLog,
+    *,
+    command: str,
+    remove_memberships: bool = False,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Carry out every target (portals concurrently), logging each action; returns the outcomes.
+
+    The IdPs of `config` are re-checked before each disable where they can be searched.
+    """
+    by_portal: dict[str, list[Target]] = {}
+    for t in targets:
+        by_portal.setdefault(t.portal, []).append(t)
+    portals = {p.name: p for p in config.portals}
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+    checker = None
+    try:
+        if any(not t.enable for t in targets):
+            checker = IdpChecker(config.idps, connector, config.crawl)
+        run = _Run(config, log, command, remove_memberships, checker, on_outcome)
+        try:
+            # A TaskGroup: if the log cannot be written, every portal stops at once.
+            async with asyncio.TaskGroup() as group:
+                for name, ts in sorted(by_portal.items()):
+                    group.create_task(run.portal(portals.get(name), name, ts, connector))
+        except BaseExceptionGroup as exc:
+            raise exc.exceptions[0] from None
+        return run.outcomes
+    finally:
+        if checker is not None:
+            await checker.close()
+        await connector.close()
+
+
+def failed(outcomes: Iterable[Outcome]) -> bool:
+    return any(o.result == FAILED for o in outcomes)

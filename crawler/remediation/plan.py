@@ -1,0 +1,368 @@
+"""A remediation plan: the accounts to disable, frozen in a file a second person reviews before any change.
+
+A plan is built offline from the findings of one snapshot run. It lists each account with the finding and
+its evidence and the account's state as the crawl saw it, so `apply` can refuse to act on an account that
+changed since. The file is canonical JSON (sorted keys, indent 2, accounts in (portal, user id) order), so
+two plans of the same run diff cleanly, and it carries `plan_hash`, the sha256 of its canonical content: the
+reviewer approves that hash, `apply` refuses a file whose content no longer matches it, and every audit
+entry records it.
+
+Only findings that are facts get here: the rules refuse to emit a finding that depends on an incomplete
+source, and the plan copies what they refused (`unavailable`) so the reviewer sees what was not judged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Collection, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from crawler.config import Config
+from crawler.remediation.audit import default_actor
+from crawler.store import RunInfo, SourceCoverage, utcnow
+from graph.model import SEVERITY_ORDER, Code, Finding, FindingSet, Severity
+from graph.reports.safe_files import write_private
+from graph.rules import ReviewSettings
+
+PLAN_FORMAT = "idgraph-remediation-plan/1"
+# Findings whose remedy is "disable the account": the account belongs to nobody the IdPs let in.
+REMEDIABLE = frozenset({Code.IDP_DISABLED_ACTIVE, Code.NOT_IN_IDP})
+# IdP kinds for which `apply` can search the IdP by email before each write (see idp_check.LOOKUPS).
+LOOKUP_KINDS = frozenset({"okta"})
+
+
+class PlanError(ValueError):
+    """A plan that cannot be built, read or trusted; the message says why in one line."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccountState(_Frozen):
+    """The account as the crawl saw it: what `apply` compares the live account against."""
+
+    enabled: bool
+    email: str | None
+    username: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    user_type: str | None = None
+    last_sign_in_at: str | None = None
+    observed_at: str = Field(description="when the crawl that saw this state started")
+
+
+class PlanFinding(_Frozen):
+    code: Code
+    id: str
+    severity: Severity
+    person: str | None
+    idp: str | None
+    idp_status: str | None
+    evidence: dict[str, Any]
+
+
+class PlanAction(_Frozen):
+    portal: str
+    user_id: int
+    email: str
+    action: Literal["disable"] = "disable"
+    finding: PlanFinding
+    state: AccountState
+
+
+class PlanRun(_Frozen):
+    id: int
+    started_at: str
+    finished_at: str | None
+    status: str
+    snapshot: str
+
+
+class PlanSelection(_Frozen):
+    finding: str
+    portals: list[str]
+    severities: list[str]
+
+
+class Plan(_Frozen):
+    format: Literal["idgraph-remediation-plan/1"] = PLAN_FORMAT
+    created_at: str
+    created_by: str
+    run: PlanRun
+    selection: PlanSelection
+    settings: dict[str, Any]
+    idp_recheck: dict[str, str]
+    unavailable: list[dict[str, str]]
+    actions: list[PlanAction]
+    plan_hash: str = ""
+
+    def content(self) -> dict[str, Any]:
+        """Everything the hash covers: the whole plan but the hash itself."""
+        return self.model_dump(mode="json", exclude={"plan_hash"})
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256(canonical_json(self.content()).encode("utf-8")).hexdigest()
+
+    @property
+    def portals(self) -> list[str]:
+        return sorted({a.portal for a in self.actions})
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: what hashes are computed over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def actor() -> str:
+    """Who made the plan (`user@host`), as the audit log records who applied it."""
+    who = default_actor()
+    return f"{who['user']}@{who['host']}"
+
+
+def _plain(value: Any) -> Any:
+    """Evidence as plain JSON values (enums, datetimes and tuples included), so the hash is reproducible."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def describe_recheck(coverage: Iterable[SourceCoverage]) -> dict[str, str]:
+    """Per IdP of the run: whether `apply` will search it by email before disabling, or say it could not."""
+    out: dict[str, str] = {}
+    for cov in coverage:
+        if cov.kind == "learnupon":
+            continue
+        if cov.kind in LOOKUP_KINDS:
+            out[cov.source] = "re-checked at apply time: searched by email when the apply config names it"
+        else:
+            out[cov.source] = f"NOT re-checked at apply time: {cov.kind} sources offer no lookup by email"
+    if not out:
+        out["*"] = "NOT re-checked: the run crawled no IdP"
+    return out
+
+
+def _selected(f: Finding, code: Code, portals: Collection[str], severities: Collection[Severity]) -> bool:
+    return (
+        f.code is code
+        and (not portals or f.portal in portals)
+        and (not severities or f.severity in severities)
+        and f.portal is not None
+        and f.learnupon_user_id is not None
+    )
+
+
+def _scope_portal(scope: str) -> str:
+    """The source an `Unavailable` is about: its scope is "all", a source name or `account:{portal}:{id}`.
+
+    With a portal filter, a gap is left out of the plan only when it is about another portal: IdP gaps
+    and "all" concern every portal.
+    """
+    kind, _, rest = scope.partition(":")
+    return rest.rpartition(":")[0] if kind == "account" and rest else scope
+
+
+def build_plan(
+    findings: FindingSet,
+    accounts: Mapping[tuple[str, int], Mapping[str, Any]],
+    *,
+    run: RunInfo,
+    snapshot: str,
+    coverage: Iterable[SourceCoverage],
+    code: Code,
+    settings: ReviewSettings,
+    portals: Collection[str] = (),
+    severities: Collection[Severity] = (),
+    created_at: str | None = None,
+    created_by: str | None = None,
+) -> Plan:
+    """The plan for one finding code over one run's findings and its `lu_users` rows (keyed (portal, id)).
+
+    Pure: no network, no file. Accounts without an email are left out (nothing could re-identify them at
+    apply time) and accounts the snapshot already shows disabled are left out (nothing to do).
+    """
+    if code not in REMEDIABLE:
+        raise PlanError(
+            f"--finding: {code.value} is not remediable by disabling; "
+            f"choose one of {', '.join(sorted(c.value for c in REMEDIABLE))}"
+        )
+    coverage = list(coverage)
+    known = {c.source for c in coverage if c.kind == "learnupon"}
+    unknown = sorted(set(portals) - known)
+    if unknown:
+        raise PlanError(f"--portal: run {run.id} has no portal named {', '.join(unknown)}")
+    actions: list[PlanAction] = []
+    for f in findings.findings:
+        if not _selected(f, code, portals, severities):
+            continue
+        row = accounts.get((f.portal, f.learnupon_user_id))  # type: ignore[arg-type]
+        email = (row or {}).get("email") or f.email
+        if row is None or not email or not row["enabled"]:
+            continue
+        actions.append(
+            PlanAction(
+                portal=f.portal,  # type: ignore[arg-type]
+                user_id=f.learnupon_user_id,  # type: ignore[arg-type]
+                email=email,
+                finding=PlanFinding(
+                    code=f.code,
+                    id=f.id,
+                    severity=f.severity,
+                    person=f.person,
+                    idp=f.idp,
+                    idp_status=f.idp_status,
+                    evidence=_plain(f.evidence),
+                ),
+                state=AccountState(
+                    enabled=bool(row["enabled"]),
+                    email=row.get("email"),
+                    username=row.get("username"),
+                    first_name=row.get("first_name"),
+                    last_name=row.get("last_name"),
+                    user_type=row.get("user_type"),
+                    last_sign_in_at=row.get("last_sign_in_at"),
+                    observed_at=run.started_at,
+                ),
+            )
+        )
+    actions.sort(key=lambda a: (a.portal, a.user_id))
+    unavailable = [
+        {"code": u.code.value, "scope": u.scope, "reason": u.reason}
+        for u in findings.unavailable
+        if u.code is code and (not portals or _scope_portal(u.scope) not in known - set(portals))
+    ]
+    unavailable.sort(key=lambda u: (u["scope"], u["reason"]))
+    plan = Plan(
+        created_at=created_at or utcnow(),
+        created_by=created_by or actor(),
+        run=PlanRun(
+            id=run.id,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            status=run.status,
+            snapshot=snapshot,
+        ),
+        selection=PlanSelection(
+            finding=code.value,
+            portals=sorted(portals),
+            severities=sorted((s.value for s in severities), key=lambda s: SEVERITY_ORDER[Severity(s)]),
+        ),
+        settings={"managed_domains": list(settings.managed_domains), "dormant_days": settings.dormant_days},
+        idp_recheck=describe_recheck(coverage),
+        unavailable=unavailable,
+        actions=actions,
+    )
+    return plan.model_copy(update={"plan_hash": plan.compute_hash()})
+
+
+def plan_from_snapshot(
+    db: Path,
+    *,
+    code: Code,
+    run_id: int | None = None,
+    portals: Collection[str] = (),
+    severities: Collection[Severity] = (),
+    config: Config | None = None,
+) -> Plan:
+    """Evaluate the run's findings (graph.api) and build the plan; review settings from `config` if given."""
+    from graph.api import load_run
+
+    if not db.exists():
+        raise PlanError(f"--db: no snapshot at {db}")
+    review = config.review if config is not None else None
+    try:
+        ig = load_run(
+            db,
+            run_id,
+            managed_domains=None if review is None else review.managed_domains,
+            dormant_days=None if review is None else review.dormant_days,
+        )
+    except LookupError as exc:
+        raise PlanError(f"--run: {exc}") from None
+    with ig:
+        findings = ig.findings()
+        wanted = {(f.portal, f.learnupon_user_id) for f in findings.findings if f.code is code}
+        accounts = _account_rows(ig.store.connection, ig.run.id, wanted)
+        return build_plan(
+            findings,
+            accounts,
+            run=ig.run,
+            snapshot=db.name,
+            coverage=ig.coverage,
+            code=code,
+            settings=ig.settings,
+            portals=portals,
+            severities=severities,
+        )
+
+
+def _account_rows(
+    db: sqlite3.Connection, run_id: int, keys: Iterable[tuple[str | None, int | None]]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """The `lu_users` rows of just these accounts (a run can hold a million; a plan needs a few)."""
+    by_portal: dict[str, list[int]] = {}
+    for portal, user_id in keys:
+        if portal is not None and user_id is not None:
+            by_portal.setdefault(portal, []).append(user_id)
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for portal, ids in by_portal.items():
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            cursor = db.execute(
+                f"SELECT * FROM lu_users WHERE run_id = ? AND portal = ? AND id IN ({marks})",
+                (run_id, portal, *chunk),
+            )
+            columns = [c[0] for c in cursor.description]
+            for row in cursor:
+                record = dict(zip(columns, row, strict=True))
+                out[(portal, record["id"])] = record
+    return out
+
+
+def render_plan(plan: Plan) -> str:
+    """The file's text: sorted keys, indent 2, a final newline — made to be read and diffed."""
+    return json.dumps(plan.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_plan(plan: Plan, path: Path) -> Path:
+    """Write owner-only (a plan names people), atomically."""
+    return write_private(path, render_plan(plan))
+
+
+def load_plan(path: Path, expected_hash: str | None = None) -> Plan:
+    """Read a plan; refuse it unless its content still matches its hash (and the approved hash, if given)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PlanError(f"plan: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise PlanError(f"plan: {path} is not valid JSON ({exc})") from None
+    if not isinstance(raw, dict) or raw.get("format") != PLAN_FORMAT:
+        raise PlanError(f"plan: {path} is not an {PLAN_FORMAT} file")
+    try:
+        plan = Plan.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "plan"
+        raise PlanError(f"plan: {where}: {first['msg']}") from None
+    actual = plan.compute_hash()
+    if plan.plan_hash != actual:
+        raise PlanError(
+            f"plan: {path} was modified after it was made (plan_hash {plan.plan_hash[:12]}…, content "
+            f"hashes to {actual[:12]}…); make a new plan and have it reviewed again"
+        )
+    if expected_hash is not None and not actual.startswith(expected_hash.strip().lower()):
+        raise PlanError(f"plan: hash {actual[:12]}… is not the approved {expected_hash}")
+    seen: set[tuple[str, int]] = set()
+    for action in plan.actions:
+        key = (action.portal, action.user_id)
+        if key in seen:
+            raise PlanError(f"plan: account {action.portal}/{action.user_id} is listed twice")
+        seen.add(key)
+        if action.finding.code not in REMEDIABLE:
+            raise PlanError(f"plan: {action.finding.code.value} is not a remediable finding")
+    return plan
