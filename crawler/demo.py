@@ -70,7 +70,9 @@ async def run_demo(out: Path, *, portals: int, users: int, console: Console, qui
     db = out / "idgraph.db"
     # Dates in the synthetic directory are relative to today, so "dormant" means what it says.
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    sims = make_portals(_names(portals), users=users, seed=7, reference_time=today)
+    sims = make_portals(
+        _names(portals), users=users, seed=7, reference_time=today, username_only_fraction=0.01
+    )
     people = sims[0].population or []
     okta = await serve(OktaFake(okta_users_from_people(people), token=DEMO_OKTA_TOKEN).app())
     try:
