@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +23,10 @@ from crawler.logs import setup_logging
 from crawler.orchestrator import CrawlResult, LiveSource, crawl
 from crawler.progress import summary_table, with_live_progress
 from crawler.store import SnapshotStore
+
+if TYPE_CHECKING:  # the graph side is imported lazily: `idgraph crawl` does not need it loaded
+    from graph.review import Review
+    from graph.rules import ReviewSettings
 
 EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE = 0, 2, 3
 DEFAULT_DB = Path("idgraph.db")
@@ -197,7 +201,7 @@ def diff_command(
     )
 
 
-def _review_settings(config_path: Path):  # -> graph.rules.ReviewSettings
+def _review_settings(config_path: Path) -> ReviewSettings:
     from graph.rules import ReviewSettings
 
     try:
@@ -207,7 +211,7 @@ def _review_settings(config_path: Path):  # -> graph.rules.ReviewSettings
     return ReviewSettings(tuple(cfg.review.managed_domains), cfg.review.dormant_days)
 
 
-def _print_review(review) -> None:  # review: graph.review.Review
+def _print_review(review: Review) -> None:
     counts: dict[str, int] = {}
     for finding in review.findings.findings:
         counts[finding.code.value] = counts.get(finding.code.value, 0) + 1

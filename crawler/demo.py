@@ -17,7 +17,7 @@ from crawler.config import Config, parse_config
 from crawler.idp.fakes import serve
 from crawler.idp.fakes.okta import OktaFake, okta_users_from_people
 from crawler.orchestrator import CrawlResult, LiveSource, crawl
-from crawler.progress import summary_table, with_live_progress
+from crawler.progress import elapsed_seconds, summary_table, with_live_progress
 from crawler.simulator.server import RunningSimulator, make_portals, run_simulator
 from crawler.store import SnapshotStore
 from graph.review import Review, review_run
@@ -121,15 +121,13 @@ def _headline(review: Review) -> Table:
 
 
 def _throughput_table(result: CrawlResult) -> Table:
-    from crawler.progress import _elapsed
-
     table = Table(title="throughput")
     for column in ("source", "records", "requests", "429s", "seconds", "records/s"):
         table.add_column(column, justify="left" if column == "source" else "right")
     total_records = total_requests = 0
     longest = 0.0
     for cov in result.coverage:
-        seconds = _elapsed(cov.started_at, cov.finished_at) or 0.0
+        seconds = elapsed_seconds(cov.started_at, cov.finished_at) or 0.0
         longest = max(longest, seconds)
         total_records += cov.records
         total_requests += cov.requests

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import TypeVar
 
 from rich.console import Console
@@ -71,7 +72,7 @@ def summary_table(coverage: list[SourceCoverage]) -> Table:
             column, justify="right" if column in ("records", "requests", "429s", "retries") else "left"
         )
     for cov in coverage:
-        seconds = _elapsed(cov.started_at, cov.finished_at)
+        seconds = elapsed_seconds(cov.started_at, cov.finished_at)
         table.add_row(
             cov.source, cov.kind,
             "[green]yes[/]" if cov.complete else "[bold red]NO[/]",
@@ -82,9 +83,8 @@ def summary_table(coverage: list[SourceCoverage]) -> Table:
     return table
 
 
-def _elapsed(start: str | None, end: str | None) -> float | None:
-    from datetime import datetime
-
+def elapsed_seconds(start: str | None, end: str | None) -> float | None:
+    """Seconds between two coverage timestamps (ISO-8601), None when either is missing."""
     if not start or not end:
         return None
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()

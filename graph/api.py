@@ -26,7 +26,7 @@ import pandas as pd
 from crawler.store import RunInfo, SnapshotStore, SourceCoverage
 from graph.build import LocalGraph, build_graph
 from graph.history import load_review_settings, save_review_settings
-from graph.model import FindingSet
+from graph.model import CONTRACT_COLUMNS, FindingSet
 from graph.resolve import Account, Collision, Person, Resolution, fold, gc_paused, load_resolution
 from graph.rules import AccountDetails, ReviewSettings, RuleInput, Sources, evaluate, parse_time
 
@@ -235,19 +235,7 @@ class IdentityGraph:
         """One row per finding: the contract columns, id, person, then the evidence as a dict."""
         findings = self.findings().findings
         rows = [{**f.as_row(), "evidence": f.evidence} for f in findings]
-        columns = [
-            "finding",
-            "severity",
-            "email",
-            "portal",
-            "learnupon_user_id",
-            "user_type",
-            "idp",
-            "idp_status",
-            "finding_id",
-            "person",
-            "evidence",
-        ]
+        columns = [*CONTRACT_COLUMNS, "finding_id", "person", "evidence"]
         return pd.DataFrame(rows, columns=columns)
 
     # --- graphs ------------------------------------------------------------------------------------------

@@ -26,6 +26,18 @@ class Severity(StrEnum):
     LOW = "low"
 
 
+# findings.csv starts with these columns, in this order (design doc contract); DataFrames follow it too.
+CONTRACT_COLUMNS = (
+    "finding",
+    "severity",
+    "email",
+    "portal",
+    "learnupon_user_id",
+    "user_type",
+    "idp",
+    "idp_status",
+)
+
 SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3}
 
 

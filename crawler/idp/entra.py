@@ -26,7 +26,7 @@ from crawler.idp.status import (
     require_id,
     same_origin_link,
 )
-from crawler.idp.tokens import TokenCache, TokenRefused, token_from_response, token_http
+from crawler.idp.tokens import TokenRefused, bearer_http, token_from_response
 from crawler.records import Identity
 from crawler.source import SourceContext
 
@@ -125,9 +125,8 @@ def open_source(
         connect_timeout=crawl_config.connect_timeout_seconds,
     )
     controller = ServerPacedController(cfg.name, ceiling=cfg.requests_per_minute, window_seconds=60)
-    tokens: list[SourceHttp] = []
 
-    async def fetch_token() -> tuple[str, float]:
+    async def fetch_token(token_endpoint: SourceHttp) -> tuple[str, float]:
         if cfg.client_secret is None:
             raise TokenRefused(f"{cfg.name}: no client secret (set ${cfg.client_secret_env})")
         form = {
@@ -138,19 +137,12 @@ def open_source(
         }
         url = f"{cfg.login_url}/{cfg.tenant_id}/oauth2/v2.0/token"
         try:
-            response = await tokens[0].request("POST", url, data=form, purpose="token")
+            response = await token_endpoint.request("POST", url, data=form, purpose="token")
         except (AuthError, ClientRequestError, NotFoundError) as exc:
             raise TokenRefused(
                 f"{exc}; check tenant_id, client_id and the client secret in ${cfg.client_secret_env}"
             ) from None
         return token_from_response(response.body, cfg.name)
 
-    http = SourceHttp(
-        cfg.name,
-        session,
-        controller,
-        max_concurrency=crawl_config.max_concurrency_per_source,
-        auth_headers=TokenCache(fetch_token).headers,
-    )
-    tokens.append(token_http(http, cfg.name))
+    http = bearer_http(cfg.name, session, controller, crawl_config.max_concurrency_per_source, fetch_token)
     return http, EntraCrawl(cfg).run

@@ -26,7 +26,7 @@ from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceE
 from crawler.http import SourceHttp, make_session
 from crawler.idp.server_paced import ServerPacedController
 from crawler.idp.status import AddressBook, google_status, parse_time, require_id
-from crawler.idp.tokens import TokenCache, TokenRefused, token_from_response, token_http
+from crawler.idp.tokens import TokenRefused, bearer_http, token_from_response
 from crawler.records import Identity
 from crawler.source import SourceContext
 
@@ -203,15 +203,14 @@ def open_source(
     )
     controller = ServerPacedController(cfg.name, ceiling=cfg.requests_per_minute, window_seconds=60)
     keys: list[ServiceAccountKey] = []
-    tokens: list[SourceHttp] = []
 
-    async def fetch_token() -> tuple[str, float]:
+    async def fetch_token(token_endpoint: SourceHttp) -> tuple[str, float]:
         if not keys:
             keys.append(load_key(cfg.key_file, cfg.name))
         key = keys[0]
         form = {"grant_type": JWT_BEARER, "assertion": make_assertion(key, cfg.subject, cfg.name)}
         try:
-            response = await tokens[0].request("POST", key.token_uri, data=form, purpose="token")
+            response = await token_endpoint.request("POST", key.token_uri, data=form, purpose="token")
         except (AuthError, ClientRequestError, NotFoundError) as exc:
             raise TokenRefused(
                 f"{exc}; the token endpoint refused the service-account assertion — check the key file "
@@ -219,12 +218,5 @@ def open_source(
             ) from None
         return token_from_response(response.body, cfg.name)
 
-    http = SourceHttp(
-        cfg.name,
-        session,
-        controller,
-        max_concurrency=crawl_config.max_concurrency_per_source,
-        auth_headers=TokenCache(fetch_token).headers,
-    )
-    tokens.append(token_http(http, cfg.name))
+    http = bearer_http(cfg.name, session, controller, crawl_config.max_concurrency_per_source, fetch_token)
     return http, GoogleCrawl(cfg, last_error).run

@@ -74,3 +74,23 @@ def token_from_response(body: Any, source: str) -> tuple[str, float]:
     except (TypeError, ValueError):
         lifetime = 3600.0
     return body["access_token"], lifetime
+
+
+def bearer_http(
+    name: str,
+    session: Any,
+    controller: ServerPacedController,
+    max_concurrency: int,
+    request_token: Callable[[SourceHttp], Awaitable[tuple[str, float]]],
+) -> SourceHttp:
+    """An API `SourceHttp` whose bearer token comes from `request_token(token_endpoint_http)`, cached."""
+    token_endpoint: list[SourceHttp] = []
+
+    async def fetch() -> tuple[str, float]:
+        return await request_token(token_endpoint[0])
+
+    http = SourceHttp(
+        name, session, controller, max_concurrency=max_concurrency, auth_headers=TokenCache(fetch).headers
+    )
+    token_endpoint.append(token_http(http, name))
+    return http

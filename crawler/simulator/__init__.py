@@ -10,7 +10,21 @@ from .population import IDP_DISABLED, IDP_STATUSES, Person, generate_population
 from .server import RunningSimulator, make_portals, portal_password, run_simulator, serve_forever
 
 __all__ = [
-    "ENROLLMENT_STATUSES", "IDP_DISABLED", "IDP_STATUSES", "FaultConfig", "Person", "PortalData",
-    "PortalSpec", "PortalStats", "RunningSimulator", "SimulatedPortal", "build_app", "generate_population",
-    "generate_portal", "make_portals", "portal_password", "run_simulator", "serve_forever",
+    "ENROLLMENT_STATUSES",
+    "IDP_DISABLED",
+    "IDP_STATUSES",
+    "FaultConfig",
+    "Person",
+    "PortalData",
+    "PortalSpec",
+    "PortalStats",
+    "RunningSimulator",
+    "SimulatedPortal",
+    "build_app",
+    "generate_population",
+    "generate_portal",
+    "make_portals",
+    "portal_password",
+    "run_simulator",
+    "serve_forever",
 ]

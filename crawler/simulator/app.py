@@ -30,9 +30,14 @@ from .population import Person
 
 _WRITES = frozenset({"PUT", "POST", "PATCH"})
 # Wrapper key per kind of list: (real dialect, seed_wrapped dialect). The seed dialect sends bare arrays.
-_WRAPPERS = {"user": ("user", "users"), "member": ("user", "users"), "group": ("group", "groups"),
-             "groups": ("groups", "groups"), "courses": ("courses", "courses"),
-             "enrollments": ("enrollments", "enrollments")}
+_WRAPPERS = {
+    "user": ("user", "users"),
+    "member": ("user", "users"),
+    "group": ("group", "groups"),
+    "groups": ("groups", "groups"),
+    "courses": ("courses", "courses"),
+    "enrollments": ("enrollments", "enrollments"),
+}
 _SEED_NAMES = {"enabled": "is_active", "user_type": "role"}
 PORTALS = web.AppKey("simulated_portals", dict)
 LOG_LIMIT = 200_000  # a long benchmark must not grow the log without bound
@@ -54,8 +59,13 @@ class PortalStats:
 class SimulatedPortal:
     """One portal: its spec, its mutable data, its fault knobs, its traffic stats."""
 
-    def __init__(self, spec: PortalSpec, data: PortalData, faults: FaultConfig | None = None,
-                 population: list[Person] | None = None) -> None:
+    def __init__(
+        self,
+        spec: PortalSpec,
+        data: PortalData,
+        faults: FaultConfig | None = None,
+        population: list[Person] | None = None,
+    ) -> None:
         self.spec, self.data, self.population = spec, data, population
         self.stats = PortalStats()
         self.faults = faults or FaultConfig()
@@ -139,8 +149,15 @@ class SimulatedPortal:
         stats.status_counts[status] += 1
         stats.log.append((method, "/" + tail, dict(request.query), status))
 
-    def _answer(self, request: web.Request, method: str, template: str, segs: list[str], body: bytes,
-                decision: FaultDecision) -> Reply:
+    def _answer(
+        self,
+        request: web.Request,
+        method: str,
+        template: str,
+        segs: list[str],
+        body: bytes,
+        decision: FaultDecision,
+    ) -> Reply:
         if not self._authorised(request.headers.get("Authorization")):
             return Reply(401, {"message": "Invalid API username or password"})
         over_limit = self.limits.admit()
@@ -179,8 +196,11 @@ class SimulatedPortal:
                 payload = payload[: len(payload) // 2]
         elif reply.status == 429 and self._faults.retry_after is not None:
             wait = max(1, math.ceil(self.limits.seconds_to_reset()))
-            headers["Retry-After"] = (str(wait) if self._faults.retry_after == "seconds"
-                                      else formatdate(time.time() + wait, usegmt=True))
+            headers["Retry-After"] = (
+                str(wait)
+                if self._faults.retry_after == "seconds"
+                else formatdate(time.time() + wait, usegmt=True)
+            )
         return web.Response(status=reply.status, body=payload, content_type=content_type, headers=headers)
 
     # -- shaping: stored records are in the real dialect; the seed dialects rename and unwrap them --
@@ -193,7 +213,7 @@ class SimulatedPortal:
             number = 1
         size = self.spec.page_size
         start = (number - 1) * size
-        return items[start:start + size], (number, size, start + size < len(items))
+        return items[start : start + size], (number, size, start + size < len(items))
 
     def shape_user(self, user: dict[str, Any], with_updated: bool) -> dict[str, Any]:
         if self.spec.dialect == "real":
@@ -232,4 +252,3 @@ def build_app(portals: list[SimulatedPortal], window_seconds: float = 60.0) -> w
     app.router.add_route("*", "/{portal}/api/v1/{tail:.*}", dispatch)
     app[PORTALS] = by_name
     return app
-

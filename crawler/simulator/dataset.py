@@ -23,13 +23,24 @@ _STATUS_WEIGHTS = (0.25, 0.25, 0.2, 0.17, 0.06, 0.07)
 DEPARTMENTS = ("Sales", "Engineering", "Support", "Finance", "Operations", "People", "Marketing", "Legal")
 REGIONS = ("EMEA", "AMER", "APAC", "UK", "DACH", "Nordics", "LATAM", "ANZ")
 TOPICS = (
-    "Information Security Basics", "Anti-Bribery and Corruption", "Data Protection", "Code of Conduct",
-    "Health and Safety", "Product Fundamentals", "Customer Onboarding", "Advanced Negotiation",
-    "Leadership Essentials", "Phishing Awareness", "Export Controls", "Accessibility at Work",
+    "Information Security Basics",
+    "Anti-Bribery and Corruption",
+    "Data Protection",
+    "Code of Conduct",
+    "Health and Safety",
+    "Product Fundamentals",
+    "Customer Onboarding",
+    "Advanced Negotiation",
+    "Leadership Essentials",
+    "Phishing Awareness",
+    "Export Controls",
+    "Accessibility at Work",
 )
 LOCALES = ("en", "en", "en", "en-GB", "fr", "de", "es", "pt-BR")
-CUSTOM_FIELDS = ({"id": 1, "label": "Department", "data_type": "string"},
-                 {"id": 2, "label": "Employee ID", "data_type": "string"})
+CUSTOM_FIELDS = (
+    {"id": 1, "label": "Department", "data_type": "string"},
+    {"id": 2, "label": "Employee ID", "data_type": "string"},
+)
 
 
 def iso(moment: datetime) -> str:
@@ -145,12 +156,19 @@ class PortalData:
                 by_username.setdefault(user["username"].casefold(), []).append(uid)
         course_ids = sorted(self.courses)
         return _Index(
-            user_ids=user_ids, group_ids=sorted(self.groups), enrollment_ids=enrollment_ids,
-            published_course_ids=[c for c in course_ids if self.courses[c]["published"]
-                                  and not self.courses[c]["archived"]],
+            user_ids=user_ids,
+            group_ids=sorted(self.groups),
+            enrollment_ids=enrollment_ids,
+            published_course_ids=[
+                c for c in course_ids if self.courses[c]["published"] and not self.courses[c]["archived"]
+            ],
             visible_course_ids=[c for c in course_ids if not self.courses[c]["archived"]],
-            members=members, groups_of=groups_of, enrollments_by_user=by_user,
-            enrollments_by_course=by_course, users_by_email=by_email, users_by_username=by_username,
+            members=members,
+            groups_of=groups_of,
+            enrollments_by_user=by_user,
+            enrollments_by_course=by_course,
+            users_by_email=by_email,
+            users_by_username=by_username,
         )
 
     def visible_course_ids(self) -> list[int]:
@@ -172,16 +190,34 @@ class PortalData:
     def _now(self) -> str:
         return iso(max(datetime.now(UTC), self.reference_time))
 
-    def add_user(self, email: str | None, first_name: str = "New", last_name: str = "Learner", *,
-                 username: str | None = None, enabled: bool = True, user_type: str = "learner",
-                 user_id: int | None = None, person_key: int | None = None) -> int:
+    def add_user(
+        self,
+        email: str | None,
+        first_name: str = "New",
+        last_name: str = "Learner",
+        *,
+        username: str | None = None,
+        enabled: bool = True,
+        user_type: str = "learner",
+        user_id: int | None = None,
+        person_key: int | None = None,
+    ) -> int:
         """Create an account (by default after every existing id, so it lands on the last page)."""
         uid = user_id if user_id is not None else max(self.users, default=0) + 1
         if uid in self.users:
             raise ValueError(f"user id {uid} already exists")
         now = self._now()
-        self.users[uid] = _user_record(uid, email, username, first_name, last_name, created=now, updated=now,
-                                       enabled=enabled, user_type=user_type)
+        self.users[uid] = _user_record(
+            uid,
+            email,
+            username,
+            first_name,
+            last_name,
+            created=now,
+            updated=now,
+            enabled=enabled,
+            user_type=user_type,
+        )
         if person_key is not None:
             self.person_of[uid] = person_key
         self.touch()
@@ -209,27 +245,52 @@ class PortalData:
         user["updated_at"] = self._now()
 
 
-def _user_record(uid: int, email: str | None, username: str | None, first: str, last: str, *, created: str,
-                 updated: str, enabled: bool = True, user_type: str = "learner", locale: str = "en",
-                 last_sign_in: str | None = None, sign_ins: int = 0, department: str = "Sales",
-                 employee_id: str = "") -> dict[str, Any]:
+def _user_record(
+    uid: int,
+    email: str | None,
+    username: str | None,
+    first: str,
+    last: str,
+    *,
+    created: str,
+    updated: str,
+    enabled: bool = True,
+    user_type: str = "learner",
+    locale: str = "en",
+    last_sign_in: str | None = None,
+    sign_ins: int = 0,
+    department: str = "Sales",
+    employee_id: str = "",
+) -> dict[str, Any]:
     """A user in the real API's field names; `email` None drops the key, `username` None omits login names."""
     record: dict[str, Any] = {"id": uid, "email": email}
     if email is None:
         del record["email"]
     if username is not None:
         record["username"] = username
-    record.update({
-        "first_name": first, "last_name": last, "locale": locale, "created_at": created,
-        "updated_at": updated,
-        "last_sign_in_at": last_sign_in, "account_expires": None, "sign_in_count": sign_ins,
-        "number_of_enrollments": 0, "number_of_enrollments_accessed": 0, "enabled": enabled,
-        "user_type": user_type, "can_enroll": user_type in ("admin", "manager"),
-        "can_delete_users": user_type == "admin",
-        "CustomData": {"Department": department, "Employee ID": employee_id},
-        "customDataFieldValues": [{"value": department, "definition_id": 1},
-                                  {"value": employee_id, "definition_id": 2}],
-    })
+    record.update(
+        {
+            "first_name": first,
+            "last_name": last,
+            "locale": locale,
+            "created_at": created,
+            "updated_at": updated,
+            "last_sign_in_at": last_sign_in,
+            "account_expires": None,
+            "sign_in_count": sign_ins,
+            "number_of_enrollments": 0,
+            "number_of_enrollments_accessed": 0,
+            "enabled": enabled,
+            "user_type": user_type,
+            "can_enroll": user_type in ("admin", "manager"),
+            "can_delete_users": user_type == "admin",
+            "CustomData": {"Department": department, "Employee ID": employee_id},
+            "customDataFieldValues": [
+                {"value": department, "definition_id": 1},
+                {"value": employee_id, "definition_id": 2},
+            ],
+        }
+    )
     return record
 
 
@@ -261,14 +322,15 @@ def _plan_accounts(spec: PortalSpec, population: list[Person], rng: random.Rando
     n_dup = min(spec.duplicate_accounts, spec.users // 2)
     n_people = spec.users - n_dup
     if n_people > len(population):
-        raise ValueError(f"portal {spec.name!r} needs {n_people} distinct people; population has "
-                         f"{len(population)}")
+        raise ValueError(
+            f"portal {spec.name!r} needs {n_people} distinct people; population has {len(population)}"
+        )
     # The first IdP-disabled people hold an account in every portal built from this population.
-    everywhere = [p for p in population if p.idp_disabled][:min(spec.idp_disabled_everywhere, n_people)]
+    everywhere = [p for p in population if p.idp_disabled][: min(spec.idp_disabled_everywhere, n_people)]
     keys = {p.key for p in everywhere}
     others = rng.sample([p for p in population if p.key not in keys], n_people - len(everywhere))
     accounts = [_Account(p, p.email) for p in everywhere + others]
-    pinned, pool = accounts[:len(everywhere)], accounts[len(everywhere):]
+    pinned, pool = accounts[: len(everywhere)], accounts[len(everywhere) :]
     rng.shuffle(pool)
 
     def take(count: int, ok: Callable[[_Account], bool] = lambda a: True) -> list[_Account]:
@@ -289,13 +351,16 @@ def _plan_accounts(spec: PortalSpec, population: list[Person], rng: random.Rando
     duplicates = [_Account(acc.person, case_variant(acc.person.email, rng)) for acc in take(n_dup)]
 
     # IdP-disabled admins and managers make the high-severity findings the demo must show.
-    roles = (("admin", spec.admins, pinned[:1]), ("manager", spec.managers, pinned[1:2]),
-             ("instructor", spec.instructors, []))
+    roles = (
+        ("admin", spec.admins, pinned[:1]),
+        ("manager", spec.managers, pinned[1:2]),
+        ("instructor", spec.instructors, []),
+    )
     for role, count, forced in roles:
         forced = forced[:count]
         for acc in forced + take(count - len(forced), lambda a: bool(a.email)):
             acc.user_type = role
-    candidates = accounts[len(pinned):] + duplicates
+    candidates = accounts[len(pinned) :] + duplicates
     for acc in rng.sample(candidates, round(len(candidates) * spec.disabled_fraction)):
         acc.enabled = False
     if len(pinned) > 2:  # offboarded in some portals only: partially_offboarded across portals
@@ -319,17 +384,29 @@ def _make_users(spec: PortalSpec, data: PortalData, accounts: list[_Account], rn
         last_sign_in = None
         if rng.random() >= spec.never_signed_in_fraction:
             recent = rng.random() < 0.7  # most people sign in regularly; the rest drift towards dormancy
-            last_sign_in = _between(rng, max(created, last_seen - timedelta(days=45)) if recent else created,
-                                    last_seen)
+            last_sign_in = _between(
+                rng, max(created, last_seen - timedelta(days=45)) if recent else created, last_seen
+            )
         sign_ins = rng.randint(1, 400) if last_sign_in else 0
         username = f"{person.given_name[0]}{person.family_name}{uid % 10_000}".lower() if logins else None
         employee_id = f"E{person.key:05d}" if person.in_idp else ""
         updated = _between(rng, created, ref)
         record = _user_record(
-            uid, acc.email, username, person.given_name, person.family_name, created=iso(created),
-            updated=iso(updated), enabled=acc.enabled, user_type=acc.user_type, locale=rng.choice(LOCALES),
-            last_sign_in=iso(last_sign_in) if last_sign_in else None, sign_ins=sign_ins,
-            department=rng.choice(DEPARTMENTS), employee_id=employee_id)
+            uid,
+            acc.email,
+            username,
+            person.given_name,
+            person.family_name,
+            created=iso(created),
+            updated=iso(updated),
+            enabled=acc.enabled,
+            user_type=acc.user_type,
+            locale=rng.choice(LOCALES),
+            last_sign_in=iso(last_sign_in) if last_sign_in else None,
+            sign_ins=sign_ins,
+            department=rng.choice(DEPARTMENTS),
+            employee_id=employee_id,
+        )
         if rng.random() < 0.05:
             record["account_expires"] = iso(ref + timedelta(days=rng.randint(-60, 365)))
         data.users[uid] = record
@@ -343,9 +420,14 @@ def _make_groups(spec: PortalSpec, data: PortalData, rng: random.Random) -> None
     for n, gid in enumerate(group_ids):
         title = titles[n % len(titles)] + (f" {n // len(titles) + 1}" if n >= len(titles) else "")
         created = spec.reference_time - timedelta(days=rng.uniform(200, 1200))
-        data.groups[gid] = {"id": gid, "title": title, "description": f"Learners in {title}",
-                            "number_of_members": 0, "created_at": iso(created),
-                            "updated_at": iso(_between(rng, created, spec.reference_time))}
+        data.groups[gid] = {
+            "id": gid,
+            "title": title,
+            "description": f"Learners in {title}",
+            "number_of_members": 0,
+            "created_at": iso(created),
+            "updated_at": iso(_between(rng, created, spec.reference_time)),
+        }
     if not group_ids:
         return
     mid = spec.id_offset + 50_000
@@ -363,19 +445,26 @@ def _make_groups(spec: PortalSpec, data: PortalData, rng: random.Random) -> None
 
 def _make_courses(spec: PortalSpec, data: PortalData, rng: random.Random) -> None:
     """Published, draft and archived courses; their enrollment counters are stale on purpose."""
-    kinds = (["published"] * spec.courses + ["draft"] * spec.draft_courses
-             + ["archived"] * spec.archived_courses)
+    kinds = (
+        ["published"] * spec.courses + ["draft"] * spec.draft_courses + ["archived"] * spec.archived_courses
+    )
     rng.shuffle(kinds)
     for n, (cid, kind) in enumerate(zip(_ids(rng, spec.id_offset + 500, len(kinds)), kinds, strict=True)):
         name = TOPICS[n % len(TOPICS)] + (f" {n // len(TOPICS) + 1}" if n >= len(TOPICS) else "")
         created = spec.reference_time - timedelta(days=rng.uniform(300, 1300))
         published = kind != "draft"
         data.courses[cid] = {
-            "id": cid, "name": name, "reference_code": f"C-{cid}", "version": str(rng.randint(1, 4)),
-            "status": "published" if published else "draft", "published": published,
+            "id": cid,
+            "name": name,
+            "reference_code": f"C-{cid}",
+            "version": str(rng.randint(1, 4)),
+            "status": "published" if published else "draft",
+            "published": published,
             "created_at": iso(created),
             "date_published": iso(created + timedelta(days=3)) if published else None,
-            "number_of_modules": rng.randint(1, 9), "num_enrolled": rng.randint(0, 5), "num_completed": 0,
+            "number_of_modules": rng.randint(1, 9),
+            "num_enrolled": rng.randint(0, 5),
+            "num_completed": 0,
             "archived": kind == "archived",
         }
 
@@ -385,12 +474,16 @@ def _make_enrollments(spec: PortalSpec, data: PortalData, rng: random.Random) ->
     course_ids = sorted(data.courses)
     if not course_ids or not data.users:
         return
-    weights = {c: 0.3 if data.courses[c]["archived"] else 0.5 if not data.courses[c]["published"] else 1.0
-               for c in course_ids}
+    weights = {
+        c: 0.3 if data.courses[c]["archived"] else 0.5 if not data.courses[c]["published"] else 1.0
+        for c in course_ids
+    }
     pairs: list[tuple[int, int]] = []
     for uid in sorted(data.users):
-        count = min(len(course_ids), max(0, round(rng.gauss(spec.enrollments_per_user,
-                                                             spec.enrollments_per_user / 2))))
+        count = min(
+            len(course_ids),
+            max(0, round(rng.gauss(spec.enrollments_per_user, spec.enrollments_per_user / 2))),
+        )
         ranked = sorted(course_ids, key=lambda c: rng.random() ** (1 / weights[c]), reverse=True)
         pairs += [(uid, cid) for cid in sorted(ranked[:count])]
     archived = [c for c in course_ids if data.courses[c]["archived"]]
@@ -404,18 +497,27 @@ def _make_enrollments(spec: PortalSpec, data: PortalData, rng: random.Random) ->
     groups_of: dict[int, list[int]] = {}
     for gid, uid in data.memberships.values():
         groups_of.setdefault(uid, []).append(gid)
-    for eid, (uid, cid), status in zip(_ids(rng, spec.id_offset + 10_000, len(pairs)), pairs, statuses,
-                                       strict=True):
-        data.enrollments[eid] = _enrollment(eid, data.users[uid], data.courses[cid], status,
-                                            groups_of.get(uid, []), spec.reference_time, rng)
+    for eid, (uid, cid), status in zip(
+        _ids(rng, spec.id_offset + 10_000, len(pairs)), pairs, statuses, strict=True
+    ):
+        data.enrollments[eid] = _enrollment(
+            eid, data.users[uid], data.courses[cid], status, groups_of.get(uid, []), spec.reference_time, rng
+        )
     for row in data.enrollments.values():
         user = data.users[row["user_id"]]
         user["number_of_enrollments"] += 1
         user["number_of_enrollments_accessed"] += row["status"] != "not_started"
 
 
-def _enrollment(eid: int, user: dict[str, Any], course: dict[str, Any], status: str, groups: list[int],
-                ref: datetime, rng: random.Random) -> dict[str, Any]:
+def _enrollment(
+    eid: int,
+    user: dict[str, Any],
+    course: dict[str, Any],
+    status: str,
+    groups: list[int],
+    ref: datetime,
+    rng: random.Random,
+) -> dict[str, Any]:
     """One enrollment row whose dates and percentages agree with its status."""
     enrolled = _between(rng, datetime.fromisoformat(user["created_at"]), ref)
     started = completed = None
@@ -426,17 +528,24 @@ def _enrollment(eid: int, user: dict[str, Any], course: dict[str, Any], status: 
     certified = status in ("completed", "passed") and rng.random() < 0.3
     last_touch = completed or started
     return {
-        "id": eid, "course_id": course["id"], "course_name": course["name"], "user_id": user["id"],
-        "email": user.get("email"), "username": user.get("username"),
-        "group_id": rng.choice(groups) if groups and rng.random() < 0.3 else None, "status": status,
+        "id": eid,
+        "course_id": course["id"],
+        "course_name": course["name"],
+        "user_id": user["id"],
+        "email": user.get("email"),
+        "username": user.get("username"),
+        "group_id": rng.choice(groups) if groups and rng.random() < 0.3 else None,
+        "status": status,
         "percentage": {"passed": rng.randint(70, 100), "failed": rng.randint(10, 69)}.get(status),
         "percentage_complete": {"not_started": 0, "in_progress": rng.randint(5, 95)}.get(status, 100),
-        "date_enrolled": iso(enrolled), "date_started": iso(started) if started else None,
+        "date_enrolled": iso(enrolled),
+        "date_started": iso(started) if started else None,
         "date_completed": iso(completed) if completed else None,
         "date_lastaccessed": iso(last_touch) if last_touch else None,
         "due_date": iso(enrolled + timedelta(days=rng.choice((30, 60, 90)))) if rng.random() < 0.4 else None,
         "cert_expires_at": iso(completed + timedelta(days=365)) if certified and completed else None,
-        "updated_at": iso(last_touch or enrolled), "unenrolled": rng.random() < 0.03,
+        "updated_at": iso(last_touch or enrolled),
+        "unenrolled": rng.random() < 0.03,
         "certificate_name": f"{course['name']} Certificate" if certified else None,
     }
 
@@ -444,8 +553,9 @@ def _enrollment(eid: int, user: dict[str, Any], course: dict[str, Any], status: 
 def generate_portal(spec: PortalSpec, population: list[Person]) -> PortalData:
     """The portal's whole directory, identical for identical (spec, population)."""
     rng = random.Random(f"portal:{spec.seed}:{spec.name}")
-    data = PortalData(reference_time=spec.reference_time,
-                      custom_field_definitions=[dict(d) for d in CUSTOM_FIELDS])
+    data = PortalData(
+        reference_time=spec.reference_time, custom_field_definitions=[dict(d) for d in CUSTOM_FIELDS]
+    )
     _make_users(spec, data, _plan_accounts(spec, population, rng), rng)
     _make_groups(spec, data, rng)
     _make_courses(spec, data, rng)

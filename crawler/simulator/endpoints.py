@@ -53,8 +53,9 @@ def _v11(p: SimulatedPortal, query: Query) -> bool:
 def _users(p: SimulatedPortal, q: Query, ids: list[int]) -> Reply:
     rows, paging = p.page(q, ids)
     with_updated = _v11(p, q)
-    return Reply(body=p.wrap("user", [p.shape_user(p.data.users[uid], with_updated) for uid in rows]),
-                 paging=paging)
+    return Reply(
+        body=p.wrap("user", [p.shape_user(p.data.users[uid], with_updated) for uid in rows]), paging=paging
+    )
 
 
 def list_users(p: SimulatedPortal, q: Query, segs: list[str], body: bytes) -> Reply:
@@ -116,8 +117,9 @@ def group_memberships(p: SimulatedPortal, q: Query, segs: list[str], body: bytes
         if uid not in data.users:
             return not_found("User not found")
         rows, paging = p.page(q, index.groups_of.get(uid, []))
-        groups = [{**data.groups[gid], "membership_id": mid} if v11 else data.groups[gid]
-                  for mid, gid in rows]
+        groups = [
+            {**data.groups[gid], "membership_id": mid} if v11 else data.groups[gid] for mid, gid in rows
+        ]
         return Reply(body=p.wrap("group", groups), paging=paging)
     return not_found()
 

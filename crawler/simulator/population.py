@@ -28,18 +28,108 @@ _EXTERNAL_SHARE = 0.08  # contractors and external learners, never in the IdP
 _ALIAS_SHARE = 0.12
 
 GIVEN_NAMES = (
-    "ana", "ben", "chloe", "david", "elena", "farid", "grace", "hiro", "ines", "jamal", "karin", "liam",
-    "maria", "noah", "olga", "pedro", "quinn", "rosa", "sam", "tara", "umar", "vera", "wei", "ximena",
-    "yusuf", "zoe", "aisha", "bruno", "carmen", "diego", "emma", "felix", "giulia", "hannah", "ivan",
-    "julia", "kofi", "lucia", "mateo", "nadia", "oscar", "priya", "rafael", "sofia", "tomas", "ursula",
-    "victor", "wanda", "yara", "zain",
+    "ana",
+    "ben",
+    "chloe",
+    "david",
+    "elena",
+    "farid",
+    "grace",
+    "hiro",
+    "ines",
+    "jamal",
+    "karin",
+    "liam",
+    "maria",
+    "noah",
+    "olga",
+    "pedro",
+    "quinn",
+    "rosa",
+    "sam",
+    "tara",
+    "umar",
+    "vera",
+    "wei",
+    "ximena",
+    "yusuf",
+    "zoe",
+    "aisha",
+    "bruno",
+    "carmen",
+    "diego",
+    "emma",
+    "felix",
+    "giulia",
+    "hannah",
+    "ivan",
+    "julia",
+    "kofi",
+    "lucia",
+    "mateo",
+    "nadia",
+    "oscar",
+    "priya",
+    "rafael",
+    "sofia",
+    "tomas",
+    "ursula",
+    "victor",
+    "wanda",
+    "yara",
+    "zain",
 )
 FAMILY_NAMES = (
-    "silva", "smith", "garcia", "muller", "rossi", "kowalski", "nguyen", "tanaka", "okafor", "johansson",
-    "dubois", "haddad", "ivanova", "kim", "lopez", "murphy", "novak", "osei", "patel", "quinn", "reyes",
-    "schmidt", "taylor", "usman", "varga", "walsh", "xu", "yilmaz", "zimmer", "andersen", "brown", "costa",
-    "dimitrov", "evans", "fischer", "gomez", "horvat", "ito", "jensen", "khan", "larsen", "martin", "nowak",
-    "oliveira", "petrov", "ramos", "santos", "torres", "weber", "young",
+    "silva",
+    "smith",
+    "garcia",
+    "muller",
+    "rossi",
+    "kowalski",
+    "nguyen",
+    "tanaka",
+    "okafor",
+    "johansson",
+    "dubois",
+    "haddad",
+    "ivanova",
+    "kim",
+    "lopez",
+    "murphy",
+    "novak",
+    "osei",
+    "patel",
+    "quinn",
+    "reyes",
+    "schmidt",
+    "taylor",
+    "usman",
+    "varga",
+    "walsh",
+    "xu",
+    "yilmaz",
+    "zimmer",
+    "andersen",
+    "brown",
+    "costa",
+    "dimitrov",
+    "evans",
+    "fischer",
+    "gomez",
+    "horvat",
+    "ito",
+    "jensen",
+    "khan",
+    "larsen",
+    "martin",
+    "nowak",
+    "oliveira",
+    "petrov",
+    "ramos",
+    "santos",
+    "torres",
+    "weber",
+    "young",
 )
 
 
@@ -74,9 +164,12 @@ class Person:
 def case_variant(email: str, rng: random.Random) -> str:
     """The same address in other letter case (`Ana.Silva17@ACME.com`): equal case-folded, not as bytes."""
     local, domain = email.split("@")
-    variants = {".".join(p.capitalize() for p in local.split(".")) + "@" + domain.upper(),
-                local.upper() + "@" + domain, local + "@" + domain.title(),
-                local.capitalize() + "@" + domain.upper()}
+    variants = {
+        ".".join(p.capitalize() for p in local.split(".")) + "@" + domain.upper(),
+        local.upper() + "@" + domain,
+        local + "@" + domain.title(),
+        local.capitalize() + "@" + domain.upper(),
+    }
     variants.discard(email)
     return rng.choice(sorted(variants)) if variants else email.upper()
 
@@ -93,8 +186,9 @@ def _status_plan(size: int, rng: random.Random) -> list[tuple[str, bool]]:
     return plan
 
 
-def _unique_address(given: str, family: str, domain: str, key: int, rng: random.Random,
-                    taken: set[str]) -> str:
+def _unique_address(
+    given: str, family: str, domain: str, key: int, rng: random.Random, taken: set[str]
+) -> str:
     """`given.family@domain`, with a number appended when taken (or by chance, as real directories do)."""
     base = f"{given}.{family}"
     if rng.random() < 0.6 and f"{base}@{domain}" not in taken:
@@ -106,8 +200,9 @@ def _unique_address(given: str, family: str, domain: str, key: int, rng: random.
     return f"{base}.{key}@{domain}"  # crowded name: the key keeps it unique
 
 
-def _alias_for(email: str, given: str, family: str, managed: tuple[str, ...], rng: random.Random,
-               taken: set[str]) -> str | None:
+def _alias_for(
+    email: str, given: str, family: str, managed: tuple[str, ...], rng: random.Random, taken: set[str]
+) -> str | None:
     """A second address: a short form at the same domain, or the same local part at another managed domain."""
     local, domain = email.split("@")
     candidates = [f"{given}.{family[0]}@{domain}", f"{given[0]}{family}@{domain}"]
@@ -148,9 +243,16 @@ def generate_population(
             changed = reference_time - timedelta(days=rng.uniform(1, 200))
         else:
             changed = reference_time - timedelta(days=rng.uniform(30, 1500))
-        people.append(Person(
-            key=key, given_name=given.capitalize(), family_name=family.capitalize(), email=email,
-            domain=domain, idp_status=status, status_changed_at=changed.replace(microsecond=0),
-            aliases=aliases,
-        ))
+        people.append(
+            Person(
+                key=key,
+                given_name=given.capitalize(),
+                family_name=family.capitalize(),
+                email=email,
+                domain=domain,
+                idp_status=status,
+                status_changed_at=changed.replace(microsecond=0),
+                aliases=aliases,
+            )
+        )
     return people

@@ -46,8 +46,9 @@ class RunningSimulator:
 
 
 @asynccontextmanager
-async def run_simulator(portals: list[SimulatedPortal], host: str = "127.0.0.1", port: int = 0,
-                        window_seconds: float = 60.0) -> AsyncIterator[RunningSimulator]:
+async def run_simulator(
+    portals: list[SimulatedPortal], host: str = "127.0.0.1", port: int = 0, window_seconds: float = 60.0
+) -> AsyncIterator[RunningSimulator]:
     """Serve `portals` until the block exits; port 0 picks a free port (read it from `.url`)."""
     runner = web.AppRunner(build_app(portals, window_seconds), access_log=None, handle_signals=False)
     await runner.setup()
@@ -61,9 +62,13 @@ async def run_simulator(portals: list[SimulatedPortal], host: str = "127.0.0.1",
         await runner.cleanup()
 
 
-async def serve_forever(portals: list[SimulatedPortal], host: str = "127.0.0.1", port: int = 8080,
-                        window_seconds: float = 60.0,
-                        on_ready: Callable[[RunningSimulator], None] | None = None) -> None:
+async def serve_forever(
+    portals: list[SimulatedPortal],
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    window_seconds: float = 60.0,
+    on_ready: Callable[[RunningSimulator], None] | None = None,
+) -> None:
     """For `idgraph simulate`: serve until cancelled; `on_ready` can print the URLs and credentials."""
     async with run_simulator(portals, host, port, window_seconds) as simulator:
         if on_ready is not None:
@@ -76,9 +81,16 @@ def portal_password(seed: int, name: str) -> str:
     return hashlib.sha256(f"idgraph-simulator:{seed}:{name}".encode()).hexdigest()[:32]
 
 
-def make_portals(names: list[str], users: int, seed: int, *, population: list[Person] | None = None,
-                 faults: FaultConfig | None = None, per_portal: Mapping[str, Mapping[str, Any]] | None = None,
-                 **overrides: Any) -> list[SimulatedPortal]:
+def make_portals(
+    names: list[str],
+    users: int,
+    seed: int,
+    *,
+    population: list[Person] | None = None,
+    faults: FaultConfig | None = None,
+    per_portal: Mapping[str, Mapping[str, Any]] | None = None,
+    **overrides: Any,
+) -> list[SimulatedPortal]:
     """Portals sharing one population; `overrides` apply to every PortalSpec, `per_portal[name]` to one.
 
     Credentials: username `api-{name}`, password `portal_password(seed, name)`; read them back from
@@ -87,8 +99,13 @@ def make_portals(names: list[str], users: int, seed: int, *, population: list[Pe
     specs = []
     for i, name in enumerate(names):
         fields: dict[str, Any] = {
-            "name": name, "username": f"api-{name}", "password": portal_password(seed, name), "seed": seed,
-            "users": users, "id_offset": (i + 1) * 1_000_000, "definitions_key_typo": i % 2 == 1,
+            "name": name,
+            "username": f"api-{name}",
+            "password": portal_password(seed, name),
+            "seed": seed,
+            "users": users,
+            "id_offset": (i + 1) * 1_000_000,
+            "definitions_key_typo": i % 2 == 1,
         }
         fields.update(overrides)
         fields.update((per_portal or {}).get(name, {}))

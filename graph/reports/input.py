@@ -13,19 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crawler.store import RunInfo, SourceCoverage
-from graph.model import SEVERITY_ORDER, Code, Finding, FindingSet, Severity, Unavailable
+from graph.model import CONTRACT_COLUMNS, SEVERITY_ORDER, Code, Finding, FindingSet, Severity, Unavailable
 
 # Contract columns (design doc), then ours. Never reorder: spreadsheets and scripts read by position too.
-CONTRACT_COLUMNS = (
-    "finding",
-    "severity",
-    "email",
-    "portal",
-    "learnupon_user_id",
-    "user_type",
-    "idp",
-    "idp_status",
-)
 EXTRA_COLUMNS = ("finding_id", "first_seen", "person", "evidence")
 CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from crawler.errors import AuthError, SourceError, TransientError
-from crawler.idp import entra
+from crawler.idp import entra, tokens
 from crawler.idp.fakes import Faults
 from crawler.idp.fakes.directory import DROP, FakePerson
 from crawler.idp.fakes.entra import EntraFake, entra_user
@@ -217,7 +217,7 @@ async def test_token_cache_fetches_once_and_renews_before_expiry():
         await asyncio.sleep(0.01)
         return f"token-{len(fetched)}", 3600.0
 
-    cache = entra.TokenCache(fetch, clock=lambda: now[0])
+    cache = tokens.TokenCache(fetch, clock=lambda: now[0])
     headers = await asyncio.gather(*(cache.headers() for _ in range(5)))
     assert headers == [{"Authorization": "Bearer token-1"}] * 5 and len(fetched) == 1
     now[0] += 3600 - 301  # more than five minutes left: keep it

@@ -19,7 +19,12 @@ def spec(**overrides) -> PortalSpec:
 def test_same_spec_same_data():
     a, b = generate_portal(spec(), POPULATION), generate_portal(spec(), POPULATION)
     assert (a.users, a.groups, a.memberships, a.courses, a.enrollments) == (
-        b.users, b.groups, b.memberships, b.courses, b.enrollments)
+        b.users,
+        b.groups,
+        b.memberships,
+        b.courses,
+        b.enrollments,
+    )
     assert generate_portal(spec(seed=5), POPULATION).users != a.users
 
 
@@ -34,8 +39,10 @@ def test_number_of_enrollments_counts_every_course_and_hides_archived_ones():
     mismatched = {uid for uid, u in data.users.items() if u["number_of_enrollments"] != seen[uid]}
     assert mismatched == data.users_with_hidden_enrollments()
     assert 0 < len(mismatched) < len(data.users) / 2
-    assert len(data.enrollments_of_user(next(iter(mismatched)))) == data.users[
-        next(iter(mismatched))]["number_of_enrollments"]
+    assert (
+        len(data.enrollments_of_user(next(iter(mismatched))))
+        == data.users[next(iter(mismatched))]["number_of_enrollments"]
+    )
 
 
 def test_every_enrollment_status_and_field_present():
@@ -43,9 +50,26 @@ def test_every_enrollment_status_and_field_present():
     assert {r["status"] for r in data.enrollments.values()} == set(ENROLLMENT_STATUSES)
     row = next(iter(data.enrollments.values()))
     assert set(row) >= {
-        "id", "course_id", "course_name", "user_id", "email", "username", "group_id", "status", "percentage",
-        "percentage_complete", "date_enrolled", "date_started", "date_completed", "date_lastaccessed",
-        "due_date", "cert_expires_at", "updated_at", "unenrolled", "certificate_name"}
+        "id",
+        "course_id",
+        "course_name",
+        "user_id",
+        "email",
+        "username",
+        "group_id",
+        "status",
+        "percentage",
+        "percentage_complete",
+        "date_enrolled",
+        "date_started",
+        "date_completed",
+        "date_lastaccessed",
+        "due_date",
+        "cert_expires_at",
+        "updated_at",
+        "unenrolled",
+        "certificate_name",
+    }
     assert all(r["date_enrolled"].endswith("Z") for r in data.enrollments.values())
 
 
@@ -56,8 +80,9 @@ def test_group_counts_mostly_true_with_the_configured_stale_ones():
 
 
 def test_accounts_cover_the_identity_edge_cases():
-    data = generate_portal(spec(username_only_fraction=0.05, case_variants=3, duplicate_accounts=2),
-                           POPULATION)
+    data = generate_portal(
+        spec(username_only_fraction=0.05, case_variants=3, duplicate_accounts=2), POPULATION
+    )
     by_key = {p.key: p for p in POPULATION}
     users = data.users.values()
     username_only = [u for u in users if not u.get("email")]

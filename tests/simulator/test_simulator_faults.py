@@ -74,11 +74,14 @@ async def test_ignored_filter_returns_the_unfiltered_list():
     portals = make_portals(["emea"], 60, 1, faults=FaultConfig(ignored_filters={"course_id"}))
     data = portals[0].data
     course = data.visible_course_ids()[0]
-    async with (run_simulator(portals) as sim, sim.session("emea") as s,
-                s.get("api/v1/enrollments/search", params={"course_id": course}) as resp):
+    async with (
+        run_simulator(portals) as sim,
+        sim.session("emea") as s,
+        s.get("api/v1/enrollments/search", params={"course_id": course}) as resp,
+    ):
         rows = (await resp.json())["enrollments"]
     assert len({r["course_id"] for r in rows}) > 1
-    assert [r["id"] for r in rows] == sorted(data.enrollments)[:len(rows)]
+    assert [r["id"] for r in rows] == sorted(data.enrollments)[: len(rows)]
 
 
 async def test_mutation_mid_crawl_shifts_offset_pages():

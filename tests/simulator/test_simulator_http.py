@@ -13,8 +13,9 @@ pytestmark = pytest.mark.asyncio
 
 @pytest_asyncio.fixture
 async def sim():
-    portals = make_portals(["emea", "amer"], 120, 3, page_size=37,
-                           per_portal={"amer": {"page_size": 500, "users": 600}})
+    portals = make_portals(
+        ["emea", "amer"], 120, 3, page_size=37, per_portal={"amer": {"page_size": 500, "users": 600}}
+    )
     async with run_simulator(portals) as running:
         yield running
 
@@ -60,8 +61,19 @@ async def test_user_record_shape_and_version_1_1(sim):
         assert next(iter(body)) == "customDataFieldDefinitions" and "user" in body
         user = body["user"][0]
         assert "updated_at" not in user and isinstance(user["enabled"], bool) and "is_active" not in user
-        assert {"id", "email", "first_name", "last_name", "created_at", "last_sign_in_at", "sign_in_count",
-                "number_of_enrollments", "user_type", "CustomData", "customDataFieldValues"} <= set(user)
+        assert {
+            "id",
+            "email",
+            "first_name",
+            "last_name",
+            "created_at",
+            "last_sign_in_at",
+            "sign_in_count",
+            "number_of_enrollments",
+            "user_type",
+            "CustomData",
+            "customDataFieldValues",
+        } <= set(user)
         async with s.get("api/v1/users", params={"version_id": "1.1"}) as resp:
             assert "updated_at" in (await resp.json())["user"][0]
         async with s.get(f"api/v1/users/{user['id']}") as resp:
@@ -86,8 +98,11 @@ async def test_auth_content_type_and_unknown_routes(sim):
         async with s.get("api/v1/users", headers={"Content-Type": "application/json"}) as resp:
             assert resp.status == 400
             assert await resp.json() == {"error": "There was a problem in the JSON you submitted."}
-        for path, status in [("api/v1/enrollments", 401), ("api/v1/group_memberships", 404),
-                             ("api/v1/no_such_thing", 404)]:
+        for path, status in [
+            ("api/v1/enrollments", 401),
+            ("api/v1/group_memberships", 404),
+            ("api/v1/no_such_thing", 404),
+        ]:
             async with s.get(path) as resp:
                 assert resp.status == status, path
         course = sim.portal("emea").data.visible_course_ids()[0]
@@ -171,10 +186,12 @@ async def test_per_course_listing_reveals_the_enrollment_count_mismatch(sim):
 async def test_enrollment_date_filters(sim):
     data = sim.portal("emea").data
     async with sim.session("emea") as s:
-        rows = await crawl(s, "api/v1/enrollments/search", "enrollments", date_from="2025-06-01",
-                           date_to="2025-12-31")
-    expected = sorted(e for e, r in data.enrollments.items()
-                      if "2025-06-01" <= r["updated_at"][:10] <= "2025-12-31")
+        rows = await crawl(
+            s, "api/v1/enrollments/search", "enrollments", date_from="2025-06-01", date_to="2025-12-31"
+        )
+    expected = sorted(
+        e for e, r in data.enrollments.items() if "2025-06-01" <= r["updated_at"][:10] <= "2025-12-31"
+    )
     assert [r["id"] for r in rows] == expected and expected
 
 
@@ -199,8 +216,11 @@ async def test_seed_dialects(dialect):
         async with s.get(f"api/v1/users/{users[0]['id']}") as resp:
             one = await resp.json()
         assert one["id"] == users[0]["id"] if dialect == "seed" else one["users"][0]["id"] == users[0]["id"]
-        for path, key in [("api/v1/groups", "groups"), ("api/v1/courses", "courses"),
-                          (f"api/v1/enrollments/search?user_id={users[0]['id']}", "enrollments")]:
+        for path, key in [
+            ("api/v1/groups", "groups"),
+            ("api/v1/courses", "courses"),
+            (f"api/v1/enrollments/search?user_id={users[0]['id']}", "enrollments"),
+        ]:
             async with s.get(path) as resp:
                 body = await resp.json()
             assert isinstance(body, list) if dialect == "seed" else list(body) == [key]
