@@ -164,3 +164,15 @@ async def test_a_listing_that_fails_part_way_is_incomplete_and_not_marked_done(t
     assert "users" not in store.done_collections(result.run_id, "emea")
     assert 0 < store.count("lu_users", result.run_id, "emea") < len(target.data.users)
     store.close()
+
+
+async def test_an_ignored_filter_is_detected_and_nothing_unasked_for_is_kept(tmp_path: Path) -> None:
+    """LearnUpon answers an unknown filter with the unfiltered list: every record is checked, not trusted."""
+    target = portal(users=150, courses=4, draft_courses=0, archived_courses=0)
+    target.faults = FaultConfig(ignored_filters=frozenset({"course_id"}))
+    store, result = await crawl_portals(tmp_path, [target])
+    coverage = result.coverage[0]
+    assert coverage.complete
+    assert_snapshot_equals_truth(store, result.run_id, target)  # no enrollment stored twice or misfiled
+    assert any("ignored the filter" in note for note in coverage.notes)
+    store.close()
