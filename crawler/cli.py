@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -53,7 +54,7 @@ LogFormatOpt = Annotated[
 
 
 def _fail_usage(message: str) -> typer.Exit:
-    console.print(f"[bold red]idgraph:[/] {message}", highlight=False, markup=False)
+    console.print(f"[bold red]idgraph:[/] {escape(message)}", highlight=False)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -237,18 +238,41 @@ def demo_command(
     ),
     portals: Annotated[int, typer.Option(help="Number of simulated portals.")] = 3,
     users: Annotated[int, typer.Option(help="Users per simulated portal.")] = 2000,
+    neo4j: Annotated[
+        str | None, typer.Option("--neo4j", help="Also load the demo graph into this Neo4j (bolt://…).")
+    ] = None,
+    neo4j_user: Annotated[str | None, typer.Option("--neo4j-user", help="Neo4j user, if auth is on.")] = None,
+    neo4j_password_env: Annotated[
+        str | None, typer.Option("--neo4j-password-env", help="Env var holding the Neo4j password.")
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Start simulated LearnUpon portals in-process, crawl them, and summarise.
 
     Everything runs on loopback with a time-compressed rate window, so it takes seconds.
 
-    Example: idgraph demo --out ./demo --portals 5 --users 5000
+    Example: idgraph demo --out ./demo --portals 5 --users 5000 --neo4j bolt://127.0.0.1:7687
     """
     from crawler.demo import run_demo
 
     setup_logging("text", quiet)
+    auth = None
+    if neo4j_user is not None:
+        password = os.environ.get(neo4j_password_env or "")
+        if not password:
+            raise _fail_usage("--neo4j-password-env: name an environment variable holding the password")
+        auth = (neo4j_user, password)
     code = asyncio.run(run_demo(out, portals=portals, users=users, console=console, quiet=quiet))
+    if neo4j is not None:
+        from graph.neo4j_export import export_run
+
+        stats = export_run(out / "idgraph.db", neo4j, auth=auth)
+        if not quiet:
+            console.print(
+                f"neo4j: run {stats.run_id} loaded into {neo4j} ({stats.rows_written:,} rows in "
+                f"{stats.seconds:.1f} s); try `idgraph query --list`",
+                highlight=False,
+            )
     raise typer.Exit(code)
 
 
@@ -286,8 +310,11 @@ def simulate_command(
 def _mount_subcommands() -> None:
     """Command groups that live beside the concept they drive."""
     from crawler.remediation.cli import remediate_app
+    from graph.cli_neo4j import export_app, query_command
 
     app.add_typer(remediate_app, name="remediate")
+    app.add_typer(export_app, name="export")
+    app.command("query")(query_command)
 
 
 _mount_subcommands()
