@@ -121,6 +121,7 @@ class RateController:
         self._probe_out = False
         self._probe_released = asyncio.Event()
         self._probe_pause = window_seconds * FIRST_PROBE_FRACTION
+        self.in_flight = 0  # sent and not answered yet: the server will count them against the window too
         # counters for coverage and benchmarks
         self.throttled = 0
         self.cuts = 0
@@ -158,6 +159,7 @@ class RateController:
         self._probe_out = probe
         if self._window_start is None or now >= self._window_start + self.window_seconds:
             self._window_start = now
+        self.in_flight += 1
         return Ticket(now, probe)
 
     def _held_back(self) -> bool:
@@ -206,7 +208,12 @@ class RateController:
         return self._window_start + self.window_seconds + 0.01
 
     # --- what the server said ----------------------------------------------------------------------
+    def _answered(self, ticket: Ticket | None) -> None:
+        if ticket is not None:
+            self.in_flight = max(0, self.in_flight - 1)
+
     def on_success(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> None:
+        self._answered(ticket)
         now = self._clock()
         self._first_success = min(self._first_success, now)
         self._successes.append(now)
@@ -223,11 +230,12 @@ class RateController:
         self.headers_seen = True
         self.largest_remaining_seen = max(self.largest_remaining_seen, remaining + 1)
         reserve = math.ceil(self.largest_remaining_seen * (1.0 - self.budget_share))
-        if remaining <= reserve:
+        if remaining - self.in_flight <= reserve:  # what is already on the wire will be counted too
             self.pause_until(self._window_end())
 
     def on_throttled(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> float:
         """A 429: pause the whole source (and adapt); returns the pause length in seconds."""
+        self._answered(ticket)
         self.throttled += 1
         now = self._clock()
         sent_at = ticket.sent_at if ticket is not None else now
@@ -262,6 +270,7 @@ class RateController:
 
     def on_other_outcome(self, ticket: Ticket) -> None:
         """The request failed for another reason (5xx, reset): it was not throttled, so a probe is over."""
+        self._answered(ticket)
         if ticket.probe:
             self._end_probe(succeeded=True)
 

@@ -151,3 +151,15 @@ def test_learned_rate() -> None:
     assert gate.learned_rate() == pytest.approx(0.8 * 300 / 60)
     resumed = controller(Clock(1000.0), initial_rate=2.5)
     assert resumed.rate == 2.5 and resumed.ssthresh == 2.5
+
+
+async def test_requests_in_flight_count_against_the_remaining_budget() -> None:
+    gate = controller(Clock(1000.0))
+    gate.on_success(HEADERS)  # learns the window holds 300
+    tickets = [await gate.acquire() for _ in range(5)]
+    assert gate.in_flight == 5
+    gate.on_success({"X-LU-Rate-Limit-Remaining-Minute": "64"}, tickets[0])  # 64 left, 4 still on the wire
+    assert gate.pauses == 1  # 64 - 4 = 60: only the others' share is left
+    for ticket in tickets[1:]:
+        gate.on_other_outcome(ticket)
+    assert gate.in_flight == 0

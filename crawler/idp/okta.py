@@ -115,6 +115,7 @@ class OktaRateController(RateController):
         if resume_at is None or parse_retry_after(retry_after) is not None:
             plain = {"Retry-After": retry_after} if retry_after is not None else {}
             return super().on_throttled(plain, ticket)
+        self._answered(ticket)
         self.headers_seen = True
         self.throttled += 1
         self.pause_until(resume_at)

@@ -42,6 +42,7 @@ class ServerPacedController(RateController):
         self._streak = 0
 
     def on_throttled(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> float:
+        self._answered(ticket)
         if self._streak >= self.max_backoffs:
             raise SourceError(f"{self.source}: still throttled after {self._streak} back-offs; giving up")
         self._streak += 1
