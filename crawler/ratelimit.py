@@ -16,8 +16,8 @@ A portal's budget is shared with its other integrations and its limit is undocum
   requeued through this gate, never slept in place while others keep firing.
 * **Weekly reserve**: when `X-LU-Rate-Limit-Remaining-Week` drops to the reserve, the source stops cleanly.
 
-Where a window starts is not documented; we assume it opens with the first request after the previous
-one closed. If the server's windows are aligned differently, the cost is one more 429 per window.
+Where a window starts is not documented, so it is read from the server: a window opened when the
+remaining count rose. Our own clock would run ahead of the server's by latency and event-loop lag.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ class RateController:
         self._clock = wall_clock
         # pauses and windows
         self._resume_at = 0.0
-        self._window_start: float | None = None
+        self._server_window_start: float | None = None  # from the headers: when the remaining count rose
+        self._last_remaining: int | None = None
         self.largest_remaining_seen = 0
         self.headers_seen = False
         self.remaining_week: int | None = None
@@ -157,8 +158,6 @@ class RateController:
         now = self._clock()
         probe = self._probing
         self._probe_out = probe
-        if self._window_start is None or now >= self._window_start + self.window_seconds:
-            self._window_start = now
         self.in_flight += 1
         return Ticket(now, probe)
 
@@ -201,12 +200,6 @@ class RateController:
             self._resume_at = resume_at
             self.pauses += 1
 
-    def _window_end(self) -> float:
-        now = self._clock()
-        if self._window_start is None or now >= self._window_start + self.window_seconds:
-            return now + 0.01
-        return self._window_start + self.window_seconds + 0.01
-
     # --- what the server said ----------------------------------------------------------------------
     def _answered(self, ticket: Ticket | None) -> None:
         if ticket is not None:
@@ -228,10 +221,31 @@ class RateController:
         if remaining is None:
             return
         self.headers_seen = True
+        sent = ticket.sent_at if ticket is not None else now
+        # A rise larger than what reordered answers can explain means the server opened a new window
+        # while this request was on its way.
+        if self._last_remaining is None or remaining > self._last_remaining + self.in_flight + 1:
+            self._server_window_start = (sent + now) / 2
+        self._last_remaining = remaining
         self.largest_remaining_seen = max(self.largest_remaining_seen, remaining + 1)
         reserve = math.ceil(self.largest_remaining_seen * (1.0 - self.budget_share))
         if remaining - self.in_flight <= reserve:  # what is already on the wire will be counted too
-            self.pause_until(self._window_end())
+            self._pause_for_next_window(now)
+
+    def _pause_for_next_window(self, now: float) -> None:
+        """Wait for the server's window to roll over.
+
+        The window's start is anchored to the server (the moment its remaining count rose), not to our
+        own sends: our clock can run ahead of the server's by a request's latency plus event-loop lag,
+        and resuming early would spend the first request of the next window in the old one. If the
+        server still reports the old window after the time it should have rolled, look again shortly
+        rather than waiting a whole window.
+        """
+        start = self._server_window_start
+        if start is not None and start + self.window_seconds > now:
+            self.pause_until(start + self.window_seconds + self.window_seconds / 100)
+        else:
+            self.pause_until(now + self.window_seconds / 32)
 
     def on_throttled(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> float:
         """A 429: pause the whole source (and adapt); returns the pause length in seconds."""
@@ -247,7 +261,7 @@ class RateController:
         if wait is not None:
             self.pause_until(now + wait)
         elif self.headers_seen:
-            self.pause_until(self._window_end())
+            self._pause_for_next_window(now)
         else:
             if not self._probing:
                 self._probing, self._probe_pause = True, self.window_seconds * FIRST_PROBE_FRACTION

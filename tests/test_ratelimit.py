@@ -39,15 +39,36 @@ def test_retry_after_in_both_forms() -> None:
     assert parse_retry_after("-5", now) == 0.0
 
 
-async def test_with_rate_headers_a_429_waits_for_the_end_of_the_window() -> None:
+async def test_with_rate_headers_a_429_waits_for_the_end_of_the_servers_window() -> None:
     clock = Clock(1000.0)
     gate = controller(clock)
-    ticket = await gate.acquire()  # the window opens with this request
+    ticket = await gate.acquire()  # the server's window opens with this request
     gate.on_success(HEADERS, ticket)
     clock.now = 1040.0
     wait = gate.on_throttled({}, Ticket(1039.0))
     assert gate.throttled == 1
-    assert 20.0 < wait <= 20.02  # the window that opened at 1000 closes at 1060
+    assert wait == pytest.approx(20.6)  # the window that opened at 1000 closes at 1060 (+1% margin)
+
+
+def test_the_window_is_anchored_where_the_servers_remaining_count_rose() -> None:
+    clock = Clock(1000.0)
+    gate = controller(clock)
+    gate.on_success(HEADERS, None)  # window 1 seen at 1000
+    clock.now = 1061.0
+    gate.on_success({"X-LU-Rate-Limit-Remaining-Minute": "100"}, None)  # still falling: same window
+    gate.on_success({"X-LU-Rate-Limit-Remaining-Minute": "299"}, Ticket(1061.5))  # rose: a new window
+    clock.now = 1062.0
+    gate.on_success({"X-LU-Rate-Limit-Remaining-Minute": "60"}, None)  # only the others' share left
+    assert gate._resume_at == pytest.approx((1061.5 + 1061.0) / 2 + 60 + 0.6, abs=0.3)
+
+
+def test_an_old_window_reported_after_it_should_have_rolled_costs_a_short_wait_not_a_window() -> None:
+    clock = Clock(1000.0)
+    gate = controller(clock)
+    gate.on_success(HEADERS, None)
+    clock.now = 1065.0  # past the window that opened at 1000, but the server still counts it down
+    gate.on_success({"X-LU-Rate-Limit-Remaining-Minute": "5"}, None)
+    assert gate._resume_at == pytest.approx(1065.0 + 60 / 32)
 
 
 def test_retry_after_is_honoured_for_the_whole_source() -> None:
