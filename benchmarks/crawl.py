@@ -602,8 +602,8 @@ much more, with the machine's other load).
   the window. The same for every crawler, baselines included: one that takes the other integrations'
   share too scores η > 1 (see *peak window ÷ limit*: the most requests the simulator admitted in one fixed
   window, as a share of the limit; idgraph's target is {BUDGET_SHARE:.0%}).
-- *Minimal requests*: the portal's minimal plan (`benchmarks/plan_math.py`, a copy of
-  `tests/learnupon/lu_helpers.minimal_plan`): every listing's pages, one boundary re-check per page boundary
+- *Minimal requests*: the portal's minimal plan (`crawler/simulator/plan.py`, the same function the
+  request-count test asserts against): every listing's pages, one boundary re-check per page boundary
   of the entity listings, and the per-user / per-group fetches the counters force; nothing is excluded.
   *Sent ÷ minimal* counts every request sent, 429s included; *answered ÷ minimal* leaves the 429s out.
 - *η* = ideal time ÷ actual time; ideal = minimal requests ÷ allowed rate; actual = idgraph's coverage

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from benchmarks.plan_math import minimal_plan
+from crawler.simulator.plan import minimal_plan
 
 
 @dataclass(frozen=True)

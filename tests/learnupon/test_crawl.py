@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lu_helpers import WINDOW, assert_snapshot_equals_truth, config_for, make_portal, minimal_plan
+from lu_helpers import WINDOW, assert_snapshot_equals_truth, config_for, make_portal
 
 from crawler.orchestrator import crawl
+from crawler.simulator.plan import minimal_plan
 from crawler.simulator.population import generate_population
 from crawler.simulator.server import run_simulator
 from crawler.store import SnapshotStore

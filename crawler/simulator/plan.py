@@ -1,15 +1,16 @@
 """The minimal request plan of one simulated portal: the fewest requests the API allows, by purpose.
 
-Copied from `tests/learnupon/lu_helpers.py` (`pages`, `minimal_plan`) so the benchmarks do not import from
-the test tree; keep the two in step. It includes the boundary re-checks of the entity listings and the
-per-user / per-group fetches the counters force, so it is the plan's floor, not a hypothetical one.
+Computed from the simulator's ground truth, so tests can assert the crawler's request count and
+benchmarks can compute its efficiency against the same floor. It includes the boundary re-checks of the
+entity listings and the per-user / per-group fetches the counters force, so it is the plan's floor, not a
+hypothetical one.
 """
 
 from __future__ import annotations
 
 import math
 
-from crawler.simulator.dataset import PortalData, PortalSpec
+from .dataset import PortalData, PortalSpec
 
 
 def pages(count: int, page_size: int, has_next_header: bool) -> int:
