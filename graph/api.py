@@ -74,6 +74,20 @@ def load_account_details(
     return AccountDetails(groups, enrollments)
 
 
+# The columns of `IdentityGraph.exposure`: one row per group or course an account still holds.
+EXPOSURE_COLUMNS = (
+    "person",
+    "portal",
+    "learnupon_user_id",
+    "email",
+    "enabled",
+    "kind",
+    "id",
+    "title",
+    "status",
+)
+
+
 class IdentityGraph:
     """One run of the snapshot, resolved into people; findings and graphs derived on demand."""
 
@@ -260,17 +274,7 @@ class IdentityGraph:
     def exposure(self, person: str | Person, *, include_disabled: bool = False) -> pd.DataFrame:
         """Groups and courses a person's enabled accounts still hold: what an orphan can still reach."""
         target = person if isinstance(person, Person) else self.person(person)
-        columns = [
-            "person",
-            "portal",
-            "learnupon_user_id",
-            "email",
-            "enabled",
-            "kind",
-            "id",
-            "title",
-            "status",
-        ]
+        columns = list(EXPOSURE_COLUMNS)
         if target is None:
             return pd.DataFrame(columns=columns)
         rows: list[dict[str, Any]] = []

@@ -29,7 +29,7 @@ import networkx as nx
 import pandas as pd
 
 from graph import history
-from graph.api import IdentityGraph
+from graph.api import EXPOSURE_COLUMNS, IdentityGraph
 from graph.model import SEVERITY_ORDER, Code, Severity
 from graph.reports.csv_report import neutralise
 from graph.reports.input import CODE_MEANING, CONTRACT_COLUMNS, NO_PORTAL
@@ -49,18 +49,6 @@ CODES = [c.value for c in Code]
 SEVERITIES = [s.value for s in sorted(Severity, key=SEVERITY_ORDER.__getitem__)]
 CHANGES = ("new", "still_open", "resolved", "not_rechecked")
 ORPHAN = Code.IDP_DISABLED_ACTIVE.value
-# the columns of IdentityGraph.exposure
-EXPOSURE_COLUMNS = [
-    "person",
-    "portal",
-    "learnupon_user_id",
-    "email",
-    "enabled",
-    "kind",
-    "id",
-    "title",
-    "status",
-]
 CODE_COLOURS = dict(zip(CODES, ("#b2182b", "#ef8a62", "#8073ac", "#67a9cf", "#878787"), strict=True))
 SEVERITY_COLOURS = dict(zip(SEVERITIES, ("#67001f", "#d6604d", "#f4a582", "#92c5de"), strict=True))
 KIND_COLOURS = {
@@ -222,7 +210,7 @@ def orphan_exposure(
     people = sorted(findings.loc[findings["finding"] == code, "person"].dropna().unique())
     frames = [ig.exposure(person) for person in people]
     frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EXPOSURE_COLUMNS)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(EXPOSURE_COLUMNS))
 
 
 def orphan_summary(findings: pd.DataFrame, exposure: pd.DataFrame, code: str = ORPHAN) -> pd.DataFrame:
