@@ -107,8 +107,7 @@ def _save_review_settings(db: Path, run_id: int, cfg: Config) -> None:
     from graph.rules import ReviewSettings
 
     with SnapshotStore(db) as store:
-        settings = ReviewSettings(tuple(cfg.review.managed_domains), cfg.review.dormant_days)
-        save_review_settings(store, run_id, settings)
+        save_review_settings(store, run_id, ReviewSettings.from_config(cfg.review))
 
 
 def _print_outcome(result: CrawlResult, db: Path, quiet: bool, log_format: str) -> None:
@@ -209,7 +208,7 @@ def _review_settings(config_path: Path) -> ReviewSettings:
         cfg = load_config(config_path)
     except ConfigError as exc:
         raise _fail_usage(f"config error: {exc}") from None
-    return ReviewSettings(tuple(cfg.review.managed_domains), cfg.review.dormant_days)
+    return ReviewSettings.from_config(cfg.review)
 
 
 def _print_review(review: Review) -> None:

@@ -91,7 +91,7 @@ async def run_demo(out: Path, *, portals: int, users: int, console: Console, qui
                 result = await (work if quiet else with_live_progress(console, live, work))
     finally:
         await okta.close()
-    review = review_run(db, out, run_id=result.run_id, settings=_settings(config))
+    review = review_run(db, out, run_id=result.run_id, settings=ReviewSettings.from_config(config.review))
     if not quiet:
         console.print(summary_table(result.coverage))
         console.print(_throughput_table(result))
@@ -99,10 +99,6 @@ async def run_demo(out: Path, *, portals: int, users: int, console: Console, qui
         console.print(f"snapshot: {db} (run {result.run_id})", highlight=False)
         console.print(f"report:   {review.paths.get('html')}", highlight=False)
     return 0 if result.complete else 3
-
-
-def _settings(config: Config) -> ReviewSettings:
-    return ReviewSettings(tuple(config.review.managed_domains), config.review.dormant_days)
 
 
 def _headline(review: Review) -> Table:

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -43,7 +43,6 @@ class LiveSource:
 class CrawlResult:
     run_id: int
     coverage: list[SourceCoverage]
-    live: dict[str, LiveSource] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -142,7 +141,7 @@ async def crawl(
     finally:
         await connector.close()
     store.finish_run(run_id)
-    return CrawlResult(run_id, store.coverage(run_id), live)
+    return CrawlResult(run_id, store.coverage(run_id))
 
 
 async def _run_source(
@@ -165,7 +164,7 @@ async def _run_source(
         http=http,
         done=store.done_collections(run_id, live.name),
     )
-    live.ctx = live.ctx or ctx
+    live.ctx = ctx
     live.state = "running"
     coverage = SourceCoverage(source=live.name, kind=live.kind, started_at=utcnow())
     try:

@@ -375,17 +375,21 @@ class SnapshotStore:
     # --- reading --------------------------------------------------------------------------------
     def rows(self, table: str, run_id: int, source: str | None = None) -> list[sqlite3.Row]:
         """All rows of one snapshot table for a run (optionally one source)."""
+        where, args = self._where(table, run_id, source)
+        return self._db.execute(f"SELECT * FROM {table} WHERE {where}", args).fetchall()
+
+    @staticmethod
+    def _where(table: str, run_id: int, source: str | None) -> tuple[str, tuple[Any, ...]]:
         if table not in {t for t, _, _ in _TABLES.values()} | {"idp_identities", "idp_addresses"}:
             raise ValueError(f"unknown snapshot table {table!r}")
-        source_col = "portal" if table.startswith("lu_") else "source"
         if source is None:
-            return self._db.execute(f"SELECT * FROM {table} WHERE run_id = ?", (run_id,)).fetchall()
-        return self._db.execute(
-            f"SELECT * FROM {table} WHERE run_id = ? AND {source_col} = ?", (run_id, source)
-        ).fetchall()
+            return "run_id = ?", (run_id,)
+        source_col = "portal" if table.startswith("lu_") else "source"
+        return f"run_id = ? AND {source_col} = ?", (run_id, source)
 
     def count(self, table: str, run_id: int, source: str | None = None) -> int:
-        return len(self.rows(table, run_id, source))
+        where, args = self._where(table, run_id, source)
+        return int(self._db.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", args).fetchone()[0])
 
     def enrollment_count_mismatches(self, run_id: int, portal: str) -> list[int]:
         """Users whose `number_of_enrollments` differs from the enrollments crawled for them."""

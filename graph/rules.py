@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crawler.config import ReviewConfig
 from crawler.store import SourceCoverage
 from graph.model import Code, Finding, FindingSet, Severity, Unavailable
 from graph.resolve import Account, Match, Person, Resolution
@@ -50,6 +51,11 @@ class ReviewSettings:
         object.__setattr__(self, "managed_domains", domains)
         if self.dormant_days < 1:
             raise ValueError("dormant_days must be at least 1")
+
+    @classmethod
+    def from_config(cls, review: ReviewConfig) -> ReviewSettings:
+        """The settings a config's `[review]` table names."""
+        return cls(tuple(review.managed_domains), review.dormant_days)
 
 
 @dataclass(frozen=True)

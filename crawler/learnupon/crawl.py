@@ -61,11 +61,10 @@ class PortalCrawl:
         purpose: str,
         keep: Callable[[Any], bool] | None = None,
         boundary_check: bool = False,
-    ) -> int:
-        """Walk one listing into the snapshot; returns the number of records kept."""
+    ) -> None:
+        """Walk one listing into the snapshot, unless a previous attempt already committed it."""
         if collection in self.ctx.done:
-            return -1
-        kept = 0
+            return
         rejected = 0
         drift = 0
         pages = iterate_pages(
@@ -80,7 +79,7 @@ class PortalCrawl:
                 accepted = [r for r in records if keep(r)]
                 rejected += len(records) - len(accepted)
                 records = accepted
-            kept += self.ctx.commit_page(collection, records, done=page.last)
+            self.ctx.commit_page(collection, records, done=page.last)
         if drift:
             self.ctx.note(
                 f"{collection}: the listing changed while it was read ({drift} drift events); records that "
@@ -91,7 +90,6 @@ class PortalCrawl:
                 f"{collection}: the server ignored the filter in {path}?{_fmt(params)} and returned "
                 f"{rejected} records that do not match it; they were dropped"
             )
-        return kept
 
     async def _users(self) -> None:
         await self._list(
