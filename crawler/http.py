@@ -19,11 +19,13 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDict
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from yarl import URL
 
 from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError, TransientError
 from crawler.ratelimit import RateController
 
 HeaderProvider = Callable[[], Awaitable[Mapping[str, str]]]
+Decoder = Callable[[bytes], Any]
 
 
 @dataclass
@@ -43,9 +45,9 @@ class Response:
     body: Any
 
 
-def _describe(url: str) -> str:
+def _describe(url: str | URL) -> str:
     """The path of a URL, for messages: never the query (cursors, filters) nor userinfo."""
-    parts = urlsplit(url)
+    parts = urlsplit(str(url))
     return f"{parts.hostname or ''}{parts.path}"
 
 
@@ -91,55 +93,63 @@ class SourceHttp:
     async def close(self) -> None:
         await self.session.close()
 
-    async def get_json(self, url: str, params: Mapping[str, Any] | None = None, *, purpose: str) -> Response:
-        """GET a JSON document; retries transient faults, requeues 429s, raises SourceError otherwise."""
-        return await self.request("GET", url, params=params, purpose=purpose)
+    async def get_json(
+        self,
+        url: str | URL,
+        params: Mapping[str, Any] | None = None,
+        *,
+        purpose: str,
+        decode: Decoder | None = None,
+    ) -> Response:
+        """GET a JSON document; retries transient faults, requeues 429s, raises SourceError otherwise.
+
+        `decode` turns the body's bytes into `Response.body` (default: `json.loads`); it runs inside the
+        retry scope, so a decoder that raises TransientError on a garbled body gets the page fetched again.
+        """
+        return await self.request("GET", url, params=params, purpose=purpose, decode=decode)
 
     async def request(
         self,
         method: str,
-        url: str,
+        url: str | URL,
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         data: Mapping[str, str] | None = None,
         purpose: str,
-        expect_json: bool = True,
+        decode: Decoder | None = None,
     ) -> Response:
+        call = _Call(method, url, params, json_body, data, purpose, decode)
+        # The first attempt runs outside tenacity: nearly every request succeeds at once, and tenacity's
+        # per-attempt bookkeeping costs more than the rest of our own request handling. A failure is
+        # replayed into tenacity as its attempt 1, so waits and the bound are exactly tenacity's.
+        try:
+            return await self._until_not_throttled(call)
+        except TransientError as exc:
+            first_failure: TransientError | None = exc
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
             wait=wait_random_exponential(multiplier=0.5, max=self._backoff_cap),
             stop=stop_after_attempt(self._max_attempts),
             reraise=True,
         )
-        attempt_number = 0
         async for attempt in retrying:
             with attempt:
-                attempt_number += 1
-                if attempt_number > 1:
-                    self.stats.retries += 1
-                return await self._until_not_throttled(
-                    method, url, params, json_body, data, purpose, expect_json
-                )
+                if first_failure is not None:
+                    failure, first_failure = first_failure, None
+                    raise failure
+                self.stats.retries += 1
+                return await self._until_not_throttled(call)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _until_not_throttled(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, Any] | None,
-        json_body: Any,
-        data: Mapping[str, str] | None,
-        purpose: str,
-        expect_json: bool,
-    ) -> Response:
+    async def _until_not_throttled(self, call: _Call) -> Response:
         while True:
             # Take the concurrency slot before the rate gate: a pause must hold back every request
             # not yet on the wire, not only those that had not queued for a slot.
             async with self._slots:
                 ticket = await self.controller.acquire()
                 try:
-                    response = await self._send_once(method, url, params, json_body, data, purpose)
+                    response = await self._send_once(call)
                 except BaseException:
                     self.controller.on_other_outcome(ticket)
                     raise
@@ -148,57 +158,63 @@ class SourceHttp:
                 self.controller.on_throttled(response.headers, ticket)
                 continue
             self.controller.on_success(response.headers, ticket)
-            return _decode(self.name, method, url, response, expect_json)
+            return _decode(self.name, call, response)
 
-    async def _send_once(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, Any] | None,
-        json_body: Any,
-        data: Mapping[str, str] | None,
-        purpose: str,
-    ) -> Response:
+    async def _send_once(self, call: _Call) -> Response:
         """One request on the wire: a 2xx or 429 comes back raw; every other outcome raises."""
-        headers: dict[str, str] = {"Accept": "application/json"}
-        if self._auth_headers is not None:
-            headers.update(await self._auth_headers())
+        headers = None if self._auth_headers is None else await self._auth_headers()
         self.stats.requests += 1
-        where = _describe(url)
+        method, url = call.method, call.url
         try:
             async with self.session.request(
-                method, url, params=params, json=json_body, data=data, headers=headers
+                method, url, params=call.params, json=call.json_body, data=call.data, headers=headers
             ) as resp:
                 status = resp.status
                 resp_headers = _joined_headers(resp.headers)
                 raw = await resp.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
-            self.stats.by_purpose[purpose] += 1
-            raise TransientError(_transport_failure(self.name, method, where, exc)) from None
+            self.stats.by_purpose[call.purpose] += 1
+            raise TransientError(_transport_failure(self.name, method, _describe(url), exc)) from None
         if status == 429:
             return Response(status, resp_headers, raw)
-        self.stats.by_purpose[purpose] += 1
+        self.stats.by_purpose[call.purpose] += 1
+        if status < 400:
+            return Response(status, resp_headers, raw)
+        where = _describe(url)
         if status >= 500:
             raise TransientError(f"{self.name}: {method} {where} answered {status}")
         if status in (401, 403):
             raise AuthError(f"{self.name}: {method} {where} answered {status} ({_error_text(raw)})")
         if status == 404:
             raise NotFoundError(f"{self.name}: {method} {where} answered 404 ({_error_text(raw)})")
-        if status >= 400:
-            raise ClientRequestError(f"{self.name}: {method} {where} answered {status} ({_error_text(raw)})")
-        return Response(status, resp_headers, raw)
+        raise ClientRequestError(f"{self.name}: {method} {where} answered {status} ({_error_text(raw)})")
 
 
-def _decode(source: str, method: str, url: str, response: Response, expect_json: bool) -> Response:
-    """Parse a 2xx body; a body cut short or garbled is a transient fault (retried), never an empty page."""
-    if not expect_json:
-        return response
-    raw = response.body
+@dataclass(frozen=True)
+class _Call:
+    """One logical request, as many attempts send it."""
+
+    method: str
+    url: str | URL
+    params: Mapping[str, Any] | None
+    json_body: Any
+    data: Mapping[str, str] | None
+    purpose: str
+    decode: Decoder | None
+
+
+def decode_json(raw: bytes) -> Any:
+    """The default decoder: JSON, or None for an empty body; TransientError for a garbled one."""
+    return json.loads(raw) if raw.strip() else None
+
+
+def _decode(source: str, call: _Call, response: Response) -> Response:
+    """Decode a 2xx body; a body cut short or garbled is a transient fault (retried), never an empty page."""
     try:
-        body = json.loads(raw) if raw.strip() else None
+        body = (call.decode or decode_json)(response.body)
     except ValueError:
         raise TransientError(
-            f"{source}: {method} {_describe(url)} returned a truncated or malformed body"
+            f"{source}: {call.method} {_describe(call.url)} returned a truncated or malformed body"
         ) from None
     return Response(response.status, response.headers, body)
 
@@ -240,11 +256,11 @@ def make_session(
     return aiohttp.ClientSession(
         connector=connector,
         connector_owner=False,
-        headers=headers,
+        headers={"Accept": "application/json", **(headers or {})},
         timeout=aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout),
         raise_for_status=False,
         middlewares=tuple(middlewares),
     )
 
 
-__all__ = ["HeaderProvider", "Response", "SourceError", "SourceHttp", "make_session"]
+__all__ = ["Decoder", "HeaderProvider", "Response", "SourceError", "SourceHttp", "make_session"]
