@@ -7,10 +7,54 @@ quarantined with its reason instead of silently half-stored.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+# A date and time in the one form the snapshot stores: UTC, seconds, "Z". Valid dates only: February
+# stops at 28 (the 29th takes the general path below, which knows leap years).
+_CANONICAL_UTC = (
+    r"^(?:[1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-"
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|02-(?:0[1-9]|1\d|2[0-8]))"
+    r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$"
+)
+
+
+def canonical_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a "Z"; a moment without a zone is taken as UTC (as the graph reads it)."""
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class _UtcTimestampSchema:
+    """Validates like `datetime` and keeps the canonical string (what the snapshot stores).
+
+    A value already in canonical form is checked by pattern inside pydantic-core and kept as it is — the
+    common case, with no `datetime` made and printed again per value; any other form `datetime` accepts
+    (offsets, fractions, a space for "T", epoch seconds, `datetime` objects) is converted.
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.union_schema(
+            [
+                core_schema.str_schema(pattern=_CANONICAL_UTC),
+                core_schema.no_info_after_validator_function(canonical_utc, core_schema.datetime_schema()),
+            ],
+            mode="left_to_right",
+        )
+
+
+UtcTimestamp = Annotated[str, _UtcTimestampSchema]
+# Text with something in it. The dialect readers turn blank strings into None before validating, so this
+# only ever rejects a blank that skipped them: a page read straight from bytes (see `learnupon.dialect`)
+# with a blank string in it goes the general way instead. (Python's `str.strip` also strips \x1c-\x1f.)
+Text = Annotated[str, Field(pattern=r"[^\s\x1c-\x1f]")]
 
 
 class _Record(BaseModel):
@@ -18,43 +62,46 @@ class _Record(BaseModel):
 
 
 class LUUser(_Record):
+    """`enabled` and `user_type` have no defaults: an account is never assumed enabled, nor a learner,
+    because a field was missing (the seed dialect's `is_active` and `role` are mapped by the reader)."""
+
     id: int
-    email: str | None = None
-    username: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    user_type: str = "learner"
-    enabled: bool = True
-    last_sign_in_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    email: Text | None = None
+    username: Text | None = None
+    first_name: Text | None = None
+    last_name: Text | None = None
+    user_type: Text
+    enabled: bool
+    last_sign_in_at: UtcTimestamp | None = None
+    created_at: UtcTimestamp | None = None
+    updated_at: UtcTimestamp | None = None
     sign_in_count: int | None = None
     number_of_enrollments: int | None = None
 
 
 class LUGroup(_Record):
     id: int
-    title: str | None = None
+    title: Text | None = None
     number_of_members: int | None = None
 
 
 class LUCourse(_Record):
     id: int
-    name: str | None = None
-    status: str | None = None
+    name: Text | None = None
+    status: Text | None = None
 
 
 class LUEnrollment(_Record):
     id: int
     course_id: int
     user_id: int
-    course_name: str | None = None
-    status: str | None = None
+    course_name: Text | None = None
+    status: Text | None = None
     percentage: float | None = None
     percentage_complete: float | None = None
-    date_enrolled: datetime | None = None
-    date_completed: datetime | None = None
-    date_lastaccessed: datetime | None = None
+    date_enrolled: UtcTimestamp | None = None
+    date_completed: UtcTimestamp | None = None
+    date_lastaccessed: UtcTimestamp | None = None
     unenrolled: bool = False
 
 

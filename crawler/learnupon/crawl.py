@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from crawler.learnupon.dialect import (
-    COURSE_KEYS,
-    ENROLLMENT_KEYS,
-    GROUP_KEYS,
-    MEMBER_KEYS,
-    USER_KEYS,
+    COURSES,
+    ENROLLMENTS,
+    GROUPS,
+    MEMBERS,
+    USERS,
+    PageReader,
     parse_course,
     parse_enrollment,
     parse_group,
@@ -55,7 +56,7 @@ class PortalCrawl:
         collection: str,
         path: str,
         params: dict[str, Any],
-        keys: tuple[str, ...],
+        reader: PageReader,
         parse: Callable[[Any], Any],
         *,
         purpose: str,
@@ -68,7 +69,7 @@ class PortalCrawl:
         rejected = 0
         drift = 0
         pages = iterate_pages(
-            self.ctx.http, f"{self.api}{path}", params, keys, purpose=purpose, boundary_check=boundary_check
+            self.ctx.http, f"{self.api}{path}", params, reader, purpose=purpose, boundary_check=boundary_check
         )
         async for page in pages:
             if page.duplicates or page.drift:
@@ -96,16 +97,14 @@ class PortalCrawl:
             "users",
             "/users",
             {"version_id": "1.1"},
-            USER_KEYS,
+            USERS,
             parse_user,
             purpose="users",
             boundary_check=True,
         )
 
     async def _groups_and_members(self) -> None:
-        await self._list(
-            "groups", "/groups", {}, GROUP_KEYS, parse_group, purpose="groups", boundary_check=True
-        )
+        await self._list("groups", "/groups", {}, GROUPS, parse_group, purpose="groups", boundary_check=True)
         group_ids = [row["id"] for row in self.ctx.store.rows("lu_groups", self.ctx.run_id, self.ctx.name)]
         async with asyncio.TaskGroup() as tasks:
             for group_id in group_ids:
@@ -116,7 +115,7 @@ class PortalCrawl:
             collection,
             "/group_memberships",
             {"group_id": group_id, "version_id": "1.1"},
-            MEMBER_KEYS,
+            MEMBERS,
             lambda raw: parse_member(group_id, raw),
             purpose=purpose,
         )
@@ -126,7 +125,7 @@ class PortalCrawl:
             "courses",
             "/courses",
             {"include_draft": "true"},
-            COURSE_KEYS,
+            COURSES,
             parse_course,
             purpose="courses",
             boundary_check=True,
@@ -144,7 +143,7 @@ class PortalCrawl:
             f"enrollments:{field}:{value}",
             "/enrollments/search",
             {field: value},
-            ENROLLMENT_KEYS,
+            ENROLLMENTS,
             parse_enrollment,
             purpose=purpose,
             keep=matches,

@@ -18,10 +18,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
+
+from yarl import URL
 
 from crawler.errors import TransientError
 from crawler.http import SourceHttp
-from crawler.learnupon.dialect import extract_list
+from crawler.learnupon.dialect import PageReader
 
 HAS_NEXT = "LU-Has-Next-Page"
 MAX_PAGES = 100_000  # a guard against a server that says "true" forever
@@ -37,20 +40,24 @@ class Page:
 
 
 def _record_id(record: Any) -> Any:
-    return record.get("id") if isinstance(record, dict) else None
+    """A raw record's `id`, or a validated one's (see `PageReader`)."""
+    return record.get("id") if isinstance(record, dict) else getattr(record, "id", None)
 
 
 class _Listing:
     """The state of one listing: ids seen, and a fetch that keeps only new records."""
 
-    def __init__(self, http: SourceHttp, url: str, params: Mapping[str, Any], keys: tuple[str, ...]) -> None:
-        self.http, self.url, self.params, self.keys = http, url, params, keys
+    def __init__(self, http: SourceHttp, url: str, params: Mapping[str, Any], reader: PageReader) -> None:
+        self.http, self.reader = http, reader
+        # Encoded once per listing; each page only appends its number (no per-page query building).
+        self._page_url = f"{url}?{urlencode({**params, 'page': ''})}"
         self.seen: set[Any] = set()
 
     async def fetch(self, number: int, purpose: str) -> tuple[list[Any], list[Any], int, bool]:
         """(all records, new records, duplicates, server says more pages) of page `number`."""
-        response = await self.http.get_json(self.url, {**self.params, "page": number}, purpose=purpose)
-        raw = extract_list(response.body, self.keys, f"{self.http.name}: {purpose} page {number}")
+        url = URL(f"{self._page_url}{number}", encoded=True)
+        response = await self.http.get_json(url, purpose=purpose, decode=self.reader.decode)
+        raw = self.reader.records(response.body, f"{self.http.name}: {purpose} page {number}")
         fresh: list[Any] = []
         duplicates = 0
         for record in raw:
@@ -71,13 +78,13 @@ async def iterate_pages(
     http: SourceHttp,
     url: str,
     params: Mapping[str, Any],
-    keys: tuple[str, ...],
+    reader: PageReader,
     *,
     purpose: str,
     boundary_check: bool = False,
 ) -> AsyncIterator[Page]:
     """Yield each page's new records until the listing ends; the final Page has `last=True`."""
-    listing = _Listing(http, url, params, keys)
+    listing = _Listing(http, url, params, reader)
     previous_ids: list[Any] | None = None
     for number in range(1, MAX_PAGES + 1):
         raw, fresh, duplicates, more = await listing.fetch(number, purpose)

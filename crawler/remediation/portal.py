@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from crawler.errors import NotFoundError, SourceError
 from crawler.http import SourceHttp
-from crawler.learnupon.dialect import GROUP_KEYS, USER_KEYS, extract_list, parse_user
+from crawler.learnupon.dialect import GROUPS, USER_KEYS, extract_list, parse_user
 from crawler.learnupon.paging import iterate_pages
 from crawler.records import LUUser
 
@@ -59,7 +59,7 @@ class PortalClient:
             self.http,
             f"{self.api}/group_memberships",
             {"user_id": user_id},
-            GROUP_KEYS,
+            GROUPS,
             purpose="remediation_read",
         ):
             for raw in page.records:

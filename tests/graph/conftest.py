@@ -59,6 +59,8 @@ class RunBuilder:
     def user(self, portal: str, user_id: int, email: str | None, **fields: Any) -> RunBuilder:
         fields.setdefault("last_sign_in_at", days_before(1, self.started_at))
         fields.setdefault("created_at", days_before(400, self.started_at))
+        fields.setdefault("enabled", True)
+        fields.setdefault("user_type", "learner")
         self.records[portal].append(LUUser(id=user_id, email=email, **fields))
         return self
 
