@@ -21,7 +21,7 @@ from crawler.idp import IDP_SOURCES
 from crawler.learnupon.crawl import PortalCrawl
 from crawler.ratelimit import RateController
 from crawler.source import SourceContext
-from crawler.store import SnapshotStore, SourceCoverage, utcnow
+from crawler.store import FLUSH_SECONDS, SnapshotStore, SourceCoverage, utcnow
 
 log = logging.getLogger("idgraph.crawl")
 
@@ -137,11 +137,22 @@ async def crawl(
                 continue
             http, run = IDP_SOURCES[idp.type](idp, connector, config.crawl)
             jobs.append(_run_source(store, run_id, live[idp.name], http, run, earlier.get(idp.name)))
-        await asyncio.gather(*jobs)
+        flusher = asyncio.create_task(_flush_while_crawling(store))
+        try:
+            await asyncio.gather(*jobs)
+        finally:
+            flusher.cancel()
     finally:
         await connector.close()
     store.finish_run(run_id)
     return CrawlResult(run_id, store.coverage(run_id))
+
+
+async def _flush_while_crawling(store: SnapshotStore) -> None:
+    """Commit written pages even while every source waits (e.g. for its next rate window)."""
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        store.flush()
 
 
 async def _run_source(

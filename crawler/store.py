@@ -1,7 +1,10 @@
 """The snapshot store: one SQLite file, one run per crawl, the single source of truth downstream.
 
-Every record carries its run id and source. Each page is committed in its own transaction (WAL), so an
-interrupted crawl loses at most the page in flight and a resumed crawl knows which collections are done.
+Every record carries its run id and source. A page lands atomically with its collection's progress (and
+"done" with the collection's last page); pages are group-committed — held in memory for at most
+`FLUSH_SECONDS` or `FLUSH_ROWS` rows, and always before any read — because one transaction per page was
+the crawler's largest cost at thousands of pages a second. An interrupted crawl loses at most those
+uncommitted pages, whose collections are then not done, so a resumed crawl fetches them again.
 Coverage rows say, per source, whether its crawl completed, and why not — downstream code must never read
 "absent" out of an incomplete source.
 """
@@ -12,16 +15,30 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from crawler.records import Identity, LUCourse, LUEnrollment, LUGroup, LUMembership, LUUser
+from pydantic import BaseModel
+
+from crawler.records import (
+    Identity,
+    LUCourse,
+    LUEnrollment,
+    LUGroup,
+    LUMembership,
+    LUUser,
+    canonical_utc,
+)
 
 SCHEMA_VERSION = 1
+FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
+FLUSH_ROWS = 5_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -95,13 +112,30 @@ CREATE TABLE IF NOT EXISTS rate_state (
 );
 """
 
-# Record type -> (table, column holding the source name, columns in model-field order)
-_TABLES: dict[type, tuple[str, str, tuple[str, ...]]] = {
-    LUUser: ("lu_users", "portal", tuple(LUUser.model_fields)),
-    LUGroup: ("lu_groups", "portal", tuple(LUGroup.model_fields)),
-    LUCourse: ("lu_courses", "portal", tuple(LUCourse.model_fields)),
-    LUEnrollment: ("lu_enrollments", "portal", tuple(LUEnrollment.model_fields)),
-    LUMembership: ("lu_memberships", "portal", tuple(LUMembership.model_fields)),
+
+@dataclass(frozen=True)
+class _Table:
+    """Where one LearnUpon record type is stored. Its fields hold storable values only (timestamps are
+    canonical strings, see `records.UtcTimestamp`), so a row is the record's fields read in one C call."""
+
+    name: str
+    insert: str  # INSERT OR REPLACE with every column, run id and portal first
+    fields: Callable[[Any], tuple[Any, ...]]
+
+    @classmethod
+    def of(cls, name: str, record_type: type[BaseModel]) -> _Table:
+        columns = tuple(record_type.model_fields)
+        placeholders = ",".join("?" * (len(columns) + 2))
+        insert = f"INSERT OR REPLACE INTO {name}(run_id, portal, {','.join(columns)}) VALUES ({placeholders})"
+        return cls(name, insert, attrgetter(*columns))
+
+
+_TABLES: dict[type, _Table] = {
+    LUUser: _Table.of("lu_users", LUUser),
+    LUGroup: _Table.of("lu_groups", LUGroup),
+    LUCourse: _Table.of("lu_courses", LUCourse),
+    LUEnrollment: _Table.of("lu_enrollments", LUEnrollment),
+    LUMembership: _Table.of("lu_memberships", LUMembership),
 }
 
 
@@ -109,12 +143,8 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, bool):
-        return int(value)
-    return value
+def _cell(value: datetime | None) -> str | None:
+    return None if value is None else canonical_utc(value)
 
 
 @dataclass
@@ -161,6 +191,7 @@ class SnapshotStore:
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
+        self._pending = _PendingPages()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
@@ -169,6 +200,7 @@ class SnapshotStore:
         )
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
 
     def __enter__(self) -> SnapshotStore:
@@ -179,15 +211,31 @@ class SnapshotStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic commit: everything inside lands together or not at all."""
+        """One atomic commit: everything inside lands together or not at all.
+
+        Pages still waiting in memory land first, in the same commit: writes stay in the order made.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                self._pending.write(self._db)
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._pending.clear()
+
+    def flush(self) -> None:
+        """Commit the pages waiting in memory (a no-op when none are)."""
+        if self._pending.rows or self._pending.progress:
+            with self.transaction():
+                pass
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Every read sees every page written before it."""
+        self.flush()
+        return self._db.execute(sql, args)
 
     # --- runs -----------------------------------------------------------------------------------
     def start_run(self, sources: Sequence[tuple[str, str]], config_fingerprint: str | None = None) -> int:
@@ -268,7 +316,7 @@ class SnapshotStore:
             )
 
     def coverage(self, run_id: int) -> list[SourceCoverage]:
-        rows = self._db.execute("SELECT * FROM coverage WHERE run_id = ? ORDER BY kind, source", (run_id,))
+        rows = self._read("SELECT * FROM coverage WHERE run_id = ? ORDER BY kind, source", (run_id,))
         out = []
         for row in rows:
             data = dict(row)
@@ -283,67 +331,29 @@ class SnapshotStore:
     def write_page(
         self, run_id: int, source: str, collection: str, records: Iterable[Any], *, done: bool = False
     ) -> int:
-        """Commit one page of records atomically with the collection's progress; return rows written.
+        """Write one page of records with the collection's progress; return the records written.
 
-        Rows are upserted on their natural key, so a record seen twice (offset drift, a re-fetch) is
-        stored once.
+        The page lands atomically with its progress (see the module docstring for when). Rows are upserted
+        on their natural key, so a record seen twice (offset drift, a re-fetch) is stored once.
         """
+        key = (run_id, source)
+        count = 0
+        statements: list[tuple[str, list[tuple[Any, ...]]]] = []
         by_table: dict[type, list[Any]] = {}
         for record in records:
             by_table.setdefault(type(record), []).append(record)
-        count = 0
-        with self.transaction() as db:
-            for record_type, items in by_table.items():
-                if record_type is Identity:
-                    self._write_identities(db, run_id, source, items)
-                else:
-                    table, source_col, columns = _TABLES[record_type]
-                    placeholders = ",".join("?" * (len(columns) + 2))
-                    db.executemany(
-                        f"INSERT OR REPLACE INTO {table}(run_id, {source_col}, {','.join(columns)}) "
-                        f"VALUES ({placeholders})",
-                        [(run_id, source, *(_cell(getattr(r, c)) for c in columns)) for r in items],
-                    )
-                count += len(items)
-            db.execute(
-                """INSERT INTO collections(run_id, source, collection, done, pages, records)
-                   VALUES (?, ?, ?, ?, 1, ?)
-                   ON CONFLICT(run_id, source, collection) DO UPDATE SET
-                   done = MAX(done, excluded.done), pages = pages + 1,
-                   records = records + excluded.records""",
-                (run_id, source, collection, int(done), count),
-            )
+        for record_type, items in by_table.items():
+            if record_type is Identity:
+                statements += _identity_rows(key, items)
+            else:
+                table = _TABLES[record_type]
+                statements.append((table.insert, [key + table.fields(r) for r in items]))
+            count += len(items)
+        with self._lock:
+            due = self._pending.add(statements, (run_id, source, collection, int(done), count))
+        if due:
+            self.flush()
         return count
-
-    @staticmethod
-    def _write_identities(db: sqlite3.Connection, run_id: int, source: str, items: list[Identity]) -> None:
-        db.executemany(
-            """INSERT OR REPLACE INTO idp_identities(run_id, source, idp_id, raw_status, status,
-               status_changed_at, last_login, user_type, display_name) VALUES (?,?,?,?,?,?,?,?,?)""",
-            [
-                (
-                    run_id,
-                    source,
-                    i.idp_id,
-                    i.raw_status,
-                    i.status.value,
-                    _cell(i.status_changed_at),
-                    _cell(i.last_login),
-                    i.user_type,
-                    i.display_name,
-                )
-                for i in items
-            ],
-        )
-        db.executemany(
-            "INSERT OR REPLACE INTO idp_addresses(run_id, source, idp_id, address, is_primary, kind) "
-            "VALUES (?,?,?,?,?,?)",
-            [
-                (run_id, source, i.idp_id, a.address, int(a.primary), a.kind)
-                for i in items
-                for a in i.addresses
-            ],
-        )
 
     def mark_collection_done(self, run_id: int, source: str, collection: str) -> None:
         with self.transaction() as db:
@@ -354,7 +364,7 @@ class SnapshotStore:
             )
 
     def done_collections(self, run_id: int, source: str) -> set[str]:
-        rows = self._db.execute(
+        rows = self._read(
             "SELECT collection FROM collections WHERE run_id = ? AND source = ? AND done = 1",
             (run_id, source),
         )
@@ -369,18 +379,18 @@ class SnapshotStore:
             )
 
     def quarantined(self, run_id: int) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT * FROM quarantine WHERE run_id = ?", (run_id,))
+        rows = self._read("SELECT * FROM quarantine WHERE run_id = ?", (run_id,))
         return [dict(row) for row in rows]
 
     # --- reading --------------------------------------------------------------------------------
     def rows(self, table: str, run_id: int, source: str | None = None) -> list[sqlite3.Row]:
         """All rows of one snapshot table for a run (optionally one source)."""
         where, args = self._where(table, run_id, source)
-        return self._db.execute(f"SELECT * FROM {table} WHERE {where}", args).fetchall()
+        return self._read(f"SELECT * FROM {table} WHERE {where}", args).fetchall()
 
     @staticmethod
     def _where(table: str, run_id: int, source: str | None) -> tuple[str, tuple[Any, ...]]:
-        if table not in {t for t, _, _ in _TABLES.values()} | {"idp_identities", "idp_addresses"}:
+        if table not in {t.name for t in _TABLES.values()} | {"idp_identities", "idp_addresses"}:
             raise ValueError(f"unknown snapshot table {table!r}")
         if source is None:
             return "run_id = ?", (run_id,)
@@ -389,11 +399,11 @@ class SnapshotStore:
 
     def count(self, table: str, run_id: int, source: str | None = None) -> int:
         where, args = self._where(table, run_id, source)
-        return int(self._db.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", args).fetchone()[0])
+        return int(self._read(f"SELECT COUNT(*) FROM {table} WHERE {where}", args).fetchone()[0])
 
     def enrollment_count_mismatches(self, run_id: int, portal: str) -> list[int]:
         """Users whose `number_of_enrollments` differs from the enrollments crawled for them."""
-        rows = self._db.execute(
+        rows = self._read(
             """SELECT u.id FROM lu_users u
                LEFT JOIN (SELECT user_id, COUNT(*) AS n FROM lu_enrollments
                           WHERE run_id = ? AND portal = ? GROUP BY user_id) e ON e.user_id = u.id
@@ -406,7 +416,7 @@ class SnapshotStore:
 
     def member_count_mismatches(self, run_id: int, portal: str) -> list[int]:
         """Groups whose `number_of_members` differs from the members crawled for them."""
-        rows = self._db.execute(
+        rows = self._read(
             """SELECT g.id FROM lu_groups g
                LEFT JOIN (SELECT group_id, COUNT(*) AS n FROM lu_memberships
                           WHERE run_id = ? AND portal = ? GROUP BY group_id) m ON m.group_id = g.id
@@ -420,6 +430,7 @@ class SnapshotStore:
     @property
     def connection(self) -> sqlite3.Connection:
         """Read access for the graph builder, which streams large tables with its own SQL."""
+        self.flush()
         return self._db
 
     # --- learned rates (kept between runs) --------------------------------------------------------
@@ -435,3 +446,67 @@ class SnapshotStore:
                 "INSERT OR REPLACE INTO rate_state(source, rate_per_second, updated_at) VALUES (?,?,?)",
                 (source, rate_per_second, utcnow()),
             )
+
+
+_PROGRESS = """INSERT INTO collections(run_id, source, collection, done, pages, records)
+   VALUES (?, ?, ?, ?, 1, ?)
+   ON CONFLICT(run_id, source, collection) DO UPDATE SET
+   done = MAX(done, excluded.done), pages = pages + 1, records = records + excluded.records"""
+
+
+class _PendingPages:
+    """Pages written but not committed yet: rows per INSERT statement, in order, and progress rows."""
+
+    def __init__(self) -> None:
+        self.statements: dict[str, list[tuple[Any, ...]]] = {}
+        self.progress: list[tuple[Any, ...]] = []
+        self.rows = 0
+        self.since = 0.0
+
+    def add(self, statements: list[tuple[str, list[tuple[Any, ...]]]], progress: tuple[Any, ...]) -> bool:
+        """Queue a page; True when the queue is due for a commit."""
+        if not self.progress:
+            self.since = time.monotonic()
+        for sql, rows in statements:
+            self.statements.setdefault(sql, []).extend(rows)
+            self.rows += len(rows)
+        self.progress.append(progress)
+        return self.rows >= FLUSH_ROWS or time.monotonic() - self.since >= FLUSH_SECONDS
+
+    def write(self, db: sqlite3.Connection) -> None:
+        # Upserts of one table keep their order, so a record read twice keeps its later version.
+        for sql, rows in self.statements.items():
+            db.executemany(sql, rows)
+        db.executemany(_PROGRESS, self.progress)
+
+    def clear(self) -> None:
+        self.statements, self.progress, self.rows = {}, [], 0
+
+
+def _identity_rows(key: tuple[int, str], items: list[Identity]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    identities = [
+        (
+            *key,
+            i.idp_id,
+            i.raw_status,
+            i.status.value,
+            _cell(i.status_changed_at),
+            _cell(i.last_login),
+            i.user_type,
+            i.display_name,
+        )
+        for i in items
+    ]
+    addresses = [(*key, i.idp_id, a.address, int(a.primary), a.kind) for i in items for a in i.addresses]
+    return [
+        (
+            """INSERT OR REPLACE INTO idp_identities(run_id, source, idp_id, raw_status, status,
+               status_changed_at, last_login, user_type, display_name) VALUES (?,?,?,?,?,?,?,?,?)""",
+            identities,
+        ),
+        (
+            "INSERT OR REPLACE INTO idp_addresses(run_id, source, idp_id, address, is_primary, kind) "
+            "VALUES (?,?,?,?,?,?)",
+            addresses,
+        ),
+    ]
