@@ -1,7 +1,8 @@
 """Crawl benchmark (issue 3): how close idgraph gets to each portal's allowed rate, against two baselines.
 
-Run: .venv/bin/python -m benchmarks.crawl            (about 8 minutes)
+Run: .venv/bin/python -m benchmarks.crawl            (about 9 minutes)
      .venv/bin/python -m benchmarks.crawl --quick    (about 3 minutes, smaller portals)
+     .venv/bin/python -m benchmarks.crawl --capacity-only 500    (scenario 5 alone, at 500 portals)
 
 Every simulator runs in a spawned process of its own (`benchmarks.sim_process`), so `time.process_time()`
 in this process is the crawler's CPU alone. All traffic is on loopback. Scenarios, each with its baselines
@@ -12,6 +13,8 @@ in the same run, on the same simulated portal, one after another with an idle ra
    bucket; idgraph vs the fixed-rate baseline.
 3. A 5,000-user portal: idgraph vs the fixed-rate baseline vs the seed guide's script; requests ÷ minimal.
 4. Scale: 50 … 500 portals with small directories and a 6 req/s limit each, crawled at once by one process.
+5. Capacity: the same kind of portals with no rate limit, so the crawler's CPU is the only limit: idgraph
+   against the bare-client floor (`benchmarks/baselines/bare_client.py`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
+
 from benchmarks._results import write_section
+from benchmarks.baselines.bare_client import crawl_bare
 from benchmarks.baselines.fixed_rate import crawl_fixed_rate
 from benchmarks.baselines.seed_guide import crawl_seed_guide
 from benchmarks.sim_process import PortalInfo, SimProcess, SimSpec
@@ -219,7 +225,7 @@ async def timed(sims: list[SimProcess], work: Callable[[], Awaitable[T]]) -> tup
 
 
 # --- crawlers -----------------------------------------------------------------------------------------
-def config_for(portals: list[PortalInfo], window: float) -> Config:
+def config_for(portals: list[PortalInfo], window: float, ceiling: int = CEILING) -> Config:
     """idgraph's config for the simulated portals: the default ceiling and budget share."""
     env: dict[str, str] = {}
     entries = []
@@ -231,7 +237,7 @@ def config_for(portals: list[PortalInfo], window: float) -> Config:
                 "base_url": p.base_url,
                 "username_env": f"{p.name}_U",
                 "password_env": f"{p.name}_P",
-                "requests_per_minute": CEILING,
+                "requests_per_minute": ceiling,
                 "rate_window_seconds": window,
                 "budget_share": BUDGET_SHARE,
             }
@@ -256,10 +262,16 @@ def _matches_truth(store: SnapshotStore, run_id: int, p: PortalInfo) -> bool:
 
 
 async def run_idgraph(
-    sims: list[SimProcess], portals: list[PortalInfo], window: float, *, headers: bool, fixed_window: bool
+    sims: list[SimProcess],
+    portals: list[PortalInfo],
+    window: float,
+    *,
+    headers: bool,
+    fixed_window: bool,
+    ceiling: int = CEILING,
 ) -> Run:
     """`crawl()`, the orchestrator behind `idgraph crawl`, over every portal at once."""
-    config = config_for(portals, window)
+    config = config_for(portals, window, ceiling)
     by_name = {p.name: p for p in portals}
     with tempfile.TemporaryDirectory() as tmp, SnapshotStore(Path(tmp) / "idgraph.db") as store:
         with LoopLag() as lag:
@@ -344,6 +356,30 @@ async def run_seed_guide(sim: SimProcess, p: PortalInfo, window: float) -> Run:
     return Run("seed guide", [m], timing)
 
 
+async def run_bare(sims: list[SimProcess], portals: list[PortalInfo]) -> Capacity:
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    try:
+        sent, timing = await timed(sims, lambda: asyncio.gather(*(crawl_bare(connector, p) for p in portals)))
+    finally:
+        await connector.close()
+    return Capacity("bare client (floor)", len(portals), sum(sent), timing, True)
+
+
+@dataclass
+class Capacity:
+    """One crawler's run with no rate limit anywhere."""
+
+    crawler: str
+    portals: int
+    requests: int
+    timing: Timing
+    complete: bool
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * self.timing.cpu / self.requests
+
+
 async def idle(window: float) -> None:
     """Let every rate window close, so the next crawler starts as fresh as the first."""
     await asyncio.sleep(window + 0.25)
@@ -361,10 +397,12 @@ class Sizes:
     s3_users: int
     scale_counts: list[int]
     scale_users: int
+    capacity_portals: int
 
 
-FULL = Sizes(20_000, 10_000, 5_000, [50, 100, 200, 500], 300)
-QUICK = Sizes(5_000, 5_000, 1_000, [20, 100], 300)
+FULL = Sizes(20_000, 10_000, 5_000, [50, 100, 200, 500], 300, 200)
+QUICK = Sizes(5_000, 5_000, 1_000, [20, 100], 300, 50)
+UNLIMITED = 10**9  # scenario 5: the simulator's limit per window and idgraph's ceiling
 
 
 def shape(users: int) -> dict[str, int]:
@@ -437,6 +475,30 @@ async def scenario_scale(sizes: Sizes) -> list[Run]:
         for sim in sims:
             sim.close()
     return runs
+
+
+async def scenario_capacity(sizes: Sizes) -> list[Capacity]:
+    """No rate limit: how many requests/s one core carries, idgraph against the bare-client floor."""
+    count = sizes.capacity_portals
+    names = [f"c{i:03d}" for i in range(count)]
+    log(f"scenario 5: {count} portals without a rate limit, idgraph and the bare client")
+    overrides = {**SCALE_PORTAL, "rate_limit_per_window": UNLIMITED}
+    sims = [
+        SimProcess(SimSpec(half, sizes.scale_users, WINDOW, overrides=overrides))
+        for half in (names[0::2], names[1::2])
+    ]
+    out = []
+    try:
+        portals = [p for sim in sims for p in await asyncio.to_thread(sim.ready)]
+        for _ in range(2):  # alternate, twice: the machine's other load shifts over minutes
+            run = await run_idgraph(sims, portals, WINDOW, headers=True, fixed_window=True, ceiling=UNLIMITED)
+            complete = all(m.complete for m in run.measures)
+            out.append(Capacity("idgraph", count, run.requests, run.timing, complete))
+            out.append(await run_bare(sims, portals))
+    finally:
+        for sim in sims:
+            sim.close()
+    return out
 
 
 # --- report -------------------------------------------------------------------------------------------
@@ -567,8 +629,56 @@ def _purposes(m: Measure) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(m.by_purpose.items()))
 
 
-def render(results: dict[str, list[Run]], sizes: Sizes, command: str, elapsed: float) -> str:
+def capacity_rows(runs: list[Capacity]) -> list[str]:
+    rows = []
+    for c in runs:
+        t = c.timing
+        rows.append(
+            f"| {c.crawler} | {c.portals} | {c.requests:,} | {t.wall:.1f} | {c.requests / t.wall:,.0f} | "
+            f"**{c.cpu_ms:.2f}** | {1000 / c.cpu_ms:,.0f} | {_cores(t.cpu, t.wall)} | "
+            f"{' + '.join(_cores(x, t.wall) for x in t.sim_cpu)} | {_cores(t.others_cpu, t.wall)} | "
+            f"{'yes' if c.complete else '**NO**'} |"
+        )
+    return rows
+
+
+CAPACITY_HEADER = (
+    "| crawler | portals | requests | wall s | requests/s | CPU ms / request | requests/s per core | "
+    "crawler (cores) | simulators (cores) | other processes (cores) | complete |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+)
+
+
+def capacity_summary(runs: list[Capacity]) -> str:
+    idg = statistics.median(c.cpu_ms for c in runs if c.crawler == "idgraph")
+    bare = statistics.median(c.cpu_ms for c in runs if c.crawler != "idgraph")
+    per_portal = BUDGET_SHARE * SCALE_LIMIT / WINDOW
+    return (
+        f"Medians: idgraph **{idg:.2f} ms** per request, the bare client **{bare:.2f} ms** "
+        f"({idg / bare:.2f}×). One core at those costs carries {1000 / idg:,.0f} and {1000 / bare:,.0f} "
+        f"requests/s, i.e. {1000 / idg / per_portal:,.0f} and {1000 / bare / per_portal:,.0f} portals at "
+        f"{per_portal:g} req/s. Scenario 4's 500 portals need {500 * per_portal:,.0f} req/s: "
+        f"{500 * per_portal * idg / 1000:.2f} cores of idgraph's one thread, "
+        f"{500 * per_portal * bare / 1000:.2f} even for the bare client."
+    )
+
+
+def render_capacity(runs: list[Capacity], command: str, elapsed: float) -> str:
+    return f"""## Crawl capacity at {runs[0].portals} portals (issue 3, scenario 5 alone)
+
+Command: `{command}` ({elapsed / 60:.1f} minutes). Scenario 5 of the crawl benchmark above, at another
+portal count: no rate limit anywhere, idgraph against the bare-client floor, each twice, alternating.
+
+{CAPACITY_HEADER}
+{chr(10).join(capacity_rows(runs))}
+
+{capacity_summary(runs)}
+"""
+
+
+def render(results: dict[str, list[Any]], sizes: Sizes, command: str, elapsed: float) -> str:
     s1, s2a, s2b, s3, s4 = (results[k] for k in ("s1", "s2a", "s2b", "s3", "s4"))
+    s5: list[Capacity] = results["s5"]
     idg1, fix1 = (r.measures[0] for r in s1)
     idg2a, fix2a = (r.measures[0] for r in s2a)
     idg2b, fix2b = (r.measures[0] for r in s2b)
@@ -665,31 +775,47 @@ portal, **{largest_holding(s4, statistics.median)}** for the median portal (429s
 part of the test). {capacity_lines(s4)}
 
 Median η vs windows of the portals that met a 429 at a window's end, against the others: {late_effect(s4)}.
-How that happens, from `crawler/ratelimit.py`: idgraph starts its clock of a window when it *sends* the first
-request of the window (`acquire`), the server when that request *arrives*, and resumes 10 ms after its own
-window ends. When the event loop is busy (loop lag) and a window's first request leaves its stamp 10 ms
-later than the next window's does, the next window's first requests reach the server's old window: they get
-429 (`on_throttled`), or are admitted and report the old window's low remaining count (`on_success`), and
-either way the portal pauses until the end of the window idgraph believes has just begun — a whole window
-(60 s on LearnUpon) lost; the 429-free path does not show in the split above. The peak windows at 100% of a
-{SCALE_LIMIT}-request limit are that misalignment plus the requests already in flight (up to
-`max_concurrency_per_source` = 8) when the header reports the reserve
+How that happens, from `crawler/ratelimit.py`: idgraph anchors a server window at the midpoint between
+sending and reading the answer whose remaining count rose (`on_success`), and resumes 1% of a window after
+that window's end. The send time is stamped when the rate gate opens (`acquire`); with seconds of loop lag
+the request reaches the wire much later, the midpoint falls before the server's real window start, and the
+next window's first requests reach the server's old window: they get 429 (`on_throttled`), or are admitted
+and report the old window's low remaining count, and either way the portal pauses for a window. The peak
+windows at 100% of a {SCALE_LIMIT}-request limit are that misalignment plus the requests already in flight
+(up to `max_concurrency_per_source` = 8) when the header reports the reserve
 ({SCALE_LIMIT} × {1 - BUDGET_SHARE:.1f} = {scale_reserve} requests).
 
 Cores are CPU seconds ÷ wall seconds: the crawler is
 one asyncio thread (the SQLite writes run on it too), so it cannot use more than 1.00; *waiting for a CPU*
 is the time that thread was runnable but had no core (`/proc/self/schedstat`). Loop lag is how late a
 {1000 * LAG_TICK:.0f} ms sleep wakes up; when it grows, every portal's requests and pauses run late.
+
+### Scenario 5: capacity — what one core carries, against the floor
+
+The same kind of portals as scenario 4 ({sizes.capacity_portals} of them, two simulator processes) with no
+rate limit at all (and idgraph's ceiling lifted), so each crawler runs as fast as its one asyncio thread
+allows. *Bare client*: `benchmarks/baselines/bare_client.py` — the same listings with plain aiohttp and
+`json.loads`, nothing else (no validation, snapshot, rate control, retries, boundary re-reads or
+cross-check): the floor for any crawler on this stack. Its request mix is not idgraph's: only full listing
+pages, while idgraph's plan adds boundary re-reads (full pages) and small per-user and per-group fetches, so
+the bare client's CPU per request is, if anything, higher than a bare client would spend on idgraph's exact
+mix. Each crawler ran twice, alternating.
+
+{CAPACITY_HEADER}
+{chr(10).join(capacity_rows(s5))}
+
+{capacity_summary(s5)}
 """
 
 
-async def main_async(sizes: Sizes) -> dict[str, list[Run]]:
+async def main_async(sizes: Sizes) -> dict[str, list[Any]]:
     return {
         "s1": await scenario_headers(sizes),
         "s2a": await scenario_no_headers(sizes, "fixed_window"),
         "s2b": await scenario_no_headers(sizes, "token_bucket"),
         "s3": await scenario_seed_guide(sizes),
         "s4": await scenario_scale(sizes),
+        "s5": await scenario_capacity(sizes),
     }
 
 
@@ -697,14 +823,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller portals, fewer portal counts")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument(
+        "--capacity-only", type=int, metavar="PORTALS", help="only scenario 5, at this many portals"
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
-    results = asyncio.run(main_async(sizes))
-    command = ".venv/bin/python -m benchmarks.crawl" + (" --quick" if args.quick else "")
-    text = render(results, sizes, command, time.perf_counter() - started)
+    if args.capacity_only:
+        sizes = Sizes(0, 0, 0, [], sizes.scale_users, args.capacity_only)
+        runs = asyncio.run(scenario_capacity(sizes))
+        command = f".venv/bin/python -m benchmarks.crawl --capacity-only {args.capacity_only}"
+        text = render_capacity(runs, command, time.perf_counter() - started)
+        section = f"crawl-capacity-{args.capacity_only}"
+    else:
+        results = asyncio.run(main_async(sizes))
+        command = ".venv/bin/python -m benchmarks.crawl" + (" --quick" if args.quick else "")
+        text = render(results, sizes, command, time.perf_counter() - started)
+        section = "crawl"
     if not args.no_write:
-        write_section("crawl", text)
+        write_section(section, text)
     print(text)
 
 
