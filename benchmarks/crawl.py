@@ -1,6 +1,6 @@
 """Crawl benchmark (issue 3): how close idgraph gets to each portal's allowed rate, against two baselines.
 
-Run: .venv/bin/python -m benchmarks.crawl            (about 9 minutes)
+Run: .venv/bin/python -m benchmarks.crawl            (about 7 minutes)
      .venv/bin/python -m benchmarks.crawl --quick    (about 3 minutes, smaller portals)
      .venv/bin/python -m benchmarks.crawl --capacity-only 500    (scenario 5 alone, at 500 portals)
 
