@@ -2,9 +2,12 @@
 
 A portal's budget is shared with its other integrations and its limit is undocumented, so:
 
-* **With `X-LU-Rate-Limit-Remaining-Minute`** the server tells us where we stand: we send until only the
-  others' share (1 − `budget_share`) of the window is left, then the whole source waits for the next
-  window.
+* **With `X-LU-Rate-Limit-Remaining-Minute`** the server tells us where we stand: requests are spaced
+  evenly at our share of the limit it reports (`budget_share` × the largest remaining count seen, per
+  window), never bunched at a window's start, and when only the others' share (1 − `budget_share`) of
+  the window is left — because the others used theirs — the whole source waits for the next window.
+  Even spacing costs nothing in throughput (the share per window is the same) and keeps many portals'
+  windows from opening as one burst on the crawler and on the API.
 * **Without it**, 429 is the only signal. We pace requests evenly at an adaptive rate: slow start
   (doubling each epoch) while demand exceeds the rate, then AIMD — one multiplicative cut per congestion
   epoch (a 429 for a request sent before the last cut is the same congestion, not a new one), down to
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -38,6 +42,7 @@ REMAINING_MINUTE = "X-LU-Rate-Limit-Remaining-Minute"
 REMAINING_WEEK = "X-LU-Rate-Limit-Remaining-Week"
 EPOCHS_PER_WINDOW = 20  # how often (per window) the adaptive rate may grow
 FIRST_PROBE_FRACTION = 1 / 16  # first pause after a 429 without Retry-After, as a share of the window
+PACED_BURST = 4  # requests that may go back to back after a quiet spell, while pacing by the headers
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -147,10 +152,14 @@ class RateController:
                 continue
             if not self.headers_seen:
                 wait = self._take_slot()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                    if self._held_back():
-                        continue
+            elif self.largest_remaining_seen:  # LearnUpon's remaining count: pace at our share of it
+                wait = self._take_paced_slot()
+            else:  # a subclass reads other headers (Okta) and paces itself
+                wait = 0.0
+            if wait > 0:
+                await asyncio.sleep(wait)
+                if self._held_back():
+                    continue
             await self._limiter.acquire()
             if self._held_back():
                 continue
@@ -173,6 +182,22 @@ class RateController:
         if slot > now:
             self._demand = True
         return slot - now
+
+    def header_rate(self) -> float:
+        """Our share of the limit the server reports, per second (once a remaining count was seen)."""
+        return self.budget_share * self.largest_remaining_seen / self.window_seconds
+
+    def _take_paced_slot(self) -> float:
+        """Reserve the next send time at `header_rate`; a few may go at once after a quiet spell.
+
+        Each gap is jittered (±50%, the same rate on average): portals that started together would
+        otherwise send in lockstep, every portal's request in the same instant, once per interval.
+        """
+        now = self._clock()
+        interval = 1.0 / max(self.header_rate(), 1e-9)
+        slot = max(now - PACED_BURST * interval, self._next_slot)
+        self._next_slot = slot + interval * random.uniform(0.5, 1.5)
+        return max(0.0, slot - now)
 
     def _maybe_grow(self, now: float) -> None:
         """Once per epoch: grow the rate if requests waited for it and nothing was throttled."""

@@ -89,6 +89,27 @@ def test_remaining_minute_header_keeps_the_others_share() -> None:
     assert gate.pauses == 1
 
 
+def test_with_rate_headers_requests_are_spaced_at_our_share_not_bunched() -> None:
+    """300 per 60 s reported, share 0.8: 4 requests/s on average, after a short burst."""
+    clock = Clock(1000.0)
+    gate = controller(clock)
+    gate.on_success(HEADERS)  # remaining 299: the server's limit is 300
+    assert gate.header_rate() == pytest.approx(4.0)
+    waits = [gate._take_paced_slot() for _ in range(201)]  # all asked for at the same instant
+    burst = waits.count(0.0)  # four gaps' worth, jittered: never fewer than 3 nor more than 9 at once
+    assert 3 <= burst <= 9 and waits[:burst] == [0.0] * burst
+    assert waits == sorted(waits)
+    assert waits[-1] == pytest.approx((200 - 4) / 4.0, rel=0.1)  # the same rate on average, jitter or not
+
+
+async def test_other_rate_headers_never_stall_the_header_pacing() -> None:
+    """A subclass that reads other headers (Okta's) sets `headers_seen` without a remaining count."""
+    gate = controller(Clock(1000.0))
+    gate.headers_seen = True
+    for _ in range(3):
+        gate._answered(await asyncio.wait_for(gate.acquire(), timeout=5))
+
+
 def test_one_cut_per_congestion_epoch_to_a_share_of_what_the_server_allowed() -> None:
     clock = Clock(1000.0)
     gate = controller(clock)
