@@ -8,9 +8,9 @@ error, never an empty page: an empty page ends a listing, and a listing must not
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, ValidationError, create_model
 
 from crawler.errors import TransientError
 from crawler.http import decode_json
@@ -43,16 +43,20 @@ def extract_list(body: Any, keys: tuple[str, ...], where: str) -> list[Any]:
     raise TransientError(f"{where}: unexpected response shape (expected a list under {'/'.join(keys)})")
 
 
+def _general_reader_decides(value: Any) -> None:
+    raise ValueError("present: the general reader decides")
+
+
 class MemberRow(BaseModel):
     """A group member row as the real API sends it: the user's `id`, and with version 1.1 the membership's.
 
-    `user_id` must be absent: when a row carries one, the general reader decides which id counts.
+    `user_id` must be absent — even null: when a row carries one, `parse_member` decides which id counts.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     id: int
     membership_id: int | None = None
-    user_id: None = None
+    user_id: Annotated[None, PlainValidator(_general_reader_decides)] = None
 
 
 def _clean(raw: Any) -> dict[str, Any]:

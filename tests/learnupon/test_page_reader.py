@@ -165,6 +165,9 @@ def test_enrollment_and_member_rows_the_general_way_must_read() -> None:
     member = {"id": 7, "user_id": 8, "membership_id": 5}  # a row naming its user: the general way decides
     fast, (record,) = _both_ways(MEMBERS, lambda raw: parse_member(GROUP, raw), _page("user", member))
     assert not fast and (record.group_id, record.user_id, record.membership_id) == (GROUP, 8, 5)
+    unnamed = {"id": 7, "user_id": None}  # is `id` the user's or the membership's here? quarantined
+    fast, (record,) = _both_ways(MEMBERS, lambda raw: parse_member(GROUP, raw), _page("user", unnamed))
+    assert not fast and record is None
 
 
 def test_garbled_bytes_are_a_transient_fault_not_an_empty_page() -> None:
