@@ -47,6 +47,8 @@ class _UtcTimestampSchema:
                 core_schema.no_info_after_validator_function(canonical_utc, core_schema.datetime_schema()),
             ],
             mode="left_to_right",
+            custom_error_type="timestamp",  # one message for both branches, not the pattern's regex
+            custom_error_message="not a valid date and time",
         )
 
 

@@ -73,11 +73,11 @@ class SourceContext:
             try:
                 out.append(parse(raw))
             except (ValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
-                self.quarantine(collection, _reason(exc), raw)
+                self.quarantine(collection, quarantine_reason(exc), raw)
         return out
 
 
-def _reason(exc: Exception) -> str:
+def quarantine_reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "record"

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from crawler.learnupon.dialect import (
     ENROLLMENTS,
@@ -23,6 +24,7 @@ from crawler.learnupon.dialect import (
 )
 from crawler.records import LUUser
 from crawler.simulator import make_portals, run_simulator
+from crawler.source import quarantine_reason
 
 GROUP = 77
 
@@ -180,3 +182,9 @@ def test_records_never_default_enabled_or_user_type() -> None:
         LUUser.model_validate({"id": 1, "user_type": "learner"})
     with pytest.raises(ValueError, match="user_type"):
         LUUser.model_validate({"id": 1, "enabled": True})
+
+
+def test_a_bad_timestamp_is_quarantined_with_a_reason_a_reviewer_can_read() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_user({**USER, "created_at": "2023-02-29T00:00:00Z"})
+    assert quarantine_reason(info.value) == "created_at: not a valid date and time"
