@@ -17,6 +17,7 @@ import aiohttp
 from crawler.config import CrawlConfig, EntraConfig
 from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError
 from crawler.http import SourceHttp, make_session
+from crawler.idp.auth_hint import auth_hint
 from crawler.idp.server_paced import ServerPacedController
 from crawler.idp.status import (
     AddressBook,
@@ -68,14 +69,10 @@ class EntraCrawl:
     async def run(self, ctx: SourceContext) -> None:
         if USERS in ctx.done:
             return
-        try:
+        with auth_hint(
+            lambda: "Graph refused the token — the app needs the User.Read.All application permission"
+        ):
             await self._walk(ctx)
-        except TokenRefused:
-            raise
-        except AuthError as exc:
-            raise AuthError(
-                f"{exc}; Graph refused the token — the app needs the User.Read.All application permission"
-            ) from None
 
     async def _walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.graph_url}/v1.0/users"

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from crawler.config import CrawlConfig, GoogleConfig, check_base_url
 from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError
 from crawler.http import SourceHttp, make_session
+from crawler.idp.auth_hint import auth_hint
 from crawler.idp.server_paced import ServerPacedController
 from crawler.idp.status import AddressBook, google_status, parse_time, require_id
 from crawler.idp.tokens import TokenRefused, bearer_http, token_from_response
@@ -150,16 +151,15 @@ class GoogleCrawl:
     async def run(self, ctx: SourceContext) -> None:
         if USERS in ctx.done:
             return
-        try:
+        with auth_hint(self._hint):
             await self._walk(ctx)
-        except TokenRefused:
-            raise
-        except AuthError as exc:
-            reason = f" [reason: {self.last_error.reason}]" if self.last_error.reason else ""
-            raise AuthError(
-                f"{exc}{reason}; check the domain-wide delegation of {SCOPE} for the service account "
-                f"and that {self.cfg.subject} is an admin"
-            ) from None
+
+    def _hint(self) -> str:
+        reason = f"[reason: {self.last_error.reason}] " if self.last_error.reason else ""
+        return (
+            f"{reason}check the domain-wide delegation of {SCOPE} for the service account "
+            f"and that {self.cfg.subject} is an admin"
+        )
 
     async def _walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.base_url}/admin/directory/v1/users"

@@ -21,6 +21,7 @@ import aiohttp
 from crawler.config import CrawlConfig, OktaConfig
 from crawler.errors import AuthError, SourceError
 from crawler.http import SourceHttp, make_session
+from crawler.idp.auth_hint import auth_hint
 from crawler.idp.status import AddressBook, okta_status, parse_time, require_id, same_origin_link
 from crawler.ratelimit import RateController, Ticket, parse_retry_after
 from crawler.records import Identity
@@ -154,13 +155,11 @@ class OktaCrawl:
     async def run(self, ctx: SourceContext) -> None:
         # The search pass goes first: it is eventually consistent, and the plain list (consistent) then
         # overwrites any stale row of a user reactivated in between.
-        try:
+        with auth_hint(
+            lambda: f"check the API token in ${self.cfg.token_env} (sent as {self.cfg.auth_scheme})"
+        ):
             await self._walk(ctx, DEPROVISIONED, {"search": DEPROVISIONED_SEARCH, "limit": PAGE_LIMIT})
             await self._walk(ctx, USERS, {"limit": PAGE_LIMIT})
-        except AuthError as exc:
-            raise AuthError(
-                f"{exc}; check the API token in ${self.cfg.token_env} (sent as {self.cfg.auth_scheme})"
-            ) from None
 
     async def _walk(self, ctx: SourceContext, collection: str, params: dict[str, Any]) -> None:
         if collection in ctx.done:

@@ -16,6 +16,7 @@ import aiohttp
 from crawler.config import CrawlConfig, ScimConfig
 from crawler.errors import AuthError, SourceError
 from crawler.http import SourceHttp, make_session
+from crawler.idp.auth_hint import auth_hint
 from crawler.idp.server_paced import ServerPacedController
 from crawler.idp.status import AddressBook, is_email, require_id, scim_status
 from crawler.records import Identity
@@ -66,10 +67,8 @@ class ScimCrawl:
     async def run(self, ctx: SourceContext) -> None:
         if USERS in ctx.done:
             return
-        try:
+        with auth_hint(lambda: f"check the bearer token in ${self.cfg.token_env}"):
             await self._walk(ctx)
-        except AuthError as exc:
-            raise AuthError(f"{exc}; check the bearer token in ${self.cfg.token_env}") from None
 
     async def _walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.base_url}/Users"
