@@ -3,6 +3,7 @@ stable records, no duplicates, and coverage that tells the truth."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,32 @@ async def test_a_real_rate_limit_without_headers_is_learned_not_hammered(tmp_pat
     assert coverage.throttled / coverage.requests < 0.25
     learned = store.learned_rate("emea")
     assert learned is not None and learned < 40 / WINDOW
+    store.close()
+
+
+async def test_the_next_run_starts_from_the_rate_the_last_run_learned(tmp_path: Path) -> None:
+    """Same hidden limit, two crawls into one snapshot: the second starts at the learned rate, not the
+    config's 300, so it finds the limit with fewer 429s."""
+    target = portal(rate_limit_per_window=40)
+    target.faults = FaultConfig(rate_headers=False)
+    overrides = {"emea": {"requests_per_minute": 300}}
+    async with run_simulator([target], window_seconds=WINDOW) as sim:
+        cfg = config_for(sim, [target], portal_overrides=overrides)
+        store = SnapshotStore(tmp_path / "s.db")
+        first = await crawl(cfg, store)
+        learned = store.learned_rate("emea")
+        await asyncio.sleep(WINDOW)  # let the server's window (and the 429s it counts) start afresh
+        second = await crawl(cfg, store)
+    assert learned is not None and learned < 40 / WINDOW
+    assert first.run_id != second.run_id
+    for result in (first, second):
+        assert result.coverage[0].complete
+        assert_snapshot_equals_truth(store, result.run_id, target)
+    # Starting at the config's 300 costs the first crawl a handful of 429s (5-6 here); starting at the
+    # learned rate, the second crawl sees none, or at most half as many on a noisy machine.
+    assert first.coverage[0].throttled > 0
+    assert second.coverage[0].throttled <= first.coverage[0].throttled // 2
+    assert store.learned_rate("emea") is not None
     store.close()
 
 
