@@ -1,14 +1,19 @@
 """Live crawl progress and the closing per-source summary, drawn with rich.
 
 The crawl never calls into the display: the display polls the live counters the orchestrator exposes,
-so a quiet or JSON-logging run costs nothing.
+so a quiet or JSON-logging run costs nothing. The display shares the crawl's one thread (the GIL), so it
+is kept cheap at any number of sources: at most `MAX_ROWS` sources get a row of their own (failed ones
+first), the rest are counted in one row, a totals row sums them all, and it is drawn from the event loop
+twice a second rather than by rich's refresh thread (a row per source at 8 frames/s took more than a
+whole core at 500 portals: `benchmarks/progress_view.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections import Counter
+from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import TypeVar
 
@@ -21,6 +26,9 @@ from crawler.store import SourceCoverage
 
 T = TypeVar("T")
 
+MAX_ROWS = 12  # sources shown by name; beyond that they are counted
+REFRESH_SECONDS = 0.5
+
 _STATE_STYLE = {
     "waiting": "dim",
     "running": "cyan",
@@ -28,39 +36,65 @@ _STATE_STYLE = {
     "failed": "bold red",
     "skipped": "dim",
 }
+_STATE_ORDER = {"failed": 0, "running": 1, "waiting": 2, "complete": 3, "skipped": 4}
+_COUNTERS = ("pages", "records", "requests", "429s", "retries")
 
 
-def _live_table(live: dict[str, LiveSource], started: float) -> Table:
-    table = Table(title=f"crawling… {time.monotonic() - started:5.1f}s", expand=False)
-    for column in ("source", "kind", "state", "pages", "records", "requests", "429s", "retries"):
-        table.add_column(column, justify="right" if column not in ("source", "kind", "state") else "left")
-    for item in live.values():
-        ctx = item.ctx
-        pages = records = requests = throttled = retries = 0
-        if ctx is not None:
-            pages, records = ctx.progress.pages, ctx.progress.records
-            stats = ctx.http.stats
-            requests, throttled, retries = stats.requests, stats.throttled, stats.retries
+def _counters(item: LiveSource) -> tuple[int, ...]:
+    ctx = item.ctx
+    if ctx is None:
+        return (0,) * len(_COUNTERS)
+    stats = ctx.http.stats
+    return (ctx.progress.pages, ctx.progress.records, stats.requests, stats.throttled, stats.retries)
+
+
+def _sums(items: Iterable[LiveSource]) -> list[str]:
+    totals = [0] * len(_COUNTERS)
+    for item in items:
+        for i, value in enumerate(_counters(item)):
+            totals[i] += value
+    return [f"{value:,}" for value in totals]
+
+
+def _states(items: Iterable[LiveSource]) -> str:
+    counts = Counter(item.state for item in items)
+    return ", ".join(f"{counts[state]} {state}" for state in _STATE_ORDER if counts[state])
+
+
+def live_view(live: dict[str, LiveSource], started: float, max_rows: int = MAX_ROWS) -> Table:
+    """The live table: up to `max_rows` sources by name (in config order when they all fit; failed, then
+    running ones first when not), one row counting the others, and the totals."""
+    items = list(live.values())
+    shown = items if len(items) <= max_rows else sorted(items, key=lambda i: _STATE_ORDER.get(i.state, 9))
+    shown, hidden = shown[:max_rows], shown[max_rows:]
+    title = f"crawling… {time.monotonic() - started:5.1f}s · {len(items)} sources: {_states(items)}"
+    table = Table(title=title, expand=False)
+    for column in ("source", "kind", "state", *_COUNTERS):
+        table.add_column(column, justify="left" if column in ("source", "kind", "state") else "right")
+    for item in shown:
         style = _STATE_STYLE.get(item.state, "")
-        table.add_row(
-            item.name, item.kind, f"[{style}]{item.state}[/]", str(pages), str(records),
-            str(requests), str(throttled), str(retries),
-        )  # fmt: skip
+        table.add_row(item.name, item.kind, f"[{style}]{item.state}[/]", *(f"{v:,}" for v in _counters(item)))
+    if hidden:
+        table.add_row(f"… {len(hidden)} more", "", _states(hidden), *_sums(hidden), style="dim")
+    if len(items) > 1:
+        table.add_section()
+        table.add_row("all sources", "", "", *_sums(items), style="bold")
     return table
 
 
 async def with_live_progress(
-    console: Console, live_sources: dict[str, LiveSource], work: Awaitable[T], refresh: float = 0.25
+    console: Console,
+    live_sources: dict[str, LiveSource],
+    work: Awaitable[T],
+    refresh: float = REFRESH_SECONDS,
 ) -> T:
-    """Run `work` while redrawing the per-source table."""
+    """Run `work` while redrawing the live table every `refresh` seconds, from this event loop."""
     started = time.monotonic()
     task = asyncio.ensure_future(work)
-    with Live(
-        _live_table(live_sources, started), console=console, refresh_per_second=8, transient=True
-    ) as view:
+    with Live(live_view(live_sources, started), console=console, auto_refresh=False, transient=True) as view:
         while not task.done():
             await asyncio.wait({task}, timeout=refresh)
-            view.update(_live_table(live_sources, started))
+            view.update(live_view(live_sources, started), refresh=True)
     return task.result()
 
 

@@ -1,0 +1,67 @@
+"""The live crawl table stays readable (and cheap) at any number of sources."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from types import SimpleNamespace
+
+from rich.console import Console
+
+from crawler.http import RequestStats
+from crawler.orchestrator import LiveSource
+from crawler.progress import MAX_ROWS, live_view, with_live_progress
+from crawler.source import SourceProgress
+
+
+def source(name: str, state: str, n: int) -> LiveSource:
+    """A source with counters from `n`: pages n, records 10n, requests 2n, one 429, no retries."""
+    ctx = SimpleNamespace(
+        progress=SourceProgress(pages=n, records=10 * n),
+        http=SimpleNamespace(stats=RequestStats(requests=2 * n, throttled=1, retries=0)),
+    )
+    return LiveSource(name, "learnupon", ctx, state)  # type: ignore[arg-type]
+
+
+def rows(table) -> list[list[str]]:
+    cells = [list(column.cells) for column in table.columns]
+    return [list(row) for row in zip(*cells, strict=True)]
+
+
+def test_a_few_sources_each_get_a_row_in_config_order_and_a_total() -> None:
+    live = {s.name: s for s in (source("emea", "complete", 3), source("apac", "running", 2))}
+    live["okta"] = LiveSource("okta", "okta")  # not started: no counters yet
+    table = live_view(live, time.monotonic())
+    got = rows(table)
+    assert [r[0] for r in got] == ["emea", "apac", "okta", "all sources"]
+    assert got[-1][3:] == ["5", "50", "10", "2", "0"]
+    assert "3 sources: 1 running, 1 waiting, 1 complete" in str(table.title)
+
+
+def test_hundreds_of_sources_show_failed_ones_first_and_count_the_rest() -> None:
+    states = ["complete"] * 200 + ["running"] * 290 + ["waiting"] * 7 + ["failed"] * 3
+    live = {f"p{i:03d}": source(f"p{i:03d}", state, 1) for i, state in enumerate(states)}
+    got = rows(live_view(live, time.monotonic()))
+    assert len(got) == MAX_ROWS + 2  # named sources, "… N more", totals
+    named = got[:MAX_ROWS]
+    assert [r[0] for r in named[:3]] == ["p497", "p498", "p499"]  # the failed ones
+    assert all("running" in r[2] for r in named[3:])
+    more = got[MAX_ROWS]
+    assert more[0] == f"… {500 - MAX_ROWS} more"
+    assert more[2] == f"{290 - (MAX_ROWS - 3)} running, 7 waiting, 200 complete"
+    assert got[-1][0] == "all sources"
+    assert got[-1][3:] == ["500", "5,000", "1,000", "500", "0"]
+
+
+async def test_the_live_display_returns_the_crawls_result() -> None:
+    live = {"emea": source("emea", "running", 1)}
+    console = Console(file=io.StringIO(), width=100, force_terminal=True)
+
+    async def work() -> str:
+        await asyncio.sleep(0.05)
+        live["emea"].state = "complete"
+        return "done"
+
+    assert await with_live_progress(console, live, work(), refresh=0.01) == "done"
+    assert "crawling" in console.file.getvalue()
