@@ -99,20 +99,31 @@ async def with_live_progress(
 
 
 def summary_table(coverage: list[SourceCoverage]) -> Table:
-    """The per-source outcome a person reads after a crawl."""
+    """The per-source outcome a person reads after a crawl: incomplete sources first (among hundreds they
+    would be lost otherwise), then the rest in config order, and the totals."""
     table = Table(title="coverage")
     for column in ("source", "kind", "complete", "records", "requests", "429s", "retries", "time", "error"):
         table.add_column(
             column, justify="right" if column in ("records", "requests", "429s", "retries") else "left"
         )
-    for cov in coverage:
+    for cov in sorted(coverage, key=lambda c: c.complete):
         seconds = elapsed_seconds(cov.started_at, cov.finished_at)
         table.add_row(
             cov.source, cov.kind,
             "[green]yes[/]" if cov.complete else "[bold red]NO[/]",
-            str(cov.records), str(cov.requests), str(cov.throttled), str(cov.retries),
+            f"{cov.records:,}", f"{cov.requests:,}", f"{cov.throttled:,}", f"{cov.retries:,}",
             f"{seconds:.1f}s" if seconds is not None else "-",
             cov.error or "",
+        )  # fmt: skip
+    if len(coverage) > 1:
+        complete = sum(c.complete for c in coverage)
+        fields = ("records", "requests", "throttled", "retries")
+        table.add_section()
+        table.add_row(
+            "all sources", "", f"{complete} of {len(coverage)}",
+            *(f"{sum(getattr(c, field) for c in coverage):,}" for field in fields),
+            "", "",
+            style="bold",
         )  # fmt: skip
     return table
 

@@ -11,8 +11,9 @@ from rich.console import Console
 
 from crawler.http import RequestStats
 from crawler.orchestrator import LiveSource
-from crawler.progress import MAX_ROWS, live_view, with_live_progress
+from crawler.progress import MAX_ROWS, live_view, summary_table, with_live_progress
 from crawler.source import SourceProgress
+from crawler.store import SourceCoverage
 
 
 def source(name: str, state: str, n: int) -> LiveSource:
@@ -65,3 +66,15 @@ async def test_the_live_display_returns_the_crawls_result() -> None:
 
     assert await with_live_progress(console, live, work(), refresh=0.01) == "done"
     assert "crawling" in console.file.getvalue()
+
+
+def test_the_closing_summary_puts_incomplete_sources_first_and_totals_them_all() -> None:
+    coverage = [
+        SourceCoverage("emea", "learnupon", complete=True, records=1200, requests=30, throttled=1),
+        SourceCoverage("apac", "learnupon", complete=False, error="401 from /users", requests=1),
+        SourceCoverage("okta", "okta", complete=True, records=800, requests=9, retries=2),
+    ]
+    got = rows(summary_table(coverage))
+    assert [r[0] for r in got] == ["apac", "emea", "okta", "all sources"]
+    assert got[0][-1] == "401 from /users"
+    assert got[-1][2:7] == ["2 of 3", "2,000", "40", "1", "2"]
