@@ -78,7 +78,7 @@ def live_view(live: dict[str, LiveSource], started: float, max_rows: int = MAX_R
         table.add_row(f"… {len(hidden)} more", "", _states(hidden), *_sums(hidden), style="dim")
     if len(items) > 1:
         table.add_section()
-        table.add_row("all sources", "", "", *_sums(items), style="bold")
+        table.add_row("total", "", "", *_sums(items), style="bold")
     return table
 
 
@@ -120,7 +120,7 @@ def summary_table(coverage: list[SourceCoverage]) -> Table:
         fields = ("records", "requests", "throttled", "retries")
         table.add_section()
         table.add_row(
-            "all sources", "", f"{complete} of {len(coverage)}",
+            "total", "", f"{complete}/{len(coverage)}",
             *(f"{sum(getattr(c, field) for c in coverage):,}" for field in fields),
             "", "",
             style="bold",

@@ -35,7 +35,7 @@ def test_a_few_sources_each_get_a_row_in_config_order_and_a_total() -> None:
     live["okta"] = LiveSource("okta", "okta")  # not started: no counters yet
     table = live_view(live, time.monotonic())
     got = rows(table)
-    assert [r[0] for r in got] == ["emea", "apac", "okta", "all sources"]
+    assert [r[0] for r in got] == ["emea", "apac", "okta", "total"]
     assert got[-1][3:] == ["5", "50", "10", "2", "0"]
     assert "3 sources: 1 running, 1 waiting, 1 complete" in str(table.title)
 
@@ -51,7 +51,7 @@ def test_hundreds_of_sources_show_failed_ones_first_and_count_the_rest() -> None
     more = got[MAX_ROWS]
     assert more[0] == f"… {500 - MAX_ROWS} more"
     assert more[2] == f"{290 - (MAX_ROWS - 3)} running, 7 waiting, 200 complete"
-    assert got[-1][0] == "all sources"
+    assert got[-1][0] == "total"
     assert got[-1][3:] == ["500", "5,000", "1,000", "500", "0"]
 
 
@@ -75,6 +75,6 @@ def test_the_closing_summary_puts_incomplete_sources_first_and_totals_them_all()
         SourceCoverage("okta", "okta", complete=True, records=800, requests=9, retries=2),
     ]
     got = rows(summary_table(coverage))
-    assert [r[0] for r in got] == ["apac", "emea", "okta", "all sources"]
+    assert [r[0] for r in got] == ["apac", "emea", "okta", "total"]
     assert got[0][-1] == "401 from /users"
-    assert got[-1][2:7] == ["2 of 3", "2,000", "40", "1", "2"]
+    assert got[-1][2:7] == ["2/3", "2,000", "40", "1", "2"]
