@@ -99,6 +99,9 @@ shares that one GIL. *idgraph*: at most {MAX_ROWS} named rows, drawn from the ev
 | sources | baseline (cores) | idgraph (cores) | baseline ÷ idgraph |
 |---:|---:|---:|---:|
 {chr(10).join(rows)}
+
+The crawl benchmark's scenarios call `crawl()` without a display; `idgraph crawl` adds this one's cost
+(the *idgraph* column) unless run with `--quiet` or `--log-format json`.
 """
 
 
