@@ -63,7 +63,7 @@ BUDGET_RPS = 500 * 4.8  # issue 3: 500 portals at our 80% share of 6 req/s
 
 @dataclass(frozen=True)
 class ListingPage:
-    """One full page of a listing: where it is, how to read it, and which collection it fills."""
+    """One page of a listing: its portal, kind, address, and how to read it."""
 
     portal: PortalInfo
     kind: str  # users | enrollments | members
@@ -73,7 +73,7 @@ class ListingPage:
 
 
 async def _walk(session: aiohttp.ClientSession, url: str) -> int:
-    """The number of full pages of one listing (setup, not timed)."""
+    """The number of pages of one listing (setup, not timed)."""
     number = 0
     while True:
         async with session.get(f"{url}&page={number + 1}") as response:
