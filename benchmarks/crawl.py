@@ -418,13 +418,21 @@ def one_portal(
     return SimProcess(SimSpec([name], users, window, faults=faults, overrides={**shape(users), **overrides}))
 
 
+async def idgraph_then_fixed_rate(
+    sim: SimProcess, window: float, *, headers: bool, fixed_window: bool
+) -> tuple[PortalInfo, list[Run]]:
+    """idgraph, then the fixed-rate baseline, on one simulated portal, with an idle window between."""
+    (p,) = await asyncio.to_thread(sim.ready)
+    runs = [await run_idgraph([sim], [p], window, headers=headers, fixed_window=fixed_window)]
+    await idle(window)
+    runs.append(await run_fixed_rate(sim, p, window, headers=headers, fixed_window=fixed_window))
+    return p, runs
+
+
 async def scenario_headers(sizes: Sizes) -> list[Run]:
     log(f"scenario 1: rate headers, fixed window, {sizes.s1_users:,} users")
     with one_portal("headers", sizes.s1_users, WINDOW) as sim:
-        (p,) = await asyncio.to_thread(sim.ready)
-        runs = [await run_idgraph([sim], [p], WINDOW, headers=True, fixed_window=True)]
-        await idle(WINDOW)
-        runs.append(await run_fixed_rate(sim, p, WINDOW, headers=True, fixed_window=True))
+        _, runs = await idgraph_then_fixed_rate(sim, WINDOW, headers=True, fixed_window=True)
     return runs
 
 
@@ -436,20 +444,14 @@ async def scenario_no_headers(sizes: Sizes, limiter: str) -> list[Run]:
     with one_portal(
         name, sizes.s2_users, WINDOW, faults, rate_limit_per_window=HIDDEN_LIMIT, rate_limiter=limiter
     ) as sim:
-        (p,) = await asyncio.to_thread(sim.ready)
-        runs = [await run_idgraph([sim], [p], WINDOW, headers=False, fixed_window=fixed)]
-        await idle(WINDOW)
-        runs.append(await run_fixed_rate(sim, p, WINDOW, headers=False, fixed_window=fixed))
+        _, runs = await idgraph_then_fixed_rate(sim, WINDOW, headers=False, fixed_window=fixed)
     return runs
 
 
 async def scenario_seed_guide(sizes: Sizes) -> list[Run]:
     log(f"scenario 3: {sizes.s3_users:,} users, idgraph vs fixed-rate vs the seed guide")
     with one_portal("seedcmp", sizes.s3_users, SEED_WINDOW) as sim:
-        (p,) = await asyncio.to_thread(sim.ready)
-        runs = [await run_idgraph([sim], [p], SEED_WINDOW, headers=True, fixed_window=True)]
-        await idle(SEED_WINDOW)
-        runs.append(await run_fixed_rate(sim, p, SEED_WINDOW, headers=True, fixed_window=True))
+        p, runs = await idgraph_then_fixed_rate(sim, SEED_WINDOW, headers=True, fixed_window=True)
         await idle(SEED_WINDOW)
         runs.append(await run_seed_guide(sim, p, SEED_WINDOW))
     return runs
