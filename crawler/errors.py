@@ -5,7 +5,19 @@ from __future__ import annotations
 
 
 class SourceError(Exception):
-    """A source could not be crawled completely; the message is safe to log and to store in coverage."""
+    """A source could not be crawled completely; the message is safe to log and to store in coverage.
+
+    `status` is the HTTP status that ended it, when one did.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def endpoint_absent(self) -> bool:
+        """The server has no such endpoint (404/405/501), as opposed to refusing us (401/403) or failing."""
+        return self.status in ABSENT_STATUSES
 
 
 class AuthError(SourceError):
@@ -18,6 +30,9 @@ class NotFoundError(SourceError):
 
 class ClientRequestError(SourceError):
     """Another 4xx the API will keep answering: retrying would burn budget for nothing."""
+
+
+ABSENT_STATUSES = frozenset({404, 405, 501})
 
 
 class TransientError(SourceError):

@@ -181,13 +181,14 @@ class SourceHttp:
         if status < 400:
             return Response(status, resp_headers, raw)
         where = _describe(url)
-        if status >= 500:
-            raise TransientError(f"{self.name}: {method} {where} answered {status}")
+        if status >= 500 and status != 501:  # 501 Not Implemented will not change on a retry
+            raise TransientError(f"{self.name}: {method} {where} answered {status}", status=status)
+        text = f"{self.name}: {method} {where} answered {status} ({_error_text(raw)})"
         if status in (401, 403):
-            raise AuthError(f"{self.name}: {method} {where} answered {status} ({_error_text(raw)})")
+            raise AuthError(text, status=status)
         if status == 404:
-            raise NotFoundError(f"{self.name}: {method} {where} answered 404 ({_error_text(raw)})")
-        raise ClientRequestError(f"{self.name}: {method} {where} answered {status} ({_error_text(raw)})")
+            raise NotFoundError(text, status=status)
+        raise ClientRequestError(text, status=status)
 
 
 @dataclass(frozen=True)

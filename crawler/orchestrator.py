@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from crawler.config import Config, CrawlConfig, PortalConfig
+from crawler.coverage import COMPLETE, IDENTITIES, INCOMPLETE, CollectionCoverage, summarise
 from crawler.errors import SourceError
 from crawler.http import SourceHttp, make_session
 from crawler.idp import IDP_SOURCES
@@ -206,7 +207,6 @@ async def _run_source(
     try:
         await run(ctx)
         coverage.complete = True
-        live.state = "complete"
     except Exception as exc:  # one source's failure never stops the others
         cause = _first_error(exc)
         if isinstance(cause, SourceError):
@@ -214,9 +214,13 @@ async def _run_source(
         else:
             coverage.error = f"internal error while crawling {live.name}: {type(cause).__name__}"
             log.error("internal error while crawling %s", live.name, exc_info=cause)
-        live.state, live.error = "failed", coverage.error
-        log.warning("source %s incomplete: %s", live.name, coverage.error)
     finally:
+        _summarise_collections(coverage, ctx, http)
+        if coverage.complete:
+            live.state = "complete"
+        else:
+            live.state, live.error = "failed", coverage.error
+            log.warning("source %s incomplete: %s", live.name, coverage.error)
         await http.close()
         learned = http.controller.learned_rate()
         if learned is not None:
@@ -235,6 +239,30 @@ async def _run_source(
         if earlier is not None:
             _add_earlier_attempts(coverage, earlier)
         store.save_coverage(run_id, coverage)
+
+
+def _summarise_collections(coverage: SourceCoverage, ctx: SourceContext, http: SourceHttp) -> None:
+    """Fill the coverage row's collections; the row is complete only when every collection is.
+
+    A source that reports no collections (an IdP) has one, its identities: complete exactly when its
+    crawl returned.
+    """
+    if ctx.collections is not None:
+        coverage.collections = list(ctx.collections)
+    else:
+        coverage.collections = [
+            CollectionCoverage(
+                IDENTITIES,
+                COMPLETE if coverage.complete else INCOMPLETE,
+                None if coverage.complete else coverage.error,
+                requests=http.stats.requests,
+                pages=ctx.progress.pages,
+                records=ctx.progress.records,
+            )
+        ]
+    if coverage.complete and not all(c.complete for c in coverage.collections):
+        coverage.complete = False
+        coverage.error = summarise(coverage.collections)
 
 
 def _add_earlier_attempts(coverage: SourceCoverage, earlier: SourceCoverage) -> None:

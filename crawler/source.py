@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from crawler.coverage import CollectionCoverage
 from crawler.http import SourceHttp
 from crawler.store import SnapshotStore
 
@@ -39,6 +40,9 @@ class SourceContext:
     done: set[str] = field(default_factory=set)  # collections already committed (resume)
     progress: SourceProgress = field(default_factory=SourceProgress)
     done_at_start: frozenset[str] = frozenset()
+    # Per collection, what the crawl read; a source that leaves it None has one collection, complete
+    # exactly when its crawl returned (the orchestrator fills that in).
+    collections: list[CollectionCoverage] | None = None
 
     def __post_init__(self) -> None:
         self.done_at_start = frozenset(self.done)

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from crawler.coverage import CollectionCoverage, SourceCoverage
 from crawler.records import (
     Identity,
     LUCourse,
@@ -36,7 +37,7 @@ from crawler.records import (
     canonical_utc,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: coverage.collections
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
 FLUSH_ROWS = 5_000
 
@@ -56,7 +57,7 @@ CREATE TABLE IF NOT EXISTS coverage (
     throttled INTEGER NOT NULL DEFAULT 0, retries INTEGER NOT NULL DEFAULT 0,
     drift_events INTEGER NOT NULL DEFAULT 0, records INTEGER NOT NULL DEFAULT 0,
     quarantined INTEGER NOT NULL DEFAULT 0, started_at TEXT, finished_at TEXT,
-    notes TEXT NOT NULL DEFAULT '[]',
+    notes TEXT NOT NULL DEFAULT '[]', collections TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (run_id, source)
 );
 CREATE TABLE IF NOT EXISTS collections (
@@ -147,29 +148,6 @@ def _cell(value: datetime | None) -> str | None:
     return None if value is None else canonical_utc(value)
 
 
-@dataclass
-class SourceCoverage:
-    """What one source's crawl achieved in one run."""
-
-    source: str
-    kind: str
-    complete: bool = False
-    error: str | None = None
-    requests: int = 0
-    requests_by_purpose: dict[str, int] = field(default_factory=dict)
-    throttled: int = 0
-    retries: int = 0
-    drift_events: int = 0
-    records: int = 0
-    quarantined: int = 0
-    started_at: str | None = None
-    finished_at: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
 @dataclass(frozen=True)
 class RunInfo:
     id: int
@@ -195,8 +173,22 @@ class SnapshotStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a snapshot written by an older idgraph up to this schema (columns are only ever added)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"{self.path} was written by a newer idgraph (snapshot schema {version}, this one reads "
+                f"up to {SCHEMA_VERSION}); upgrade idgraph"
+            )
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(coverage)")}
+        if "collections" not in columns:
+            self._db.execute("ALTER TABLE coverage ADD COLUMN collections TEXT NOT NULL DEFAULT '[]'")
         self._db.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
 
     def close(self) -> None:
@@ -295,7 +287,7 @@ class SnapshotStore:
             db.execute(
                 """INSERT OR REPLACE INTO coverage(run_id, source, kind, complete, error, requests,
                    requests_by_purpose, throttled, retries, drift_events, records, quarantined,
-                   started_at, finished_at, notes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   started_at, finished_at, notes, collections) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 (
                     run_id,
                     cov.source,
@@ -312,6 +304,7 @@ class SnapshotStore:
                     cov.started_at,
                     cov.finished_at,
                     json.dumps(cov.notes),
+                    json.dumps([c.as_dict() for c in cov.collections]),
                 ),
             )
 
@@ -324,6 +317,7 @@ class SnapshotStore:
             data["complete"] = bool(data["complete"])
             data["requests_by_purpose"] = json.loads(data["requests_by_purpose"])
             data["notes"] = json.loads(data["notes"])
+            data["collections"] = [CollectionCoverage.from_dict(c) for c in json.loads(data["collections"])]
             out.append(SourceCoverage(**data))
         return out
 
@@ -369,6 +363,22 @@ class SnapshotStore:
             (run_id, source),
         )
         return {row[0] for row in rows}
+
+    def collection_progress(self, run_id: int, source: str) -> dict[str, tuple[bool, int, int]]:
+        """Every listing of a source this run: name -> (done, pages, records)."""
+        rows = self._read(
+            "SELECT collection, done, pages, records FROM collections WHERE run_id = ? AND source = ?",
+            (run_id, source),
+        )
+        return {row[0]: (bool(row[1]), int(row[2]), int(row[3])) for row in rows}
+
+    def users_without_enrollment_counter(self, run_id: int, portal: str) -> int:
+        """Users whose record carries no `number_of_enrollments`: the cross-check cannot vouch for them."""
+        row = self._read(
+            "SELECT COUNT(*) FROM lu_users WHERE run_id = ? AND portal = ? AND number_of_enrollments IS NULL",
+            (run_id, portal),
+        ).fetchone()
+        return int(row[0])
 
     def quarantine(self, run_id: int, source: str, collection: str, reason: str, record: Any) -> None:
         """Keep a record we could not normalise, with the reason, instead of dropping it."""

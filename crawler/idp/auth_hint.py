@@ -22,4 +22,4 @@ def auth_hint(hint: Callable[[], str]) -> Iterator[None]:
     except TokenRefused:
         raise
     except AuthError as exc:
-        raise AuthError(f"{exc}; {hint()}") from None
+        raise AuthError(f"{exc}; {hint()}", status=exc.status) from None

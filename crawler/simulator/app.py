@@ -171,6 +171,13 @@ class SimulatedPortal:
             return Reply(decision.status, text=f"{decision.status} {HTTPStatus(decision.status).phrase}")
         if decision.action == "throttle":
             return Reply(429, text=MINUTE_LIMIT_TEXT)
+        if template in self._faults.missing_endpoints:
+            return Reply(404, {"message": "Not Found"})
+        if any(
+            template == path and request.query.get(key) == value
+            for path, key, value in self._faults.broken_listings
+        ):
+            return Reply(500, {"message": "We're sorry, but something went wrong."})
         handler = ROUTES.get((method, template))
         if handler is None:
             return Reply(200, {}) if method == "DELETE" else Reply(404, {"message": "Not Found"})

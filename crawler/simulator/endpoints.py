@@ -174,8 +174,14 @@ def search_enrollments(p: SimulatedPortal, q: Query, segs: list[str], body: byte
 
 
 def enrollments_root(p: SimulatedPortal, q: Query, segs: list[str], body: bytes) -> Reply:
-    """Plain GET /enrollments was seen to answer 401 on a real portal, whatever the credentials."""
-    return Reply(401, {"message": "Unauthorized"})
+    """Plain GET /enrollments was seen to answer 401 on a real portal, whatever the credentials; the seed
+    guide's portals answer `GET /enrollments?user_id=` with that user's enrollments."""
+    user_id = _int(p.param(q, "user_id"))
+    if p.spec.dialect == "real" or user_id is None:
+        return Reply(401, {"message": "Unauthorized"})
+    rows = p.data.enrollments
+    page, paging = p.page(q, p.data.index.enrollments_by_user.get(user_id, []))
+    return Reply(body=p.wrap("enrollments", [rows[e] for e in page]), paging=paging)
 
 
 _BAD_JSON = object()

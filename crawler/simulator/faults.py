@@ -35,10 +35,18 @@ class FaultConfig:
     mutate: Mutator | None = None  # called with (data, request number) before each request is served
     silent_noop_writes: bool = False  # writes answer 200 and change nothing
     fail_after: int | None = None  # serve this many requests, then 500 for good
+    # Route templates ("courses", "enrollments/search") this portal lacks: they answer 404, as an older or
+    # restricted API does (the seed guide lists neither groups nor courses).
+    missing_endpoints: frozenset[str] = frozenset()
+    # (route template, query parameter, value) listings that answer 500 for good, e.g. one course's
+    # enrollments: ("enrollments/search", "course_id", "12").
+    broken_listings: frozenset[tuple[str, str, str]] = frozenset()
     seed: int = 0
 
     def __post_init__(self) -> None:
         self.ignored_filters = frozenset(self.ignored_filters)
+        self.missing_endpoints = frozenset(self.missing_endpoints)
+        self.broken_listings = frozenset(self.broken_listings)
 
 
 @dataclass(frozen=True, slots=True)
