@@ -59,13 +59,24 @@ UtcTimestamp = Annotated[str, _UtcTimestampSchema]
 Text = Annotated[str, Field(pattern=r"[^\s\x1c-\x1f]")]
 
 
+# LearnUpon's documented user types; anything else — a missing type included — ranks like an admin.
+UNKNOWN_USER_TYPE = "unknown"
+UNPRIVILEGED_USER_TYPES = frozenset({"learner", "instructor"})
+
+
+def is_privileged(user_type: str | None) -> bool:
+    """Fail-closed: only a type LearnUpon documents as unprivileged is treated as one."""
+    return (user_type or UNKNOWN_USER_TYPE).casefold() not in UNPRIVILEGED_USER_TYPES
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class LUUser(_Record):
     """`enabled` and `user_type` have no defaults: an account is never assumed enabled, nor a learner,
-    because a field was missing (the seed dialect's `is_active` and `role` are mapped by the reader)."""
+    because a field was missing. The reader maps the seed dialect's `is_active` and `role`, and stores a
+    record that names no type at all as `unknown` (`UNKNOWN_USER_TYPE`), which ranks like an admin."""
 
     id: int
     email: Text | None = None

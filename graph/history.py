@@ -2,28 +2,32 @@
 
 Tables live in the snapshot file next to the runs they describe (created here, never in the crawler's
 schema). A finding is identified by `Finding.id`, which is stable across runs. The one subtle verdict:
-a finding that is gone from a newer run is *resolved* only if that run re-checked it; if its portal was
-incomplete, or the rule was `Unavailable` for its scope, it is *not re-checked* — absence from a partial
-crawl proves nothing.
+a finding that is gone from a newer run is *resolved* only if that run read again every fact it rested
+on (`Finding.depends_on`: its account, the other accounts it names, every IdP) and the verdict was not
+withheld for it; anything else is *not re-checked* — absence from a partial crawl proves nothing. An
+account is read again when its record was read, or when its portal's users listing completed without it
+(then it is gone, which is a fact too).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crawler.coverage import IDENTITIES, USERS
 from crawler.store import SnapshotStore
 from graph.model import Code, FindingSet, Unavailable
-from graph.rules import ReviewSettings
+from graph.rules import FACTS, IDPS_FACT, ReviewSettings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS finding_history (
     finding_id TEXT PRIMARY KEY, code TEXT NOT NULL, severity TEXT, email TEXT, person TEXT, portal TEXT,
     learnupon_user_id INTEGER, user_type TEXT, idp TEXT, idp_status TEXT,
     first_seen_run INTEGER NOT NULL, last_seen_run INTEGER NOT NULL,
-    first_seen_at TEXT, last_seen_at TEXT
+    first_seen_at TEXT, last_seen_at TEXT, depends_on TEXT
 );
 CREATE TABLE IF NOT EXISTS finding_occurrences (
     run_id INTEGER NOT NULL, finding_id TEXT NOT NULL, PRIMARY KEY (run_id, finding_id)
@@ -48,10 +52,11 @@ _ROW_COLUMNS = (
     "idp",
     "idp_status",
 )
-_AS_LAST_SEEN = ("severity", "email", "user_type", "idp", "idp_status", "last_seen_at")
+_AS_LAST_SEEN = ("severity", "email", "user_type", "idp", "idp_status", "last_seen_at", "depends_on")
 _UPSERT_SQL = (
     f"INSERT INTO finding_history(finding_id, {', '.join(_ROW_COLUMNS)}, first_seen_run, last_seen_run, "
-    f"first_seen_at, last_seen_at) VALUES ({', '.join('?' * 14)}) ON CONFLICT(finding_id) DO UPDATE SET "
+    f"first_seen_at, last_seen_at, depends_on) VALUES ({', '.join('?' * 15)}) "
+    "ON CONFLICT(finding_id) DO UPDATE SET "
     "first_seen_at = CASE WHEN excluded.first_seen_run < first_seen_run THEN excluded.first_seen_at "
     "ELSE first_seen_at END, first_seen_run = MIN(first_seen_run, excluded.first_seen_run), "
     + "".join(
@@ -63,7 +68,10 @@ _UPSERT_SQL = (
 
 
 def ensure_schema(store: SnapshotStore) -> None:
-    store.connection.executescript(SCHEMA)
+    db = store.connection
+    db.executescript(SCHEMA)
+    if "depends_on" not in {r[1] for r in db.execute("PRAGMA table_info(finding_history)")}:
+        db.execute("ALTER TABLE finding_history ADD COLUMN depends_on TEXT")  # recorded before it existed
 
 
 # --- review settings --------------------------------------------------------------------------------------
@@ -113,7 +121,14 @@ def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings 
         db.executemany(
             _UPSERT_SQL,
             [
-                (fid, f.code.value, f.severity.value, *(getattr(f, c) for c in _ROW_COLUMNS[2:]), *seen)
+                (
+                    fid,
+                    f.code.value,
+                    f.severity.value,
+                    *(getattr(f, c) for c in _ROW_COLUMNS[2:]),
+                    *seen,
+                    json.dumps(list(f.depends_on)),
+                )
                 for fid, f in unique.items()
             ],
         )
@@ -165,21 +180,24 @@ class HistoryEntry:
     last_seen_run: int
     first_seen_at: str | None
     last_seen_at: str | None
+    depends_on: tuple[str, ...] | None = None  # None: recorded before dependencies were
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["code"] = self.code.value
+        data["depends_on"] = None if self.depends_on is None else list(self.depends_on)
         return data
 
 
 def _entry(row: sqlite3.Row | tuple[Any, ...]) -> HistoryEntry:
     values = list(row)
     values[1] = Code(values[1])
+    values[-1] = None if values[-1] is None else tuple(json.loads(values[-1]))
     return HistoryEntry(*values)
 
 
 _ENTRY_SQL = f"""SELECT finding_id, {", ".join(_ROW_COLUMNS)}, first_seen_run, last_seen_run, first_seen_at,
-                 last_seen_at FROM finding_history"""
+                 last_seen_at, depends_on FROM finding_history"""
 
 
 def entries(store: SnapshotStore, finding_ids: set[str] | None = None) -> dict[str, HistoryEntry]:
@@ -225,12 +243,13 @@ class Diff:
 
 @dataclass
 class _RunChecks:
-    """What one run could and could not look at."""
+    """What one run read, and which verdicts it withheld."""
 
     store: SnapshotStore
     run_id: int
     unavailable: list[Unavailable]
-    portals: dict[str, bool]
+    users_complete: dict[str, bool]  # portal -> its users listing completed
+    idps_complete: bool
 
     @classmethod
     def of(cls, store: SnapshotStore, run_id: int) -> _RunChecks:
@@ -238,32 +257,58 @@ class _RunChecks:
             "SELECT unavailable FROM finding_runs WHERE run_id = ?", (run_id,)
         ).fetchone()
         unavailable = [Unavailable(Code(u["code"]), u["scope"], u["reason"]) for u in json.loads(row[0])]
-        portals = {c.source: c.complete for c in store.coverage(run_id) if c.kind == "learnupon"}
-        return cls(store, run_id, unavailable, portals)
+        coverage = store.coverage(run_id)
+        users = {c.source: c.collection_complete(USERS) for c in coverage if c.kind == "learnupon"}
+        idps = [c.collection_complete(IDENTITIES) for c in coverage if c.kind != "learnupon"]
+        return cls(store, run_id, unavailable, users, bool(idps) and all(idps))
 
-    def account_alive(self, portal: str, user_id: int) -> bool:
+    def account(self, portal: str, user_id: int) -> tuple[bool, bool]:
+        """(read again: its record was read, or its users listing completed without it; still enabled)."""
         row = self.store.connection.execute(
             "SELECT enabled FROM lu_users WHERE run_id = ? AND portal = ? AND id = ?",
             (self.run_id, portal, user_id),
         ).fetchone()
-        return row is not None and bool(row[0])
+        if row is not None:
+            return True, bool(row[0])
+        return self.users_complete.get(portal, False), False
+
+    def fact_read(self, fact: str) -> bool:
+        if fact == IDPS_FACT:
+            return self.idps_complete
+        kind, _, rest = fact.partition(":")
+        portal, _, user_id = rest.rpartition(":")
+        if kind != "account" or not user_id.isdigit():
+            return False  # a fact this version does not know how to re-read
+        return self.account(portal, int(user_id))[0]
 
     def rechecked(self, entry: HistoryEntry) -> bool:
-        """Did this run look at the finding's account again with every source its rule needs?
+        """Did this run read every fact the finding rested on, and give the verdict for it?
 
-        Every rule is about an enabled account, so an account disabled or gone from a complete portal
-        settles it whatever else was missing.
+        Every rule is about an enabled account, so an account read again and found disabled (or gone from
+        a complete listing) settles it whatever else was missing.
         """
-        if entry.portal is None or not self.portals.get(entry.portal, False):
+        if entry.portal is None or entry.learnupon_user_id is None:
             return False
-        if entry.learnupon_user_id is not None and not self.account_alive(
-            entry.portal, entry.learnupon_user_id
-        ):
+        read, enabled = self.account(entry.portal, entry.learnupon_user_id)
+        if read and not enabled:
             return True
+        if not all(self.fact_read(f) for f in _dependencies(entry, self.users_complete)):
+            return False
         account = f"account:{entry.portal}:{entry.learnupon_user_id}"
-        return not any(
-            u.code is entry.code and u.scope in ("all", entry.portal, account) for u in self.unavailable
-        )
+        return not any(u.code is entry.code and u.scope in ("all", account) for u in self.unavailable)
+
+
+def _dependencies(entry: HistoryEntry, portals: Mapping[str, bool]) -> tuple[str, ...]:
+    """The facts a finding rested on; for one recorded before they were, the most it could have needed."""
+    if entry.depends_on is not None:
+        return entry.depends_on
+    own = (f"account:{entry.portal}:{entry.learnupon_user_id}",)
+    needs = FACTS.get(entry.code, ("account", "counterparts", IDPS_FACT))
+    idps = (IDPS_FACT,) if IDPS_FACT in needs else ()
+    if "counterparts" in needs:  # unknown counterparts: any portal's account may have been one
+        unknown = tuple(f"portal-users:{p}" for p, done in portals.items() if not done)
+        return own + unknown + idps
+    return own + idps
 
 
 def diff(store: SnapshotStore, run_id: int, previous_run_id: int | None = None) -> Diff:

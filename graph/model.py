@@ -61,6 +61,9 @@ class Finding:
     idp: str | None  # IdP source name(s), ";"-joined
     idp_status: str | None  # normalised status(es), ";"-joined
     evidence: dict[str, Any] = field(default_factory=dict)
+    # The facts the verdict rests on (`account:{portal}:{id}`, `idps`): a later run resolves it only
+    # after reading every one of them again (graph.history).
+    depends_on: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -84,10 +87,21 @@ class Finding:
 
 @dataclass(frozen=True)
 class Unavailable:
-    """A verdict we refuse to give because a source it depends on did not complete."""
+    """A verdict withheld: a fact it needs was not read. Scope "all" withholds the code for everyone;
+    `account:{portal}:{id}` for one account."""
 
     code: Code
-    scope: str  # "all" or a portal/IdP name
+    scope: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecallGap:
+    """Verdicts were given for every record read, but a listing did not finish: findings on `portal`
+    may be missing (never a withheld verdict: nobody knows which accounts were not read)."""
+
+    code: Code
+    portal: str
     reason: str
 
 
@@ -96,3 +110,12 @@ class FindingSet:
     run_id: int
     findings: list[Finding]
     unavailable: list[Unavailable] = field(default_factory=list)
+    recall_gaps: list[RecallGap] = field(default_factory=list)
+
+    def withheld(self) -> dict[Code, str]:
+        """Codes given for nobody this run, with the reason: a count of them is "n/a", never 0."""
+        out: dict[Code, str] = {}
+        for u in self.unavailable:
+            if u.scope == "all":
+                out.setdefault(u.code, u.reason)
+        return out

@@ -28,6 +28,7 @@ from typing import Any
 
 import networkx as nx
 
+from crawler.records import is_privileged
 from graph.model import Finding
 from graph.resolve import fold
 from graph.rules import parse_time
@@ -57,7 +58,6 @@ TEMPORAL = frozenset(
         "date_lastaccessed",
     }
 )
-PRIVILEGED_TYPES = ("admin", "manager")
 # Bookkeeping the exporter writes itself; graph attributes never override it.
 RESERVED = frozenset({"uid", "first_seen_run", "last_seen_run"})
 
@@ -101,7 +101,7 @@ def _node_props(kind: str, attrs: dict[str, Any]) -> dict[str, Any]:
     elif kind == "account":
         email = props.get("email")
         props["email_key"] = (fold(email) or None) if email else None
-        props["privileged"] = (props.get("user_type") or "").casefold() in PRIVILEGED_TYPES
+        props["privileged"] = is_privileged(props.get("user_type"))
     elif kind in ("portal", "idp"):
         props["in_latest_run"] = True
     return props

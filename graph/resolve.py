@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from crawler.records import is_privileged
+
 ACCOUNT_SQL = """SELECT portal, id, email, username, user_type, enabled, last_sign_in_at, created_at
                  FROM lu_users WHERE run_id = ? ORDER BY portal, id"""
 IDENTITY_SQL = """SELECT source, idp_id, raw_status, status, status_changed_at, last_login, user_type,
@@ -86,7 +88,7 @@ class Account:
 
     @property
     def privileged(self) -> bool:
-        return (self.user_type or "").casefold() in ("admin", "manager")
+        return is_privileged(self.user_type)
 
 
 class Address(NamedTuple):

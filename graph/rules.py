@@ -1,10 +1,13 @@
 """The findings: one small pure function per code, over one run's resolved people and its coverage.
 
 Rules read the resolution (plain objects, not the networkx graph) so that a million accounts are judged
-in seconds; the graph is for exploring, the rules are for verdicts. Every rule refuses to state a fact
-it could not check: accounts of an incomplete portal get no finding and an `Unavailable` per code; an
-incomplete (or absent) IdP crawl makes the IdP verdicts `Unavailable` for everyone. Dates are measured
-against the run's start, so re-reading a snapshot tomorrow gives the same answer.
+in seconds; the graph is for exploring, the rules are for verdicts. A verdict is given exactly when the
+facts it needs were read (the table in `FACTS`): an account record that was read is a fact, whatever
+happened to the rest of its listing, so a portal whose users listing broke off still gets verdicts on
+every account read, and a `RecallGap` says findings there may be missing. The IdP verdicts need every
+IdP's identities read completely (an active identity could hide in an unread IdP): otherwise they are
+`Unavailable` for everyone. Dates are measured against the run's start, so re-reading a snapshot
+tomorrow gives the same answer.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crawler.config import ReviewConfig
-from crawler.store import SourceCoverage
-from graph.model import Code, Finding, FindingSet, Severity, Unavailable
+from crawler.coverage import IDENTITIES, USERS, SourceCoverage
+from crawler.records import UNKNOWN_USER_TYPE, is_privileged
+from graph.model import Code, Finding, FindingSet, RecallGap, Severity, Unavailable
 from graph.resolve import Account, Match, Person, Resolution
 
 DISABLED = frozenset({"disabled", "deleted"})  # `not_activated` is not disabled: it was never let in
@@ -34,6 +38,19 @@ _RAISED = {
     Severity.HIGH: Severity.CRITICAL,
     Severity.CRITICAL: Severity.CRITICAL,
 }
+
+# What each verdict needs read, for the README and for history (a finding is resolved only when a later
+# run read every one of these again). "account": the account's own record; "counterparts": the other
+# accounts the finding names; "idps": every IdP's identities, completely.
+FACTS: dict[Code, tuple[str, ...]] = {
+    Code.IDP_DISABLED_ACTIVE: ("account", "idps"),
+    Code.NOT_IN_IDP: ("account", "idps"),
+    Code.PARTIALLY_OFFBOARDED: ("account", "counterparts"),
+    Code.DORMANT: ("account",),
+    Code.DUPLICATE_ACCOUNT: ("account", "counterparts"),
+}
+IDPS_FACT = "idps"
+EVIDENCE_COLLECTIONS = ("memberships", "enrollments")  # evidence only: no verdict needs them
 
 AccountKey = tuple[str, int]
 Verdicts = tuple[list[Finding], list[Unavailable]]
@@ -58,35 +75,48 @@ class ReviewSettings:
         return cls(tuple(review.managed_domains), review.dormant_days)
 
 
+def account_fact(portal: str, user_id: int) -> str:
+    return f"account:{portal}:{user_id}"
+
+
 @dataclass(frozen=True)
 class Sources:
-    """Which sources of the run completed: name -> None when complete, else why not."""
+    """What the run read. portals: name -> None when its users listing is complete, else why not;
+    idps: name -> None when its identities are complete, else why not; evidence gaps per portal."""
 
     portals: Mapping[str, str | None]
     idps: Mapping[str, str | None]
+    evidence_gaps: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     @classmethod
     def from_coverage(cls, coverage: Iterable[SourceCoverage], resolution: Resolution) -> Sources:
         """A source with records but no coverage row is incomplete: nothing says it finished."""
         portals: dict[str, str | None] = {}
         idps: dict[str, str | None] = {}
+        evidence: dict[str, list[str]] = {}
         for c in coverage:
-            target = portals if c.kind == "learnupon" else idps
-            target[c.source] = None if c.complete else (c.error or "crawl did not complete")
+            if c.kind == "learnupon":
+                portals[c.source] = c.collection_gap(USERS)
+                gaps = [g for name in EVIDENCE_COLLECTIONS if c.collections and (g := c.collection_gap(name))]
+                if gaps:
+                    evidence[c.source] = gaps
+            else:
+                idps[c.source] = c.collection_gap(IDENTITIES)
         for portal in resolution.portals:
             portals.setdefault(portal, "no coverage recorded for this source")
         for idp in resolution.idps:
             idps.setdefault(idp, "no coverage recorded for this source")
-        return cls(portals, idps)
+        return cls(portals, idps, evidence)
 
     def portal_gap(self, portal: str) -> str | None:
+        """Why `portal`'s users were not all read, or None when they were."""
         reason = self.portals.get(portal, "no coverage recorded for this source")
-        return None if reason is None else f"portal {portal} crawl incomplete: {reason}"
+        return None if reason is None else f"portal {portal}: {reason}"
 
     def idp_gap(self) -> str | None:
         """Why IdP verdicts cannot be given for anyone this run, or None when they can."""
         if not self.idps:
-            return "no IdP was crawled in this run"
+            return "no IdP configured: nobody's IdP status is known"
         missing = [f"{name} ({reason})" for name, reason in sorted(self.idps.items()) if reason is not None]
         return f"IdP crawl incomplete: {'; '.join(missing)}" if missing else None
 
@@ -97,6 +127,7 @@ class AccountDetails:
 
     groups: Mapping[AccountKey, Sequence[str]] = field(default_factory=dict)
     enrollments: Mapping[AccountKey, Mapping[str, int]] = field(default_factory=dict)
+    gaps: Mapping[str, Sequence[str]] = field(default_factory=dict)  # portal -> evidence not fully read
 
 
 @dataclass(frozen=True)
@@ -120,24 +151,35 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def severity(code: Code, account: Account) -> Severity:
-    """Admins and managers can do more with a live account, so their findings rank one level higher."""
+    """Admins and managers can do more with a live account, so their findings rank one level higher; so
+    does an account whose type is unknown (fail-closed: it may be an admin)."""
     base = BASE_SEVERITY[code]
     return _RAISED[base] if account.privileged else base
 
 
 # --- shared helpers -------------------------------------------------------------------------------------
-def _portal_gaps(inp: RuleInput, code: Code) -> list[Unavailable]:
-    return [
-        Unavailable(code, portal, reason)
-        for portal in sorted(inp.sources.portals)
-        if (reason := inp.sources.portal_gap(portal)) is not None
-    ]
+def _recall_gaps(inp: RuleInput, code: Code) -> list[RecallGap]:
+    """Portals whose users were not all read: findings there may be missing. A finding that names
+    accounts in two portals may be missing on every portal when any portal's users were not all read."""
+    gaps = []
+    for portal in sorted(inp.sources.portals):
+        reason = inp.sources.portal_gap(portal)
+        if reason is None:
+            continue
+        gaps.append(RecallGap(code, portal, f"{reason}; findings on {portal} may be missing"))
+        if "counterparts" in FACTS[code]:
+            gaps += [
+                RecallGap(code, other, f"{reason}; {code.value} findings whose counterpart is on {portal} "
+                         "may be missing")
+                for other in sorted(inp.sources.portals)
+                if other != portal
+            ]  # fmt: skip
+    return gaps
 
 
 def _live(inp: RuleInput) -> Iterator[Account]:
-    """Enabled accounts of complete portals: the only ones a rule may judge."""
-    complete = {p for p in inp.sources.portals if inp.sources.portal_gap(p) is None}
-    return (a for a in inp.resolution.accounts if a.enabled and a.portal in complete)
+    """Enabled accounts that were read: each is a fact, whether or not its listing finished."""
+    return (a for a in inp.resolution.accounts if a.enabled)
 
 
 def _person(inp: RuleInput, account: Account) -> Person | None:
@@ -153,8 +195,13 @@ def _collision_gap(inp: RuleInput, code: Code, account: Account) -> Unavailable:
     return Unavailable(code, account.node_id, reason)
 
 
-def _finding(inp: RuleInput, code: Code, account: Account, **extra: Any) -> Finding:
-    """A finding with the evidence every reviewer asks for; rule-specific facts go in `extra`."""
+def _finding(
+    inp: RuleInput, code: Code, account: Account, counterparts: Sequence[Account] = (), **extra: Any
+) -> Finding:
+    """A finding with the evidence every reviewer asks for; rule-specific facts go in `extra`.
+
+    `counterparts` are the other accounts the verdict rests on (they become facts it depends on).
+    """
     person = _person(inp, account)
     identities = person.identities if person is not None and account.match is Match.MATCHED else []
     key = account.email_key or ""
@@ -181,6 +228,18 @@ def _finding(inp: RuleInput, code: Code, account: Account, **extra: Any) -> Find
     }
     if account.match is Match.COLLISION:
         evidence["collisions"] = [c.as_dict() for c in inp.resolution.collisions_for(key)]
+    if account.user_type == UNKNOWN_USER_TYPE:
+        evidence["user_type_note"] = (
+            "LearnUpon did not say this account's user type; it is ranked like an admin until someone checks"
+        )
+    elif is_privileged(account.user_type) and account.user_type not in ("admin", "manager"):
+        evidence["user_type_note"] = (
+            f"user type {account.user_type!r} is not one LearnUpon documents; ranked like an admin"
+        )
+    depends = [account_fact(account.portal, account.id)]
+    depends += sorted(account_fact(c.portal, c.id) for c in counterparts)
+    if IDPS_FACT in FACTS[code]:
+        depends.append(IDPS_FACT)
     return Finding(
         code=code,
         severity=severity(code, account),
@@ -192,6 +251,7 @@ def _finding(inp: RuleInput, code: Code, account: Account, **extra: Any) -> Find
         idp=";".join(i.source for i in identities) or None,
         idp_status=";".join(i.status for i in identities) or None,
         evidence=evidence,
+        depends_on=tuple(depends),
     )
 
 
@@ -209,9 +269,9 @@ def _brief(account: Account) -> dict[str, Any]:
 def idp_disabled_active(inp: RuleInput) -> Verdicts:
     """Enabled account; its person is known to the IdPs and disabled (or deleted) in every identity."""
     code = Code.IDP_DISABLED_ACTIVE
-    unavailable = _portal_gaps(inp, code)
+    unavailable: list[Unavailable] = []
     if gap := inp.sources.idp_gap():
-        return [], [*unavailable, Unavailable(code, "all", gap)]
+        return [], [Unavailable(code, "all", gap)]
     findings = []
     for account in _live(inp):
         if account.match is Match.COLLISION:
@@ -226,12 +286,12 @@ def idp_disabled_active(inp: RuleInput) -> Verdicts:
 def not_in_idp(inp: RuleInput) -> Verdicts:
     """Enabled account in a managed domain that no IdP knows — only said when every IdP was fully read."""
     code = Code.NOT_IN_IDP
-    unavailable = _portal_gaps(inp, code)
+    unavailable: list[Unavailable] = []
     domains = set(inp.settings.managed_domains)
     if not domains:
-        return [], [*unavailable, Unavailable(code, "all", "no managed_domains configured")]
+        return [], [Unavailable(code, "all", "no managed_domains configured")]
     if gap := inp.sources.idp_gap():
-        return [], [*unavailable, Unavailable(code, "all", gap)]
+        return [], [Unavailable(code, "all", gap)]
     findings = []
     for account in _live(inp):
         if account.email_key is None or account.email_key.rpartition("@")[2] not in domains:
@@ -246,7 +306,6 @@ def not_in_idp(inp: RuleInput) -> Verdicts:
 def partially_offboarded(inp: RuleInput) -> Verdicts:
     """One finding per enabled account whose person has a disabled account in another portal."""
     code = Code.PARTIALLY_OFFBOARDED
-    complete = {p for p in inp.sources.portals if inp.sources.portal_gap(p) is None}
     findings = []
     for person in inp.resolution.persons.values():
         if len(person.accounts) < 2:
@@ -255,12 +314,14 @@ def partially_offboarded(inp: RuleInput) -> Verdicts:
         if not disabled:
             continue
         for account in person.accounts:
-            if not account.enabled or account.portal not in complete:
+            if not account.enabled:
                 continue
             elsewhere = [d for d in disabled if d.portal != account.portal]
             if elsewhere:
-                findings.append(_finding(inp, code, account, disabled_in=[_brief(d) for d in elsewhere]))
-    return findings, _portal_gaps(inp, code)
+                findings.append(
+                    _finding(inp, code, account, elsewhere, disabled_in=[_brief(d) for d in elsewhere])
+                )
+    return findings, []
 
 
 def dormant(inp: RuleInput) -> Verdicts:
@@ -281,13 +342,12 @@ def dormant(inp: RuleInput) -> Verdicts:
                 findings.append(_finding(inp, code, account, never_signed_in=True, **extra))
         elif last < cutoff:
             findings.append(_finding(inp, code, account, never_signed_in=False, **extra))
-    return findings, _portal_gaps(inp, code)
+    return findings, []
 
 
 def duplicate_account(inp: RuleInput) -> Verdicts:
     """One person with several *enabled* accounts in one portal: one finding per enabled account."""
     code = Code.DUPLICATE_ACCOUNT
-    complete = {p for p in inp.sources.portals if inp.sources.portal_gap(p) is None}
     findings = []
     for person in inp.resolution.persons.values():
         if len(person.accounts) < 2:
@@ -295,14 +355,16 @@ def duplicate_account(inp: RuleInput) -> Verdicts:
         by_portal: dict[str, list[Account]] = defaultdict(list)
         for account in person.accounts:
             by_portal[account.portal].append(account)
-        for portal, accounts in by_portal.items():
+        for accounts in by_portal.values():
             enabled = [a for a in accounts if a.enabled]
-            if len(enabled) < 2 or portal not in complete:
+            if len(enabled) < 2:
                 continue
             for account in enabled:
-                others = [_brief(a) for a in accounts if a is not account]
-                findings.append(_finding(inp, code, account, other_accounts=others))
-    return findings, _portal_gaps(inp, code)
+                others = [a for a in accounts if a is not account]
+                findings.append(
+                    _finding(inp, code, account, others, other_accounts=[_brief(a) for a in others])
+                )
+    return findings, []
 
 
 RULES: dict[Code, Callable[[RuleInput], Verdicts]] = {
@@ -320,6 +382,8 @@ def attach_details(findings: Iterable[Finding], details: AccountDetails) -> None
         key = (f.portal, f.learnupon_user_id)
         f.evidence["groups"] = sorted(details.groups.get(key, ()))  # type: ignore[arg-type]
         f.evidence["enrollments"] = dict(sorted(details.enrollments.get(key, {}).items()))  # type: ignore[arg-type]
+        if gaps := details.gaps.get(f.portal or ""):
+            f.evidence["evidence_incomplete"] = list(gaps)
 
 
 def evaluate(
@@ -329,13 +393,18 @@ def evaluate(
     """Run every rule. `details` (or a loader called once with the finding accounts) fills the evidence."""
     findings: list[Finding] = []
     unavailable: list[Unavailable] = []
-    for rule in RULES.values():
+    recall: list[RecallGap] = []
+    for code, rule in RULES.items():
         found, missing = rule(inp)
         findings += found
         unavailable += missing
+        if not any(u.scope == "all" for u in missing):
+            recall += _recall_gaps(inp, code)
     if details is not None:
         if callable(details):
             keys = {(f.portal, f.learnupon_user_id) for f in findings}
             details = details(keys)  # type: ignore[arg-type]
+        if inp.sources.evidence_gaps and not details.gaps:
+            details = AccountDetails(details.groups, details.enrollments, inp.sources.evidence_gaps)
         attach_details(findings, details)
-    return FindingSet(run_id=inp.run_id, findings=findings, unavailable=unavailable)
+    return FindingSet(inp.run_id, findings, unavailable, recall)

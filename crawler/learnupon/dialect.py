@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, Validat
 
 from crawler.errors import TransientError
 from crawler.http import decode_json
-from crawler.records import LUCourse, LUEnrollment, LUGroup, LUMembership, LUUser
+from crawler.records import UNKNOWN_USER_TYPE, LUCourse, LUEnrollment, LUGroup, LUMembership, LUUser
 
 # Wrapper keys per collection, real dialect first.
 USER_KEYS = ("user", "users")
@@ -72,7 +72,7 @@ def parse_user(raw: Any) -> LUUser:
     if "enabled" not in data and "is_active" in data:
         data["enabled"] = data["is_active"]
     if data.get("user_type") is None:
-        data["user_type"] = data.get("role") or "learner"
+        data["user_type"] = data.get("role") or UNKNOWN_USER_TYPE
     if data.get("enabled") is None:
         raise ValueError("enabled: missing (neither `enabled` nor `is_active` present)")
     return LUUser.model_validate(data)

@@ -19,7 +19,8 @@ def _run(snapshot, n: int, *, ghost_enabled: bool, incomplete: dict[str, str] | 
     run = snapshot.run(portals=["emea", "apac"], started_at=STARTS[n], incomplete=incomplete)
     run.user("emea", 1, "ana@acme.com")  # disabled in okta: idp_disabled_active
     run.user("emea", 2, "ghost@acme.com", enabled=ghost_enabled)  # not_in_idp while enabled
-    run.user("apac", 3, "cy@acme.com", last_sign_in_at=LONG_AGO)  # dormant
+    if "apac" not in (incomplete or {}):  # apac's users listing failed before it reached cy
+        run.user("apac", 3, "cy@acme.com", last_sign_in_at=LONG_AGO)  # dormant
     if n >= 1:
         run.user("emea", 4, "bo@acme.com", last_sign_in_at=LONG_AGO)  # dormant from run 2 on
     run.identity("okta", "00u1", "ana@acme.com", status="disabled")
@@ -118,3 +119,47 @@ def test_first_run_has_everything_new_and_unrecorded_runs_are_refused(snapshot):
     d = history.diff(snapshot.store, run1)
     assert d.previous_run_id is None and len(d.new) == len(findings.findings)
     assert history.load_review_settings(snapshot.store, run1) == ReviewSettings(("acme.com",), 90)
+
+
+def _two_portal_run(snapshot, n: int, *, apac_failed: bool, emea_partial: bool = False) -> int:
+    """ana: disabled in apac, enabled in emea (partially_offboarded on emea); dan: dormant on emea."""
+    incomplete = {"apac": "users listing: 500 after 5 attempts"} if apac_failed else {}
+    if emea_partial:
+        incomplete["emea"] = "users listing: connection reset on page 3"
+    run = snapshot.run(portals=["emea", "apac"], started_at=STARTS[n], incomplete=incomplete)
+    run.user("emea", 1, "ana@acme.com")
+    if not emea_partial:
+        run.user("emea", 2, "dan@acme.com", last_sign_in_at=LONG_AGO)
+    if not apac_failed:
+        run.user("apac", 7, "ana@acme.com", enabled=False)
+    run.identity("okta", "00u1", "ana@acme.com").identity("okta", "00u2", "dan@acme.com")
+    return run.finish()
+
+
+def test_a_failed_portal_makes_cross_portal_findings_not_rechecked_never_resolved(snapshot):
+    run1 = _two_portal_run(snapshot, 0, apac_failed=False)
+    first = _record(snapshot, run1)
+    (offboarded,) = [f for f in first.findings if f.code is Code.PARTIALLY_OFFBOARDED]
+    assert offboarded.portal == "emea" and "account:apac:7" in offboarded.depends_on
+
+    run2 = _two_portal_run(snapshot, 1, apac_failed=True)  # emea complete, apac failed
+    second = _record(snapshot, run2)
+    assert not any(f.code is Code.PARTIALLY_OFFBOARDED for f in second.findings)
+    gaps = {(g.code, g.portal) for g in second.recall_gaps}
+    assert (Code.PARTIALLY_OFFBOARDED, "emea") in gaps  # its counterpart may be in apac
+    changes = history.diff(snapshot.store, run2)
+    assert [e.finding_id for e in changes.not_rechecked] == [offboarded.id]
+    assert changes.resolved == []
+
+
+def test_an_account_gone_from_a_partial_listing_is_not_rechecked(snapshot):
+    run1 = _two_portal_run(snapshot, 0, apac_failed=False)
+    first = _record(snapshot, run1)
+    (dormant,) = [f for f in first.findings if f.code is Code.DORMANT]
+    run2 = _two_portal_run(snapshot, 1, apac_failed=False, emea_partial=True)
+    second = _record(snapshot, run2)
+    # ana's record was read from emea's partial listing: her finding is a fact, still open
+    assert any(f.code is Code.PARTIALLY_OFFBOARDED for f in second.findings)
+    changes = history.diff(snapshot.store, run2)
+    assert [e.finding_id for e in changes.not_rechecked] == [dormant.id]
+    assert [e.code for e in changes.still_open] == [Code.PARTIALLY_OFFBOARDED]

@@ -143,8 +143,9 @@ def test_no_idp_crawled_makes_idp_verdicts_unavailable(snapshot):
     run.user("emea", 1, "ghost@acme.com")
     fs = _evaluate(snapshot, run.finish())
     assert _of(fs, Code.NOT_IN_IDP) == []
-    assert _unavailable(fs, Code.NOT_IN_IDP) == {"all": "no IdP was crawled in this run"}
-    assert _unavailable(fs, Code.IDP_DISABLED_ACTIVE) == {"all": "no IdP was crawled in this run"}
+    no_idp = {"all": "no IdP configured: nobody's IdP status is known"}
+    assert _unavailable(fs, Code.NOT_IN_IDP) == no_idp
+    assert _unavailable(fs, Code.IDP_DISABLED_ACTIVE) == no_idp
 
 
 # --- not_in_idp -----------------------------------------------------------------------------------
@@ -171,7 +172,7 @@ def test_without_managed_domains_not_in_idp_says_it_was_not_checked(snapshot):
 
 
 # --- portals --------------------------------------------------------------------------------------
-def test_incomplete_portal_gets_no_findings_and_says_why(snapshot):
+def test_accounts_read_from_an_incomplete_portal_are_facts_and_recall_is_flagged(snapshot):
     run = snapshot.run(portals=["emea", "apac"], incomplete={"apac": "429 budget exhausted"})
     for portal in ("emea", "apac"):
         run.user(portal, 1, "ana@acme.com", last_sign_in_at=run.ago(300))
@@ -179,10 +180,25 @@ def test_incomplete_portal_gets_no_findings_and_says_why(snapshot):
     run.user("apac", 4, "bo@acme.com").user("emea", 4, "bo@acme.com", enabled=False)
     run.identity("okta", "00u1", "ana@acme.com", status="disabled")
     fs = _evaluate(snapshot, run.finish())
-    assert {f.portal for f in fs.findings} == {"emea"}
+    assert {f.portal for f in fs.findings} == {"emea", "apac"}  # apac's records were read: facts
+    assert fs.unavailable == [] or all(u.scope != "apac" for u in fs.unavailable)
+    (offboarded,) = _of(fs, Code.PARTIALLY_OFFBOARDED)  # bo: enabled in apac, disabled in emea
+    assert (offboarded.portal, offboarded.depends_on) == ("apac", ("account:apac:4", "account:emea:4"))
+    gaps = {(g.code, g.portal): g.reason for g in fs.recall_gaps}
     for code in Code:
-        assert _unavailable(fs, code).get("apac", "").startswith("portal apac crawl incomplete: 429"), code
-    assert _of(fs, Code.PARTIALLY_OFFBOARDED) == []  # bo's enabled account is in the incomplete portal
+        assert gaps[(code, "apac")].startswith("portal apac: 429 budget exhausted"), code
+        assert gaps[(code, "apac")].endswith("findings on apac may be missing"), code
+    assert (Code.PARTIALLY_OFFBOARDED, "emea") in gaps and (Code.DORMANT, "emea") not in gaps
+
+
+def test_an_account_without_a_user_type_ranks_like_an_admin(snapshot):
+    run = snapshot.run()
+    run.user("emea", 1, "ana@acme.com", user_type="unknown")
+    run.identity("okta", "00u1", "ana@acme.com", status="disabled")
+    fs = _evaluate(snapshot, run.finish())
+    (finding,) = _of(fs, Code.IDP_DISABLED_ACTIVE)
+    assert finding.severity is Severity.CRITICAL and finding.user_type == "unknown"
+    assert "did not say" in finding.evidence["user_type_note"]
 
 
 def test_collision_accounts_get_no_idp_verdict_and_say_why(snapshot):

@@ -103,7 +103,7 @@ USER = {
         ({"first_name": "\x1c"}, {"first_name": None}),
         ({"enabled": None, "is_active": False}, None),  # `enabled` present but null: quarantined
         ({"user_type": None, "role": "admin"}, {"user_type": "admin"}),
-        ({"user_type": ""}, {"user_type": "learner"}),
+        ({"user_type": ""}, {"user_type": "unknown"}),  # a blank type is unknown, never a learner
         ({"last_sign_in_at": ""}, {"last_sign_in_at": None}),
         ({"id": "x"}, None),
     ],
