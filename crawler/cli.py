@@ -79,7 +79,7 @@ def crawl_command(
     """Crawl every portal and IdP in the config into a new snapshot run.
 
     Exit 0 when every source completed, 3 when some source is incomplete (see the coverage table),
-    2 on a bad config.
+    2 on a bad config. A config without an IdP crawls, with a warning: its IdP verdicts will be withheld.
 
     Example: idgraph crawl --config idgraph.toml --db snapshots.db
     """
@@ -98,6 +98,11 @@ def crawl_command(
         raise _fail_usage(str(exc)) from None
     _save_review_settings(db, result.run_id, cfg)
     _print_outcome(result, db, quiet, log_format)
+    if not cfg.idps:
+        log.warning(
+            "no IdP configured: idp_disabled_active and not_in_idp cannot be given for anyone this run",
+            extra={"event": "verdicts_withheld", "run_id": result.run_id},
+        )
     raise typer.Exit(EXIT_OK if result.complete else EXIT_INCOMPLETE)
 
 
@@ -138,8 +143,9 @@ def report_command(
 ) -> None:
     """Write the findings of a run as CSV, JSON, HTML and Markdown (offline: no source is queried).
 
-    Exit 0 when the run's coverage is complete, 3 when some source was incomplete (the report says which
-    verdicts were withheld), 2 on bad usage.
+    Exit 0 when the run's coverage is complete and every verdict was given, 3 when some source was
+    incomplete or some verdict was withheld (no IdP configured included; the report says which and why),
+    2 on bad usage.
 
     Example: idgraph report --db snapshots.db --out ./review --format html,csv
     """
@@ -153,7 +159,7 @@ def report_command(
     except (LookupError, ValueError) as exc:
         raise _fail_usage(str(exc)) from None
     _print_review(review)
-    raise typer.Exit(EXIT_OK if review.complete else EXIT_INCOMPLETE)
+    raise typer.Exit(EXIT_OK if review.complete and not review.verdicts_withheld else EXIT_INCOMPLETE)
 
 
 @app.command("diff")
@@ -215,15 +221,21 @@ def _print_review(review: Review) -> None:
     counts: dict[str, int] = {}
     for finding in review.findings.findings:
         counts[finding.code.value] = counts.get(finding.code.value, 0) + 1
+    withheld = {code.value: reason for code, reason in review.findings.withheld().items()}
     table = Table(title=f"findings of run {review.run_id}")
     table.add_column("finding")
     table.add_column("accounts", justify="right")
-    for code, count in sorted(counts.items()):
-        table.add_row(code, str(count))
+    for code in sorted(set(counts) | set(withheld)):
+        table.add_row(code, "n/a — withheld" if code in withheld else str(counts[code]))
     console.print(table)
     for item in review.findings.unavailable:
         console.print(
             f"[yellow]not given:[/] {item.code.value} ({escape(item.scope)}): {escape(item.reason)}",
+            highlight=False,
+        )
+    for gap in review.findings.recall_gaps:
+        console.print(
+            f"[yellow]may be missing:[/] {gap.code.value} on {escape(gap.portal)}: {escape(gap.reason)}",
             highlight=False,
         )
     for kind, path in review.paths.items():

@@ -391,11 +391,19 @@ def not_covered(ig: IdentityGraph) -> pd.DataFrame:
 
 
 def withheld(ig: IdentityGraph) -> pd.DataFrame:
-    """The verdicts the rules refused to give because a source they need did not complete."""
+    """The verdicts the rules refused to give because a fact they need was not read."""
     rows = [
         {"finding": u.code.value, "scope": u.scope, "reason": u.reason} for u in ig.findings().unavailable
     ]
     return pd.DataFrame(rows, columns=["finding", "scope", "reason"])
+
+
+def may_be_missing(ig: IdentityGraph) -> pd.DataFrame:
+    """Where findings may be missing: a users listing that did not finish (every record read was judged)."""
+    rows = [
+        {"finding": g.code.value, "portal": g.portal, "reason": g.reason} for g in ig.findings().recall_gaps
+    ]
+    return pd.DataFrame(rows, columns=["finding", "portal", "reason"])
 
 
 def run_changes(ig: IdentityGraph) -> history.Diff:

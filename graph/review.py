@@ -24,7 +24,12 @@ class Review:
     findings: FindingSet
     diff: history.Diff
     paths: dict[str, Path]
-    complete: bool
+    complete: bool  # every source's every collection was read
+
+    @property
+    def verdicts_withheld(self) -> bool:
+        """Some verdict was not given (a fact it needs was not read): `idgraph report` exits 3."""
+        return bool(self.findings.unavailable)
 
 
 def review_run(

@@ -68,6 +68,15 @@ print(f"Verdicts withheld: {len(held_back)}." if len(held_back) else "Verdicts w
 held_back if len(held_back) else None
 
 # %% [markdown]
+# Every account that was read is judged, even when its listing broke off; where a listing did not
+# finish, findings may be missing (nobody knows which accounts were not read).
+
+# %%
+missing = nb.may_be_missing(ig)
+print(f"Findings may be missing: {len(missing)} gaps." if len(missing) else "Findings may be missing: none.")
+missing if len(missing) else None
+
+# %% [markdown]
 # ## 2. The findings, code by code, with their evidence
 
 # %%

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import json
 import os
 import shutil
 import sqlite3
@@ -161,16 +162,26 @@ def test_access_review_of_the_first_run(demo_db: Path, execute: Runner, tmp_path
 
 
 def test_access_review_of_a_partial_run(demo_db: Path, execute: Runner, tmp_path: Path) -> None:
-    """One portal's crawl failed in the newest run, whose findings were never recorded: the notebook
-    records them, shows the withheld verdicts, and reports the portal's old findings as not re-checked."""
+    """One portal's users listing failed in the newest run before any page, whose findings were never
+    recorded: the notebook records them, says findings there may be missing, and reports the portal's old
+    findings as not re-checked."""
     db = tmp_path / "partial.db"
     shutil.copy(demo_db, db)
     with sqlite3.connect(db) as con:
         run_id = con.execute("SELECT MAX(id) FROM runs").fetchone()[0]
+        (collections,) = con.execute(
+            "SELECT collections FROM coverage WHERE run_id = ? AND source = 'apac'", (run_id,)
+        ).fetchone()
+        failed = [
+            {**c, "state": "incomplete", "reason": "HTTP 503 after 5 retries"} if c["name"] == "users" else c
+            for c in json.loads(collections)
+        ]
         con.execute(
-            "UPDATE coverage SET complete = 0, error = ? WHERE run_id = ? AND source = 'apac'",
-            ("HTTP 503 after 5 retries", run_id),
+            "UPDATE coverage SET complete = 0, error = ?, collections = ? "
+            "WHERE run_id = ? AND source = 'apac'",
+            ("users incomplete: HTTP 503 after 5 retries", json.dumps(failed), run_id),
         )
+        con.execute("DELETE FROM lu_users WHERE run_id = ? AND portal = 'apac'", (run_id,))
         con.execute("DELETE FROM finding_occurrences WHERE run_id = ?", (run_id,))
         con.execute("DELETE FROM finding_runs WHERE run_id = ?", (run_id,))
         con.execute(  # as history.record would have left it after run 1 alone
@@ -180,7 +191,7 @@ def test_access_review_of_a_partial_run(demo_db: Path, execute: Runner, tmp_path
         )
     run = execute("access_review", DB=str(db))
     text = run.text()
-    assert "Verdicts withheld: " in text and "Verdicts withheld: none." not in text
+    assert "Findings may be missing: " in text and "Findings may be missing: none." not in text
     assert "HTTP 503 after 5 retries" in text
     assert "not re-checked" in text
     ticket = tmp_path / f"access-review-run{run_id}.csv"  # OUT = None: next to the snapshot

@@ -156,25 +156,45 @@ def _header(report: ReportInput) -> str:
     sources = len(report.coverage)
     sources_class = "ok" if complete == sources and sources > 0 else "bad"
     status_class = "ok" if run.status == "complete" else "bad"
+    withheld = report.withheld()
+    # While a code is withheld every other count is a lower bound: "≥ 0 critical", never a clean "0".
+    at_least = "≥ " if withheld else ""
+    hint = f' title="lower bound: {e(", ".join(c.value for c in withheld))} withheld"' if withheld else ""
     cards = [
-        f'<div class="card total"><span class="n">{summary["total"]:,}</span><span>findings</span></div>'
+        f'<div class="card total"{hint}><span class="n">{at_least}{summary["total"]:,}</span>'
+        "<span>findings</span></div>"
     ]
     for sev in Severity:
         n = summary["by_severity"][sev.value]
         cards.append(
-            f'<div class="card sev-{sev.value}"><span class="n">{n:,}</span><span>{sev.value}</span></div>'
+            f'<div class="card sev-{sev.value}"{hint}><span class="n">{at_least}{n:,}</span>'
+            f"<span>{sev.value}</span></div>"
         )
     cards.append(
         f'<div class="card {sources_class}"><span class="n">{complete}/{sources}</span>'
         "<span>sources complete</span></div>"
     )
+    code_cards = []
+    for code in Code:
+        if code in withheld:
+            code_cards.append(
+                f'<div class="card withheld" id="tile-{code.value}" title="{e(withheld[code])}">'
+                f'<span class="n">n/a</span><span>{code.value} · withheld</span></div>'
+            )
+        else:
+            n = summary["by_code"][code.value]
+            code_cards.append(
+                f'<div class="card" id="tile-{code.value}"><span class="n">{n:,}</span>'
+                f"<span>{code.value}</span></div>"
+            )
     return (
         '<header class="top"><div class="title">'
         f"<h1>{e(report.title)}</h1>"
         f'<p class="meta">Run <strong>#{e(run.id)}</strong> '
         f'<span class="pill {status_class}">{e(run.status)}</span>'
         f" · started <time>{e(run.started_at)}</time> · finished <time>{_dash(run.finished_at)}</time></p>"
-        f'</div><div class="cards">{"".join(cards)}</div></header>'
+        f'</div><div class="cards">{"".join(cards)}</div>'
+        f'<div class="cards small codes" aria-label="Findings by code">{"".join(code_cards)}</div></header>'
     )
 
 
@@ -186,17 +206,25 @@ def _coverage_table(caption: str, rows: list[SourceCoverage]) -> str:
         else:
             row_class, state = ' class="incomplete"', '<span class="state bad">✗ incomplete</span>'
         notes = "".join(f"<li>{e(n)}</li>" for n in c.notes or [])
+        states = "".join(
+            f'<li class="coll {e(col.state)}"><strong>{e(col.name)}</strong> {e(col.state)}'
+            + (f": {e(col.reason)}" if col.reason and not col.complete else "")
+            + (f" (via {e(col.via)})" if col.via else "")
+            + "</li>"
+            for col in c.collections
+        )
+        detail = f'<ul class="collections">{states}</ul>' if states else _dash(c.error)
         notes_html = f'<ul class="notes">{notes}</ul>' if notes else _NONE
         body.append(
             f'<tr{row_class}><th scope="row">{e(c.source)}</th><td>{e(c.kind)}</td><td>{state}</td>'
-            f'<td class="err">{_dash(c.error)}</td><td class="num">{_num(c.requests)}</td>'
+            f'<td class="err">{detail}</td><td class="num">{_num(c.requests)}</td>'
             f'<td class="num">{_num(c.throttled)}</td><td class="num">{_num(c.records)}</td>'
             f'<td class="num">{_num(c.quarantined)}</td><td>{notes_html}</td></tr>'
         )
     return (
         f'<table class="coverage"><caption>{e(caption)}</caption>{_COVERAGE_COLS}<thead><tr>'
         '<th scope="col">Source</th><th scope="col">Kind</th><th scope="col">Complete</th>'
-        '<th scope="col">Error</th><th scope="col" class="num">Requests</th>'
+        '<th scope="col">Collections</th><th scope="col" class="num">Requests</th>'
         '<th scope="col" class="num" title="responses with HTTP 429 Too Many Requests">429s</th>'
         '<th scope="col" class="num">Records</th><th scope="col" class="num">Quarantined</th>'
         f'<th scope="col">Notes</th></tr></thead><tbody>{"".join(body)}</tbody></table>'
@@ -205,12 +233,13 @@ def _coverage_table(caption: str, rows: list[SourceCoverage]) -> str:
 
 def _coverage_banner(report: ReportInput) -> str:
     coverage, incomplete, unavailable = report.coverage, report.incomplete(), report.unavailable
+    gaps = report.recall_gaps
     if not coverage:
         return (
             '<div class="banner bad" role="alert" id="coverage-banner"><p><strong>No coverage recorded for '
             "this run.</strong> Nothing here proves that any source was read completely.</p></div>"
         )
-    if not incomplete and not unavailable:
+    if not incomplete and not unavailable and not gaps:
         return (
             f'<div class="banner ok" role="status" id="coverage-banner"><p><strong>All {len(coverage)} '
             "sources completed.</strong> Every verdict was evaluated against complete listings.</p></div>"
@@ -227,13 +256,22 @@ def _coverage_banner(report: ReportInput) -> str:
         )
     if unavailable:
         lines = "".join(
-            f"<li><code>{e(str(u.code))}</code> — {'all portals' if u.scope == 'all' else e(u.scope)}: "
+            f"<li><code>{e(str(u.code))}</code> — {'everyone' if u.scope == 'all' else e(u.scope)}: "
             f"{e(u.reason)}</li>"
             for u in unavailable
         )
         parts.append(
-            "<p><strong>Verdicts not given.</strong> A source they depend on did not complete, so these "
-            f'findings were withheld rather than guessed:</p><ul class="unavailable">{lines}</ul>'
+            "<p><strong>Verdicts not given.</strong> A fact they need was not read, so these verdicts "
+            f'were withheld rather than guessed:</p><ul class="unavailable">{lines}</ul>'
+        )
+    if gaps:
+        lines = "".join(
+            f"<li><code>{e(str(g.code))}</code> on <strong>{e(g.portal)}</strong>: {e(g.reason)}</li>"
+            for g in gaps
+        )
+        parts.append(
+            "<p><strong>Findings may be missing.</strong> Every record that was read was judged, but these "
+            f'listings did not finish:</p><ul class="recall-gaps">{lines}</ul>'
         )
     parts.append("</div>")
     return "".join(parts)
@@ -292,10 +330,24 @@ def _bar_chart(chart_id: str, title: str, rows: list[tuple[str, Mapping[str, int
     return "".join(parts)
 
 
-def _matrix(caption: str, first: str, rows: Iterable[tuple[str, str, Mapping[str, int]]]) -> str:
+def _matrix(
+    caption: str,
+    first: str,
+    rows: Iterable[tuple[str, str, Mapping[str, int]]],
+    withheld: Mapping[str, str] | None = None,
+) -> str:
+    """Counts by severity per row; a row in `withheld` (its key is the row's title) reads n/a, never 0."""
     head = "".join(f'<th scope="col" class="num">{sev.value}</th>' for sev in Severity)
     body = []
     for label_html, title, counts in rows:
+        why = (withheld or {}).get(title)
+        if why is not None:
+            cells = '<td class="num na">n/a</td>' * len(Severity)
+            body.append(
+                f'<tr class="withheld"><th scope="row" title="{e(title)}">{label_html}</th>{cells}'
+                f'<td class="num total na">n/a — withheld: {e(why)}</td></tr>'
+            )
+            continue
         cells = "".join(f'<td class="num">{_num(counts.get(sev.value, 0))}</td>' for sev in Severity)
         total = sum(counts.values())
         body.append(
@@ -323,6 +375,8 @@ def _totals(report: ReportInput) -> str:
         "chart-portal", "Findings by portal, stacked by severity", list(by_portal.items()), False
     )
     code_rows = [(f"<code>{e(c)}</code>", CODE_MEANING.get(Code(c), ""), n) for c, n in by_code.items()]
+    withheld = {CODE_MEANING[code]: reason for code, reason in report.withheld().items()}
+    code_matrix = _matrix("Findings by code", "finding", code_rows, withheld)
     portal_rows = [(e(p), p, n) for p, n in by_portal.items()]
     portal_matrix = _matrix("Findings by portal", "portal", portal_rows) if portal_rows else ""
     meanings = "".join(f"<dt><code>{c.value}</code></dt><dd>{e(CODE_MEANING[c])}</dd>" for c in Code)
@@ -344,7 +398,7 @@ def _totals(report: ReportInput) -> str:
         '<div class="grid2">'
         f"<figure><figcaption>By finding</figcaption>{code_chart}</figure>"
         f"<figure><figcaption>By portal</figcaption>{portal_chart}</figure></div>"
-        f'<div class="grid2">{_matrix("Findings by code", "finding", code_rows)}{portal_matrix}</div>'
+        f'<div class="grid2">{code_matrix}{portal_matrix}</div>'
         f'<dl class="meanings">{meanings}</dl>{extra_html}</section>'
     )
 
@@ -556,6 +610,9 @@ display:flex;flex-direction:column}
 .card.sev-medium .n{color:#b45309}
 .card.sev-low .n{color:#475467}
 .card.ok{border-color:var(--ok-line);background:var(--ok-bg)}
+.card.withheld{border-color:var(--warn-line);background:var(--warn-bg)}.card.withheld .n{color:var(--warn)}
+.cards.codes{margin-top:8px}.na{color:var(--warn)}
+ul.collections{margin:0;padding-left:16px}li.coll.incomplete,li.coll.unavailable{color:var(--bad)}
 .card.ok .n{color:var(--ok)}
 .card.bad{border-color:var(--bad-line);background:var(--bad-bg)}
 .card.bad .n{color:var(--bad)}

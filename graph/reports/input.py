@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crawler.store import RunInfo, SourceCoverage
-from graph.model import CONTRACT_COLUMNS, SEVERITY_ORDER, Code, Finding, FindingSet, Severity, Unavailable
+from graph.model import (
+    CONTRACT_COLUMNS,
+    SEVERITY_ORDER,
+    Code,
+    Finding,
+    FindingSet,
+    RecallGap,
+    Severity,
+    Unavailable,
+)
 
 # Contract columns (design doc), then ours. Never reorder: spreadsheets and scripts read by position too.
 EXTRA_COLUMNS = ("finding_id", "first_seen", "person", "evidence")
@@ -103,6 +112,25 @@ class ReportInput:
             self.findings.unavailable, key=lambda u: (CODE_ORDER.get(u.code, 99), u.scope, u.reason)
         )
 
+    @property
+    def recall_gaps(self) -> list[RecallGap]:
+        return sorted(
+            self.findings.recall_gaps, key=lambda g: (CODE_ORDER.get(g.code, 99), g.portal, g.reason)
+        )
+
+    def withheld(self) -> dict[Code, str]:
+        """Codes given for nobody, with why: shown as "n/a — withheld: why", never as 0."""
+        return self.findings.withheld()
+
+    def withheld_text(self, code: Code) -> str | None:
+        reason = self.withheld().get(code)
+        return None if reason is None else f"n/a — withheld: {reason}"
+
+    @property
+    def verdicts_withheld(self) -> bool:
+        """Any verdict not given, for anyone: `idgraph report` then exits 3."""
+        return bool(self.findings.unavailable)
+
     def record(self, finding: Finding) -> dict[str, Any]:
         """One finding as a flat dict: contract columns, then id, first_seen, person, evidence."""
         row = finding.as_row()
@@ -118,9 +146,16 @@ class ReportInput:
         by_code = Counter(f.code.value for f in findings)
         by_severity = Counter(f.severity.value for f in findings)
         by_portal = Counter(f.portal or NO_PORTAL for f in findings)
+        withheld = self.withheld()
         summary: dict[str, Any] = {
             "total": len(findings),
-            "by_code": {code.value: by_code.get(code.value, 0) for code in Code},
+            # Counts are lower bounds while a code is withheld: a withheld code is "n/a", never 0.
+            "complete_counts": not withheld,
+            "by_code": {
+                code.value: self.withheld_text(code) if code in withheld else by_code.get(code.value, 0)
+                for code in Code
+            },
+            "withheld": {code.value: reason for code, reason in withheld.items()},
             "by_severity": {sev.value: by_severity.get(sev.value, 0) for sev in Severity},
             "by_portal": {portal: by_portal[portal] for portal in sorted(by_portal)},
             "sources": len(self.coverage),
@@ -144,6 +179,17 @@ class ReportInput:
             row = counts.setdefault(f.portal or NO_PORTAL, {s.value: 0 for s in Severity})
             row[f.severity.value] += 1
         return dict(sorted(counts.items()))
+
+
+def collections_line(cov: SourceCoverage) -> str:
+    """One line per source: each collection's state, with the reason of those not complete."""
+    parts = []
+    for c in cov.collections:
+        if c.complete:
+            parts.append(f"{c.name} complete" + (f" (via {c.via})" if c.via else ""))
+        else:
+            parts.append(f"{c.name} {c.state}: {c.reason or 'not read'}")
+    return "; ".join(parts)
 
 
 def finding_sort_key(f: Finding) -> tuple[Any, ...]:

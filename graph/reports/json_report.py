@@ -26,6 +26,7 @@ COVERAGE_KEYS = (
     "finished_at",
     "requests_by_purpose",
     "notes",
+    "collections",
 )
 
 
@@ -34,6 +35,7 @@ def coverage_entry(cov: SourceCoverage) -> dict[str, Any]:
     entry["complete"] = bool(cov.complete)
     entry["requests_by_purpose"] = dict(sorted((cov.requests_by_purpose or {}).items()))
     entry["notes"] = list(cov.notes or [])
+    entry["collections"] = [c.as_dict() for c in cov.collections]
     return entry
 
 
@@ -56,6 +58,9 @@ def build_document(report: ReportInput) -> dict[str, Any]:
         "findings": findings,
         "unavailable": [
             {"code": str(u.code), "scope": u.scope, "reason": u.reason} for u in report.unavailable
+        ],
+        "recall_gaps": [
+            {"code": str(g.code), "portal": g.portal, "reason": g.reason} for g in report.recall_gaps
         ],
         "summary": report.summary(),
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from graph.model import Code, Finding
-from graph.reports.input import CODE_MEANING, ReportInput, item_id
+from graph.reports.input import CODE_MEANING, ReportInput, collections_line, item_id
 from graph.reports.safe_files import write_private
 
 MAX_ROWS_PER_CODE = 200
@@ -55,7 +55,7 @@ def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> s
     incomplete = report.incomplete()
     if not report.coverage:
         out.append("> **No coverage recorded for this run:** nothing proves any source was read completely.")
-    elif incomplete or report.unavailable:
+    elif incomplete or report.unavailable or report.recall_gaps:
         if incomplete:
             out.append(
                 f"> **Coverage incomplete:** {len(incomplete)} of {len(report.coverage)} sources did not "
@@ -68,21 +68,26 @@ def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> s
         if report.unavailable:
             if incomplete:
                 out.append(">")
-            out.append("> **Verdicts not given** (withheld, not guessed: a source they need is incomplete):")
+            out.append("> **Verdicts not given** (withheld, not guessed: a fact they need was not read):")
             for u in report.unavailable:
-                scope = "all portals" if u.scope == "all" else md_cell(u.scope)
+                scope = "everyone" if u.scope == "all" else md_cell(u.scope)
                 out.append(f"> - `{u.code!s}` ({scope}): {md_cell(u.reason)}")
+        if report.recall_gaps:
+            out.append(">")
+            out.append("> **Findings may be missing** (verdicts were given for every record read):")
+            for g in report.recall_gaps:
+                out.append(f"> - `{g.code!s}` on {md_cell(g.portal)}: {md_cell(g.reason)}")
     else:
         out.append(f"All {len(report.coverage)} sources completed; every verdict was evaluated.")
     out.append("")
     out += _table(
-        ("source", "kind", "complete", "error", "requests", "429s", "records", "quarantined", "notes"),
+        ("source", "kind", "complete", "collections", "requests", "429s", "records", "quarantined", "notes"),
         (
             (
                 c.source,
                 c.kind,
                 "✓" if c.complete else "✗",
-                c.error,
+                collections_line(c) or c.error,
                 c.requests,
                 c.throttled,
                 c.records,
@@ -103,6 +108,13 @@ def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> s
     out.append("")
     out += _table(("severity", "count"), summary["by_severity"].items())
     out.append("")
+    if summary["withheld"]:
+        out += [
+            "_Severity counts are lower bounds: "
+            + ", ".join(f"`{code}`" for code in summary["withheld"])
+            + " could not be judged this run._",
+            "",
+        ]
     if summary["by_portal"]:
         out += _table(("portal", "count"), summary["by_portal"].items())
         out.append("")

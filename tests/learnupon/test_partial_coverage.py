@@ -1,0 +1,169 @@
+"""Findings that stay true when part of a portal's crawl fails: coverage per collection, endpoint
+fallbacks, and verdicts that need only what was read — against the simulator and a fake Okta."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lu_helpers import assert_snapshot_equals_truth, make_portal
+from tenacity import wait_none
+
+from crawler.demo import DEMO_OKTA_TOKEN, demo_config
+from crawler.idp.fakes import serve
+from crawler.idp.fakes.okta import OktaFake, okta_users_from_people
+from crawler.orchestrator import crawl
+from crawler.simulator.faults import FaultConfig
+from crawler.simulator.population import generate_population
+from crawler.simulator.server import run_simulator
+from crawler.store import SnapshotStore
+from graph.api import load_run
+
+POPULATION = generate_population(seed=33, size=260)
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Transient faults are still retried, the same number of times, just without the jittered sleep."""
+    monkeypatch.setattr("crawler.http.wait_random_exponential", lambda **_: wait_none())
+
+
+def portals() -> list[Any]:
+    return [
+        make_portal(name, POPULATION, seed=seed, users=180, page_size=40, courses=6, groups=4)
+        for name, seed in (("emea", 1), ("apac", 2))
+    ]
+
+
+async def crawl_estate(tmp_path: Path, name: str, faults: dict[str, FaultConfig] | None = None):
+    """Crawl both portals and Okta; returns (store, run id, coverage by source, findings, the portals)."""
+    sims = portals()
+    for sim in sims:
+        sim.faults = (faults or {}).get(sim.spec.name, FaultConfig())
+    okta = await serve(OktaFake(okta_users_from_people(POPULATION), token=DEMO_OKTA_TOKEN).app())
+    try:
+        async with run_simulator(sims, window_seconds=2.0) as sim:
+            config, _ = demo_config(sim, okta.url)
+            store = SnapshotStore(tmp_path / f"{name}.db")
+            result = await crawl(config, store)
+    finally:
+        await okta.close()
+    with load_run(store, result.run_id, managed_domains=["acme.com", "acme.co.uk"]) as ig:
+        findings = ig.findings()
+    coverage = {c.source: c for c in result.coverage}
+    return store, result.run_id, coverage, findings, {s.spec.name: s for s in sims}
+
+
+def listed_course_with_enrollments(sim: Any) -> int:
+    by_course = sim.data.index.enrollments_by_course
+    return next(c for c in sim.data.visible_course_ids() if by_course.get(c))
+
+
+def verdicts(findings) -> set[tuple[str, str | None, int | None, str]]:
+    return {(f.code.value, f.portal, f.learnupon_user_id, f.severity.value) for f in findings.findings}
+
+
+def states(coverage) -> dict[str, str]:
+    return {c.name: c.state for c in coverage.collections}
+
+
+async def test_a_portal_without_courses_gets_exact_findings_and_its_enrollments_per_user(tmp_path: Path):
+    _, _, _, truth, _ = await crawl_estate(tmp_path, "truth")
+    store, run_id, coverage, findings, sims = await crawl_estate(
+        tmp_path, "no-courses", {"emea": FaultConfig(missing_endpoints=frozenset({"courses"}))}
+    )
+    assert verdicts(findings) == verdicts(truth) and findings.findings
+    assert findings.unavailable == [] and findings.recall_gaps == []
+    emea = coverage["emea"]
+    assert states(emea) == {
+        "users": "complete",
+        "groups": "complete",
+        "memberships": "complete",
+        "courses": "unavailable",
+        "enrollments": "complete",
+    }
+    (courses,) = [c for c in emea.collections if c.name == "courses"]
+    assert "absent (answered 404)" in courses.reason
+    (enrollments,) = [c for c in emea.collections if c.name == "enrollments"]
+    assert enrollments.via == "per user (there is no course listing)"
+    assert emea.requests_by_purpose["enrollments_per_user"] == enrollments.requests > 0
+    assert not emea.complete and "courses unavailable" in emea.error  # the row summarises honestly
+    truth_enrollments = {
+        eid: (e["course_id"], e["user_id"]) for eid, e in sims["emea"].data.enrollments.items()
+    }
+    stored = {r["id"]: (r["course_id"], r["user_id"]) for r in store.rows("lu_enrollments", run_id, "emea")}
+    assert stored == truth_enrollments
+    assert coverage["apac"].complete  # the other portal read its usual way
+    store.close()
+
+
+async def test_without_the_search_endpoint_the_seed_guides_enrollments_listing_is_read(tmp_path: Path):
+    sims = [make_portal("seed", POPULATION, seed=3, users=60, page_size=20, courses=4, dialect="seed")]
+    sims[0].faults = FaultConfig(missing_endpoints=frozenset({"courses", "enrollments/search"}))
+    async with run_simulator(sims, window_seconds=2.0) as sim:
+        config, _ = demo_config(sim)
+        store = SnapshotStore(tmp_path / "seed.db")
+        result = await crawl(config, store)
+    (cov,) = result.coverage
+    (enrollments,) = [c for c in cov.collections if c.name == "enrollments"]
+    assert enrollments.state == "complete", enrollments.reason
+    assert enrollments.via == "per user (there is no course listing) through GET /enrollments"
+    assert cov.requests_by_purpose["enrollments_per_user_seed"] > 0
+    stored = {r["id"] for r in store.rows("lu_enrollments", result.run_id, "seed")}
+    assert stored == set(sims[0].data.enrollments)
+    store.close()
+
+
+async def test_one_course_whose_enrollments_fail_for_good_costs_no_verdict(tmp_path: Path):
+    _, _, _, truth, truth_sims = await crawl_estate(tmp_path, "truth")
+    course = listed_course_with_enrollments(truth_sims["emea"])
+    broken = FaultConfig(broken_listings=frozenset({("enrollments/search", "course_id", str(course))}))
+    store, run_id, coverage, findings, sims = await crawl_estate(tmp_path, "broken", {"emea": broken})
+    assert verdicts(findings) == verdicts(truth)
+    assert findings.unavailable == [] and findings.recall_gaps == []
+    (enrollments,) = [c for c in coverage["emea"].collections if c.name == "enrollments"]
+    # LearnUpon's own counters sent idgraph per user for that course's learners, and now all agree
+    assert enrollments.state == "complete"
+    assert "answered 500" in enrollments.reason and "none is missing" in enrollments.reason
+    assert_snapshot_equals_truth(store, run_id, sims["emea"])
+    store.close()
+
+
+async def test_enrollments_nobody_can_vouch_for_stay_incomplete_and_cost_no_verdict(tmp_path: Path):
+    _, _, _, truth, truth_sims = await crawl_estate(tmp_path, "truth")
+    index = truth_sims["emea"].data.index
+    course = listed_course_with_enrollments(truth_sims["emea"])
+    learner = truth_sims["emea"].data.enrollments[index.enrollments_by_course[course][0]]["user_id"]
+    broken = FaultConfig(
+        broken_listings=frozenset(
+            {
+                ("enrollments/search", "course_id", str(course)),
+                ("enrollments/search", "user_id", str(learner)),
+            }
+        )
+    )
+    _, _, coverage, findings, _ = await crawl_estate(tmp_path, "broken", {"emea": broken})
+    assert states(coverage["emea"])["enrollments"] == "incomplete"
+    assert states(coverage["emea"])["users"] == "complete"
+    assert verdicts(findings) == verdicts(truth)  # enrollments are evidence: no verdict needs them
+    assert findings.unavailable == [] and findings.recall_gaps == []
+    on_emea = [f for f in findings.findings if f.portal == "emea"]
+    assert on_emea and all("enrollments incomplete" in f.evidence["evidence_incomplete"][0] for f in on_emea)
+
+
+async def test_a_users_listing_that_breaks_off_keeps_the_verdicts_of_the_accounts_read(tmp_path: Path):
+    _, _, _, truth, _ = await crawl_estate(tmp_path, "truth")
+    _, _, coverage, findings, _ = await crawl_estate(
+        tmp_path, "partial", {"apac": FaultConfig(broken_listings=frozenset({("users", "page", "3")}))}
+    )
+    assert states(coverage["apac"])["users"] == "incomplete"
+    got, expected = verdicts(findings), verdicts(truth)
+    assert got < expected  # nothing invented, some missing...
+    assert {v for v in expected - got if v[1] == "emea"} <= {
+        v for v in expected if v[0] == "partially_offboarded"
+    }  # ...on emea, only findings whose counterpart was on apac's unread pages
+    assert any(v[1] == "apac" for v in got)  # the pages read are facts
+    gaps = {(g.code.value, g.portal) for g in findings.recall_gaps}
+    assert ("idp_disabled_active", "apac") in gaps and ("partially_offboarded", "emea") in gaps
+    assert ("dormant", "emea") not in gaps
