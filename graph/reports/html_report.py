@@ -256,7 +256,7 @@ def _coverage_banner(report: ReportInput) -> str:
         )
     if unavailable:
         lines = "".join(
-            f"<li><code>{e(str(u.code))}</code> — {'everyone' if u.scope == 'all' else e(u.scope)}: "
+            f"<li><code>{e(str(u.code))}</code> — {'all portals' if u.scope == 'all' else e(u.scope)}: "
             f"{e(u.reason)}</li>"
             for u in unavailable
         )

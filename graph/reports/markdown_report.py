@@ -70,7 +70,7 @@ def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> s
                 out.append(">")
             out.append("> **Verdicts not given** (withheld, not guessed: a fact they need was not read):")
             for u in report.unavailable:
-                scope = "everyone" if u.scope == "all" else md_cell(u.scope)
+                scope = "all portals" if u.scope == "all" else md_cell(u.scope)
                 out.append(f"> - `{u.code!s}` ({scope}): {md_cell(u.reason)}")
         if report.recall_gaps:
             out.append(">")

@@ -84,7 +84,9 @@ def test_finding_queries_match_the_rules_after_a_failed_portal(
     kept = {
         (r["finding"], r["portal"], r["learnupon_user_id"]) for r in current if r["last_seen_run"] < second
     }
-    assert kept == {("idp_disabled_active", "apac", 102), ("partially_offboarded", "apac", 105)}
+    # apac's listing broke off after one page: 102 was not read, so its finding is kept from run 1; 105
+    # was read on that page, so its finding was judged again in the new run
+    assert kept == {("idp_disabled_active", "apac", 102)}
 
 
 def test_finding_queries_match_the_rules_after_a_failed_idp(exporter: Exporter, store: SnapshotStore) -> None:

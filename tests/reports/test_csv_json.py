@@ -109,7 +109,7 @@ def test_csv_is_utf8(realistic_report: ReportInput, tmp_path: Path) -> None:
 # --- JSON -----------------------------------------------------------------------------------------
 def test_json_has_exactly_the_contract_shape(realistic_report: ReportInput) -> None:
     doc = json.loads(render_json(realistic_report))
-    assert list(doc) == ["run", "coverage", "findings", "unavailable", "summary"]
+    assert list(doc) == ["run", "coverage", "findings", "unavailable", "recall_gaps", "summary"]
     assert doc["run"] == {
         "id": 42,
         "started_at": "2025-11-03T06:00:04Z",
@@ -118,7 +118,7 @@ def test_json_has_exactly_the_contract_shape(realistic_report: ReportInput) -> N
     }
     for entry in doc["coverage"]:
         assert list(entry)[:4] == ["source", "kind", "complete", "error"]
-        assert {"requests", "throttled", "records", "quarantined", "notes"} <= set(entry)
+        assert {"requests", "throttled", "records", "quarantined", "notes", "collections"} <= set(entry)
         assert isinstance(entry["complete"], bool)
     assert [c["source"] for c in doc["coverage"]] == ["amer", "apac", "emea", "entra", "okta"]
     assert len(doc["findings"]) == 30
@@ -129,11 +129,14 @@ def test_json_has_exactly_the_contract_shape(realistic_report: ReportInput) -> N
     assert summary["total"] == 30
     assert summary["by_code"] == {
         "idp_disabled_active": 13,
-        "not_in_idp": 0,
+        # withheld for everyone (entra incomplete): never a 0 that reads as "none found"
+        "not_in_idp": "n/a — withheld: IdP 'entra' did not complete: an account missing from a partial "
+        "listing is not proof it is absent",
         "partially_offboarded": 5,
         "dormant": 8,
         "duplicate_account": 4,
     }
+    assert summary["complete_counts"] is False and list(summary["withheld"]) == ["not_in_idp"]
     assert sum(summary["by_severity"].values()) == 30
     assert set(summary["by_portal"]) == {"emea", "amer", "apac"}
     assert sum(summary["by_portal"].values()) == 30

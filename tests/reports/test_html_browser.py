@@ -108,7 +108,9 @@ def test_html_caps_the_listed_rows_and_says_so(realistic_report: ReportInput) ->
     html = render_html(realistic_report, max_rows=7)
     assert html.count('<tbody class="finding"') == 7
     assert "This page lists the 7 most severe of 30 findings" in html
-    assert '<span class="n">30</span><span>findings</span>' in html  # totals still count everything
+    assert (
+        '<span class="n">≥ 30</span><span>findings</span>' in html
+    )  # totals count everything (≥: a code is withheld)
     listed = re.findall(r'<tbody class="finding" data-id="(\w+)"', html)
     assert listed == [f.id for f in realistic_report.ordered()[:7]]
     assert 'id="capped"' not in render_html(realistic_report)
@@ -328,3 +330,24 @@ async def test_print_expands_evidence(
     assert await page.evaluate("document.querySelectorAll('tbody.finding details[open]').length") == 0
     pdf = await page.send("Page.printToPDF", {"printBackground": True})
     assert pdf["data"][:8] and page.errors == []
+
+
+async def test_a_withheld_code_reads_n_a_never_zero(
+    browser: Browser, realistic_report: ReportInput, tmp_path: Path
+) -> None:
+    """not_in_idp is withheld for everyone in the fixture (entra incomplete): its tile and its total say
+    n/a with the reason, and the severity tiles say they are lower bounds."""
+    page = await _open(browser, realistic_report, tmp_path)
+    tile = await page.evaluate("document.getElementById('tile-not_in_idp').innerText")
+    assert tile.split()[0] == "n/a" and "withheld" in tile.casefold()
+    why = await page.evaluate("document.getElementById('tile-not_in_idp').title")
+    assert "entra" in why
+    total = await page.evaluate(
+        "Array.from(document.querySelectorAll('table.matrix tr.withheld td.total')).map((td) => td.innerText)"
+    )
+    assert len(total) == 1 and total[0].startswith("n/a — withheld: IdP 'entra' did not complete")
+    dormant = await page.evaluate("document.getElementById('tile-dormant').innerText")
+    assert dormant.split()[0].isdigit()  # a code that was judged shows its count
+    critical = await page.evaluate("document.querySelector('.card.sev-critical .n').innerText")
+    assert critical.startswith("≥ ")
+    assert page.errors == []
