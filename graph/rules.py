@@ -87,9 +87,17 @@ class Sources:
     portals: Mapping[str, str | None]
     idps: Mapping[str, str | None]
     evidence_gaps: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # casefolded address -> [(IdP, reason)] of identities an IdP listed but we could not read (quarantined):
+    # evidence that the person exists, with a status nobody knows
+    quarantined: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
 
     @classmethod
-    def from_coverage(cls, coverage: Iterable[SourceCoverage], resolution: Resolution) -> Sources:
+    def from_coverage(
+        cls,
+        coverage: Iterable[SourceCoverage],
+        resolution: Resolution,
+        quarantined: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    ) -> Sources:
         """A source with records but no coverage row is incomplete: nothing says it finished."""
         portals: dict[str, str | None] = {}
         idps: dict[str, str | None] = {}
@@ -106,7 +114,11 @@ class Sources:
             portals.setdefault(portal, "no coverage recorded for this source")
         for idp in resolution.idps:
             idps.setdefault(idp, "no coverage recorded for this source")
-        return cls(portals, idps, evidence)
+        unread = {
+            address: [(source, reason) for source, reason in entries if source in idps]
+            for address, entries in (quarantined or {}).items()
+        }
+        return cls(portals, idps, evidence, {a: e for a, e in unread.items() if e})
 
     def portal_gap(self, portal: str) -> str | None:
         """Why `portal`'s users were not all read, or None when they were."""
@@ -195,6 +207,23 @@ def _collision_gap(inp: RuleInput, code: Code, account: Account) -> Unavailable:
     return Unavailable(code, account.node_id, reason)
 
 
+def _quarantine_gap(inp: RuleInput, code: Code, account: Account) -> Unavailable | None:
+    """An IdP verdict the person's quarantined identity could change (its status is unknown: maybe active)."""
+    quarantined = inp.sources.quarantined
+    if not quarantined:
+        return None
+    addresses = {account.email_key} if account.email_key else set()
+    person = _person(inp, account)
+    if person is not None and account.match is Match.MATCHED:
+        addresses |= {a.key for i in person.identities for a in i.addresses}
+    hits = sorted({entry for address in addresses for entry in quarantined.get(address, ())})
+    if not hits:
+        return None
+    why = "; ".join(f"{source}: {reason}" for source, reason in hits)
+    reason = f"quarantined identity ({why}): its status is unknown, so no IdP verdict for {account.email_key}"
+    return Unavailable(code, account.node_id, reason)
+
+
 def _finding(
     inp: RuleInput, code: Code, account: Account, counterparts: Sequence[Account] = (), **extra: Any
 ) -> Finding:
@@ -276,6 +305,9 @@ def idp_disabled_active(inp: RuleInput) -> Verdicts:
     for account in _live(inp):
         if account.match is Match.COLLISION:
             unavailable.append(_collision_gap(inp, code, account))
+        elif (gap := _quarantine_gap(inp, code, account)) is not None:
+            if account.match is Match.MATCHED:
+                unavailable.append(gap)
         elif account.match is Match.MATCHED:
             person = _person(inp, account)
             if person and person.identities and all(i.status in DISABLED for i in person.identities):
@@ -298,6 +330,8 @@ def not_in_idp(inp: RuleInput) -> Verdicts:
             continue
         if account.match is Match.COLLISION:
             unavailable.append(_collision_gap(inp, code, account))
+        elif account.match is Match.NO_IDENTITY and (gap := _quarantine_gap(inp, code, account)):
+            unavailable.append(gap)  # an IdP lists this address: the person is not absent
         elif account.match is Match.NO_IDENTITY:
             findings.append(_finding(inp, code, account, domain=account.email_key.rpartition("@")[2]))
     return findings, unavailable

@@ -204,9 +204,13 @@ class PortalCrawl:
             course_ids = [
                 row["id"] for row in self.ctx.store.rows("lu_courses", self.ctx.run_id, self.ctx.name)
             ]
-            async with asyncio.TaskGroup() as tasks:
-                for course_id in course_ids:
-                    tasks.create_task(self._course_enrollments(course_id))
+            # The first course alone: if the search by course is absent, the others need not ask.
+            if course_ids and (
+                await self._course_enrollments(course_ids[0]) or not self._absent("enrollments")
+            ):
+                async with asyncio.TaskGroup() as tasks:
+                    for course_id in course_ids[1:]:
+                        tasks.create_task(self._course_enrollments(course_id))
             if not self._absent("enrollments"):
                 return
             why = "the search by course is absent"

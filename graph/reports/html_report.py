@@ -17,7 +17,7 @@ from typing import Any
 
 from crawler.store import SourceCoverage
 from graph.model import Code, Finding, Severity
-from graph.reports.input import CODE_MEANING, NO_PORTAL, ReportInput, evidence_json, item_id
+from graph.reports.input import CODE_MEANING, NO_PORTAL, ReportInput, affects, evidence_json, item_id
 from graph.reports.safe_files import write_private
 
 SEVERITY_COLOURS = {
@@ -208,7 +208,7 @@ def _coverage_table(caption: str, rows: list[SourceCoverage]) -> str:
         notes = "".join(f"<li>{e(n)}</li>" for n in c.notes or [])
         states = "".join(
             f'<li class="coll {e(col.state)}"><strong>{e(col.name)}</strong> {e(col.state)}'
-            + (f": {e(col.reason)}" if col.reason and not col.complete else "")
+            + (f": {e(col.reason)} — <em>{e(affects(col.name))}</em>" if not col.complete else "")
             + (f" (via {e(col.via)})" if col.via else "")
             + "</li>"
             for col in c.collections
@@ -422,11 +422,11 @@ def _changes(report: ReportInput) -> str:
     since = f"run #{e(diff.previous_run_id)}" if diff.previous_run_id is not None else "the previous run"
     blocks = []
     for label, items, note in (
-        ("Resolved", diff.resolved, "no longer found, and their sources completed this run"),
+        ("Resolved", diff.resolved, "no longer found, and every fact they rested on was read again"),
         (
             "Not re-checked",
             diff.not_rechecked,
-            "their source did not complete this run: neither fixed nor confirmed",
+            "a fact they rested on was not read again this run: neither fixed nor confirmed",
         ),
     ):
         if items:

@@ -181,14 +181,26 @@ class ReportInput:
         return dict(sorted(counts.items()))
 
 
+# What a collection that was not read completely costs the verdicts (see graph.rules.FACTS).
+AFFECTS = {
+    "users": "verdicts were given for every account read; findings on this portal may be missing",
+    "identities": "idp_disabled_active and not_in_idp are withheld for everyone",
+}
+EVIDENCE_ONLY = "affects no verdict (evidence only)"
+
+
+def affects(collection: str) -> str:
+    return AFFECTS.get(collection, EVIDENCE_ONLY)
+
+
 def collections_line(cov: SourceCoverage) -> str:
-    """One line per source: each collection's state, with the reason of those not complete."""
+    """One line per source: each collection's state, with the reason and the verdicts it affects."""
     parts = []
     for c in cov.collections:
         if c.complete:
             parts.append(f"{c.name} complete" + (f" (via {c.via})" if c.via else ""))
         else:
-            parts.append(f"{c.name} {c.state}: {c.reason or 'not read'}")
+            parts.append(f"{c.name} {c.state}: {c.reason or 'not read'} — {affects(c.name)}")
     return "; ".join(parts)
 
 

@@ -133,7 +133,8 @@ def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> s
         out += [f"## Changes since {since}", ""]
         out.append(
             f"- new: **{len(diff.new)}**\n- resolved: **{len(diff.resolved)}**\n"
-            f"- not re-checked (their source did not complete this run): **{len(diff.not_rechecked)}**"
+            "- not re-checked (a fact they rested on was not read again this run): "
+            f"**{len(diff.not_rechecked)}**"
         )
         out.append("")
         for label, items in (("Resolved", diff.resolved), ("Not re-checked", diff.not_rechecked)):

@@ -37,6 +37,11 @@ def test_seed_user_fields_map_to_real_ones() -> None:
     assert seed.enabled is False and seed.user_type == "admin"
 
 
+def test_user_without_a_type_is_unknown_never_a_learner() -> None:
+    assert parse_user({"id": 7, "email": "a@b.c", "enabled": True}).user_type == "unknown"
+    assert parse_user({"id": 7, "email": "a@b.c", "is_active": True, "role": ""}).user_type == "unknown"
+
+
 def test_user_without_any_enabled_flag_is_rejected() -> None:
     with pytest.raises(ValueError, match="enabled"):
         parse_user({"id": 7, "email": "a@b.c"})

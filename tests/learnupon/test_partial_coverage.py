@@ -3,6 +3,10 @@ fallbacks, and verdicts that need only what was read — against the simulator a
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +171,23 @@ async def test_a_users_listing_that_breaks_off_keeps_the_verdicts_of_the_account
     gaps = {(g.code.value, g.portal) for g in findings.recall_gaps}
     assert ("idp_disabled_active", "apac") in gaps and ("partially_offboarded", "emea") in gaps
     assert ("dormant", "emea") not in gaps
+
+
+async def test_without_an_idp_every_idp_verdict_is_withheld_and_report_exits_3(tmp_path: Path):
+    sims = portals()
+    async with run_simulator(sims, window_seconds=2.0) as sim:
+        config, _ = demo_config(sim)  # portals only
+        with SnapshotStore(tmp_path / "no-idp.db") as store:
+            result = await crawl(config, store)
+    assert result.complete  # every source it names was read...
+    report = subprocess.run(
+        [sys.executable, "-m", "crawler.cli", "report", "--db", str(tmp_path / "no-idp.db"),
+         "--out", str(tmp_path / "out"), "--format", "json,md"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert report.returncode == 3, report.stderr  # ...but the IdP verdicts were withheld
+    summary = json.loads((tmp_path / "out" / "findings.json").read_text())["summary"]
+    for code in ("idp_disabled_active", "not_in_idp"):
+        assert summary["by_code"][code] == "n/a — withheld: no IdP configured: nobody's IdP status is known"
+    assert isinstance(summary["by_code"]["dormant"], int)
+    assert "n/a — withheld: no IdP configured" in (tmp_path / "out" / "report.md").read_text()
