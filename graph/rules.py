@@ -320,10 +320,10 @@ def not_in_idp(inp: RuleInput) -> Verdicts:
     code = Code.NOT_IN_IDP
     unavailable: list[Unavailable] = []
     domains = set(inp.settings.managed_domains)
-    if not domains:
-        return [], [Unavailable(code, "all", "no managed_domains configured")]
     if gap := inp.sources.idp_gap():
         return [], [Unavailable(code, "all", gap)]
+    if not domains:
+        return [], [Unavailable(code, "all", "no managed_domains configured")]
     findings = []
     for account in _live(inp):
         if account.email_key is None or account.email_key.rpartition("@")[2] not in domains:
