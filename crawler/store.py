@@ -36,7 +36,7 @@ from crawler.records import (
     canonical_utc,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: quarantine.addresses and quarantine.label
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
 FLUSH_ROWS = 5_000
 
@@ -105,7 +105,9 @@ CREATE TABLE IF NOT EXISTS idp_addresses (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quarantine (
     run_id INTEGER NOT NULL, source TEXT NOT NULL, collection TEXT NOT NULL,
-    reason TEXT NOT NULL, record TEXT
+    reason TEXT NOT NULL, record TEXT,
+    addresses TEXT NOT NULL DEFAULT '[]',  -- JSON list of the casefolded addresses the record carries
+    label TEXT                             -- a short identifier for reviewers: an id, an email, a row
 );
 CREATE TABLE IF NOT EXISTS rate_state (
     source TEXT PRIMARY KEY, rate_per_second REAL NOT NULL, updated_at TEXT NOT NULL
@@ -171,6 +173,29 @@ class SourceCoverage:
 
 
 @dataclass(frozen=True)
+class QuarantineReason:
+    """One distinct reason records of a source were quarantined, with a few short examples."""
+
+    reason: str
+    count: int
+    examples: list[str] = field(default_factory=list)  # short identifiers, never raw records
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "count": self.count, "examples": list(self.examples)}
+
+
+@dataclass(frozen=True)
+class QuarantineSummary:
+    """What one source quarantined in one run: the count and the distinct reasons, most frequent first."""
+
+    count: int = 0
+    reasons: list[QuarantineReason] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "reasons": [r.as_dict() for r in self.reasons]}
+
+
+@dataclass(frozen=True)
 class RunInfo:
     id: int
     started_at: str
@@ -195,9 +220,32 @@ class SnapshotStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        self._db.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-        )
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a snapshot written by an older version up to this schema; record the version."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(quarantine)")}
+                if "addresses" not in columns:
+                    self._db.execute("ALTER TABLE quarantine ADD COLUMN addresses TEXT NOT NULL DEFAULT '[]'")
+                if "label" not in columns:
+                    self._db.execute("ALTER TABLE quarantine ADD COLUMN label TEXT")
+                self._db.execute(
+                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
+                    "WHERE CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+                    (str(SCHEMA_VERSION),),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         self.flush()
@@ -370,17 +418,94 @@ class SnapshotStore:
         )
         return {row[0] for row in rows}
 
-    def quarantine(self, run_id: int, source: str, collection: str, reason: str, record: Any) -> None:
-        """Keep a record we could not normalise, with the reason, instead of dropping it."""
+    def quarantine(
+        self,
+        run_id: int,
+        source: str,
+        collection: str,
+        reason: str,
+        record: Any,
+        *,
+        addresses: Iterable[str] = (),
+        label: str | None = None,
+    ) -> None:
+        """Keep a record we could not normalise, with the reason, instead of dropping it.
+
+        `addresses` are the email addresses the record carries (stored trimmed and casefolded): a
+        quarantined identity that names an address is still evidence that the person exists. `label` is a
+        short identifier a reviewer can look up (an id, an email, a row number); never a secret.
+        """
+        keys = sorted({a.strip().casefold() for a in addresses if isinstance(a, str) and a.strip()})
+        short_reason = _short(reason, MAX_REASON)
+        short_label = _short(label, MAX_LABEL) if label else None
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO quarantine(run_id, source, collection, reason, record) VALUES (?,?,?,?,?)",
-                (run_id, source, collection, reason, json.dumps(record, default=str)[:20_000]),
+                "INSERT INTO quarantine(run_id, source, collection, reason, record, addresses, label) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    source,
+                    collection,
+                    short_reason,
+                    json.dumps(record, default=str)[:20_000],
+                    json.dumps(keys),
+                    short_label,
+                ),
             )
 
     def quarantined(self, run_id: int) -> list[dict[str, Any]]:
-        rows = self._read("SELECT * FROM quarantine WHERE run_id = ?", (run_id,))
-        return [dict(row) for row in rows]
+        rows = self._read("SELECT * FROM quarantine WHERE run_id = ? ORDER BY rowid", (run_id,))
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["addresses"] = json.loads(item.get("addresses") or "[]")
+            out.append(item)
+        return out
+
+    def quarantine_summary(self, run_id: int) -> dict[str, QuarantineSummary]:
+        """Per source: how many records were quarantined and why, each distinct reason with its count
+        and up to `MAX_EXAMPLES` short examples (a label, an address or an id; never the raw record)."""
+        rows = self._read(
+            "SELECT rowid, source, reason, record, addresses, label FROM quarantine WHERE run_id = ? "
+            "ORDER BY source, rowid",
+            (run_id,),
+        )
+        by_source: dict[str, dict[str, list[str]]] = {}
+        counts: dict[str, dict[str, int]] = {}
+        for row in rows:
+            reasons = by_source.setdefault(row["source"], {})
+            examples = reasons.setdefault(row["reason"], [])
+            per_reason = counts.setdefault(row["source"], {})
+            per_reason[row["reason"]] = per_reason.get(row["reason"], 0) + 1
+            if len(examples) < MAX_EXAMPLES:
+                example = _example(row)
+                if example not in examples:
+                    examples.append(example)
+        out: dict[str, QuarantineSummary] = {}
+        for source, reasons in by_source.items():
+            per_reason = counts[source]
+            ordered = sorted(reasons, key=lambda r: (-per_reason[r], r))
+            out[source] = QuarantineSummary(
+                count=sum(per_reason.values()),
+                reasons=[QuarantineReason(r, per_reason[r], reasons[r]) for r in ordered],
+            )
+        return out
+
+    def quarantined_addresses(self, run_id: int) -> dict[str, list[tuple[str, str]]]:
+        """Casefolded address -> [(source, reason)] for every quarantined record that carries addresses:
+        a person an IdP knows, though we could not read their record."""
+        rows = self._read(
+            "SELECT source, reason, addresses FROM quarantine WHERE run_id = ? AND addresses != '[]' "
+            "ORDER BY source, rowid",
+            (run_id,),
+        )
+        out: dict[str, list[tuple[str, str]]] = {}
+        for row in rows:
+            for address in json.loads(row["addresses"]):
+                entry = (row["source"], row["reason"])
+                if entry not in out.setdefault(address, []):
+                    out[address].append(entry)
+        return out
 
     # --- reading --------------------------------------------------------------------------------
     def rows(self, table: str, run_id: int, source: str | None = None) -> list[sqlite3.Row]:
@@ -446,6 +571,38 @@ class SnapshotStore:
                 "INSERT OR REPLACE INTO rate_state(source, rate_per_second, updated_at) VALUES (?,?,?)",
                 (source, rate_per_second, utcnow()),
             )
+
+
+MAX_REASON = 200
+MAX_LABEL = 80
+MAX_EXAMPLES = 3
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _example(row: sqlite3.Row) -> str:
+    """A short identifier of one quarantined record: its label and first address, else its id."""
+    addresses = json.loads(row["addresses"] or "[]")
+    if row["label"]:
+        label = str(row["label"])
+        if addresses and addresses[0] not in label.casefold():
+            return _short(f"{label} ({addresses[0]})", MAX_LABEL)
+        return label
+    if addresses:
+        return str(addresses[0])
+    try:
+        record = json.loads(row["record"] or "null")
+    except ValueError:
+        record = None
+    if isinstance(record, dict):
+        for key in ("id", "user_id", "idp_id"):
+            value = record.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+                return _short(f"{key} {value}", MAX_LABEL)
+    return f"record #{row['rowid']}"
 
 
 _PROGRESS = """INSERT INTO collections(run_id, source, collection, done, pages, records)
