@@ -26,6 +26,7 @@ from crawler.records import Identity
 from crawler.source import PARSE_ERRORS, SourceContext, quarantine_reason
 
 USERS = "users"
+UNKNOWN_STATUS_NOTE = "unknown status values seen"  # `idgraph crawl` repeats this note after its summary
 ROWS_PER_COMMIT = 1000
 _ALIAS_SPLIT = re.compile(r"[;,\s|]+")
 
@@ -86,7 +87,7 @@ def unknown_status_note(seen: Mapping[str, int]) -> str:
         for value, count in sorted(seen.items(), key=lambda item: (-item[1], item[0]))
     )
     return (
-        f"unknown status values seen: {values}: "
+        f"{UNKNOWN_STATUS_NOTE}: {values}: "
         "map them with active_values / disabled_values / not_activated_values"
     )
 
