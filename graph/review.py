@@ -24,7 +24,14 @@ class Review:
     findings: FindingSet
     diff: history.Diff
     paths: dict[str, Path]
-    complete: bool
+    complete: bool  # every source complete and no verdict withheld because of a quarantine
+    withheld_by_quarantine: int = 0  # verdicts not given because a record they need was quarantined
+
+
+def withheld_by_quarantine(findings: FindingSet) -> int:
+    """The verdicts the rules withheld because of a quarantined record: an `Unavailable` whose reason says
+    "quarantined". Such a run is not complete, so `idgraph report` exits 3."""
+    return sum(1 for u in findings.unavailable if "quarantin" in u.reason.casefold())
 
 
 def review_run(
@@ -57,7 +64,9 @@ def review_run(
                     diff=changes.as_dict() if changes.previous_run_id is not None else None,
                     collisions=len({c.address for c in graph.collisions}),
                     unmatchable=len(graph.unmatchable),
+                    quarantine=store.quarantine_summary(graph.run.id),
                 )
                 paths = write_reports(out, report, formats)
-            complete = all(c.complete for c in graph.coverage)
-            return Review(graph.run.id, findings, changes, paths, complete)
+            withheld = withheld_by_quarantine(findings)
+            complete = all(c.complete for c in graph.coverage) and not withheld
+            return Review(graph.run.id, findings, changes, paths, complete, withheld)

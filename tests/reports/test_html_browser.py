@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from cdp import Browser, Page
+from conftest import SECONDMENT
 
 from graph.model import Finding
 from graph.reports import ReportInput, render_html, render_json, write_reports
@@ -282,6 +283,31 @@ async def test_evidence_is_readable_per_row(
     )
     assert "identities" in text and ("DEPROVISIONED" in text or "SUSPENDED" in text)
     assert "status changed at" in text and first.id in text
+    assert page.errors == []
+
+
+async def test_quarantine_reasons_are_visible_in_the_coverage_section(
+    browser: Browser, realistic_report: ReportInput, tmp_path: Path
+) -> None:
+    page = await _open(browser, realistic_report, tmp_path)
+    assert await page.evaluate("document.getElementById('quarantine').open") is True
+    assert await page.evaluate("document.getElementById('quarantine').closest('section').id") == "coverage"
+    text = await page.evaluate("document.getElementById('quarantine').innerText")
+    assert "Quarantined records: 6 records in 2 sources" in text
+    for summary in realistic_report.quarantine.values():
+        for reason in summary.reasons:
+            assert reason.reason in text
+            assert all(example in text for example in reason.examples)
+    rows = await page.evaluate(
+        "Array.from(document.querySelectorAll('#quarantine tbody tr')).map((r) => "
+        "Array.from(r.cells).map((c) => c.innerText))"
+    )
+    assert ["okta", SECONDMENT, "3", "row 4 (k.osei@acme.com), row 9 (l.chen@acme.com), row 12"] in rows
+    visible = await page.evaluate(
+        "(() => { const r = document.querySelector('#quarantine td.reason').getBoundingClientRect(); "
+        "return r.width > 0 && r.height > 0; })()"
+    )
+    assert visible is True
     assert page.errors == []
 
 
