@@ -151,8 +151,8 @@ def report_command(
 ) -> None:
     """Write the findings of a run as CSV, JSON, HTML and Markdown (offline: no source is queried).
 
-    Exit 0 when the run's coverage is complete, 3 when some source was incomplete (the report says which
-    verdicts were withheld), 2 on bad usage.
+    Exit 0 when the run's coverage is complete, 3 when some source was incomplete or a quarantined record
+    withheld a verdict (the report says which verdicts were withheld), 2 on bad usage.
 
     Example: idgraph report --db snapshots.db --out ./review --format html,csv
     """
