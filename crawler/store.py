@@ -464,32 +464,41 @@ class SnapshotStore:
 
     def quarantine_summary(self, run_id: int) -> dict[str, QuarantineSummary]:
         """Per source: how many records were quarantined and why, each distinct reason with its count
-        and up to `MAX_EXAMPLES` short examples (a label, an address or an id; never the raw record)."""
-        rows = self._read(
-            "SELECT rowid, source, reason, record, addresses, label FROM quarantine WHERE run_id = ? "
-            "ORDER BY source, rowid",
+        and up to `MAX_EXAMPLES` short examples (a label, an address or an id; never the raw record).
+
+        Counted in SQL, and only the first few records of each reason are read, however many there are.
+        """
+        counts = self._read(
+            "SELECT source, reason, COUNT(*) AS n FROM quarantine WHERE run_id = ? GROUP BY source, reason",
             (run_id,),
-        )
-        by_source: dict[str, dict[str, list[str]]] = {}
-        counts: dict[str, dict[str, int]] = {}
-        for row in rows:
-            reasons = by_source.setdefault(row["source"], {})
-            examples = reasons.setdefault(row["reason"], [])
-            per_reason = counts.setdefault(row["source"], {})
-            per_reason[row["reason"]] = per_reason.get(row["reason"], 0) + 1
-            if len(examples) < MAX_EXAMPLES:
-                example = _example(row)
-                if example not in examples:
-                    examples.append(example)
-        out: dict[str, QuarantineSummary] = {}
-        for source, reasons in by_source.items():
-            per_reason = counts[source]
-            ordered = sorted(reasons, key=lambda r: (-per_reason[r], r))
-            out[source] = QuarantineSummary(
-                count=sum(per_reason.values()),
-                reasons=[QuarantineReason(r, per_reason[r], reasons[r]) for r in ordered],
+        ).fetchall()
+        firsts = self._read(
+            """SELECT rid AS rowid, source, reason, record, addresses, label FROM (
+                   SELECT rowid AS rid, source, reason, record, addresses, label,
+                          ROW_NUMBER() OVER (PARTITION BY source, reason ORDER BY rowid) AS n
+                   FROM quarantine WHERE run_id = ?)
+               WHERE n <= ? ORDER BY source, rid""",
+            (run_id, MAX_EXAMPLES),
+        ).fetchall()
+        examples: dict[tuple[str, str], list[str]] = {}
+        for row in firsts:
+            items = examples.setdefault((row["source"], row["reason"]), [])
+            example = _example(row)
+            if example not in items:
+                items.append(example)
+        per_source: dict[str, list[QuarantineReason]] = {}
+        for row in counts:
+            reason = QuarantineReason(
+                row["reason"], int(row["n"]), examples.get((row["source"], row["reason"]), [])
             )
-        return out
+            per_source.setdefault(row["source"], []).append(reason)
+        return {
+            source: QuarantineSummary(
+                count=sum(r.count for r in reasons),
+                reasons=sorted(reasons, key=lambda r: (-r.count, r.reason)),
+            )
+            for source, reasons in sorted(per_source.items())
+        }
 
     def quarantined_addresses(self, run_id: int) -> dict[str, list[tuple[str, str]]]:
         """Casefolded address -> [(source, reason)] for every quarantined record that carries addresses:

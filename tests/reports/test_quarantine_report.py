@@ -7,14 +7,16 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from conftest import SECONDMENT
-
 from crawler.config import parse_config
 from crawler.orchestrator import crawl
 from crawler.store import SnapshotStore
 from graph.model import FindingSet
 from graph.reports import ReportInput, render_html, render_json, render_markdown
 from graph.review import review_run, withheld_by_quarantine
+
+SECONDMENT = (
+    "status 'Secondment' is not in the status vocabulary (active_values/disabled_values/not_activated_values)"
+)
 
 
 def test_json_coverage_carries_the_quarantine_reasons(realistic_report: ReportInput) -> None:
