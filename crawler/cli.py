@@ -127,8 +127,21 @@ def _print_outcome(result: CrawlResult, db: Path, quiet: bool, log_format: str) 
         return
     if not quiet:
         console.print(summary_table(result.coverage))
+    _print_vocabulary_notes(result)
     state = "complete" if result.complete else "INCOMPLETE"
     console.print(f"run {result.run_id} {state} → {db}", highlight=False)
+
+
+def _print_vocabulary_notes(result: CrawlResult) -> None:
+    """Status words no vocabulary maps, once per source: their rows were quarantined until mapped."""
+    from crawler.idp.csv_source import UNKNOWN_STATUS_NOTE
+
+    shown: set[tuple[str, str]] = set()
+    for cov in result.coverage:
+        for note in cov.notes or []:
+            if note.startswith(UNKNOWN_STATUS_NOTE) and (cov.source, note) not in shown:
+                shown.add((cov.source, note))
+                console.print(f"[yellow]{escape(cov.source)}:[/] {escape(note)}", highlight=False)
 
 
 @app.command("report")
@@ -144,8 +157,8 @@ def report_command(
     """Write the findings of a run as CSV, JSON, HTML and Markdown (offline: no source is queried).
 
     Exit 0 when the run's coverage is complete and every verdict was given, 3 when some source was
-    incomplete or some verdict was withheld (no IdP configured included; the report says which and why),
-    2 on bad usage.
+    incomplete or some verdict was withheld (no IdP configured, or a quarantined record, included; the
+    report says which and why), 2 on bad usage.
 
     Example: idgraph report --db snapshots.db --out ./review --format html,csv
     """

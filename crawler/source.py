@@ -60,8 +60,20 @@ class SourceContext:
         self.store.mark_collection_done(self.run_id, self.name, collection)
         self.done.add(collection)
 
-    def quarantine(self, collection: str, reason: str, record: Any) -> None:
-        self.store.quarantine(self.run_id, self.name, collection, reason, record)
+    def quarantine(
+        self,
+        collection: str,
+        reason: str,
+        record: Any,
+        *,
+        addresses: Iterable[str] = (),
+        label: str | None = None,
+    ) -> None:
+        """Keep a record we could not read, with the reason; `addresses` are the email addresses it
+        carries (evidence the person exists), `label` a short identifier for the report."""
+        self.store.quarantine(
+            self.run_id, self.name, collection, reason, record, addresses=addresses, label=label
+        )
         self.progress.quarantined += 1
 
     def note(self, message: str) -> None:
@@ -69,21 +81,62 @@ class SourceContext:
         self.progress.notes.append(message)
 
     def normalise(
-        self, collection: str, raw_records: Iterable[Any], parse: Callable[[Any], RecordT]
+        self,
+        collection: str,
+        raw_records: Iterable[Any],
+        parse: Callable[[Any], RecordT],
+        *,
+        addresses: Callable[[Any], Iterable[str]] | None = None,
     ) -> list[RecordT]:
-        """Parse each raw record; quarantine (with the reason) the ones that do not parse."""
+        """Parse each raw record; quarantine (with the reason) the ones that do not parse.
+
+        `addresses`, when given, reads the email addresses out of a raw record, so a quarantined identity
+        still says which person it is (see `SnapshotStore.quarantined_addresses`).
+        """
         out: list[RecordT] = []
         for raw in raw_records:
             try:
                 out.append(parse(raw))
-            except (ValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
-                self.quarantine(collection, quarantine_reason(exc), raw)
+            except PARSE_ERRORS as exc:
+                self.quarantine(
+                    collection,
+                    quarantine_reason(exc),
+                    raw,
+                    addresses=safe_addresses(addresses, raw),
+                    label=record_label(raw),
+                )
         return out
 
 
+# What a parse function raises for a record it cannot read.
+PARSE_ERRORS = (ValidationError, ValueError, TypeError, KeyError, AttributeError)
+
+
+def safe_addresses(read: Callable[[Any], Iterable[str]] | None, raw: Any) -> list[str]:
+    """The addresses `read` finds in a malformed record; none when it cannot find any (never raises)."""
+    if read is None:
+        return []
+    try:
+        return [a for a in read(raw) if isinstance(a, str)]
+    except PARSE_ERRORS:
+        return []
+
+
+def record_label(raw: Any) -> str | None:
+    """A short identifier of a raw record (its `id`), for the report's quarantine examples."""
+    if isinstance(raw, dict):
+        value = raw.get("id")
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return f"id {str(value).strip()[:60]}"
+    return None
+
+
 def quarantine_reason(exc: Exception) -> str:
+    """A reason a reviewer can read: a plain ValueError is its message; other errors name their type."""
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "record"
         return f"{where}: {first['msg']}"
+    if isinstance(exc, ValueError):
+        return str(exc)[:300]
     return f"{type(exc).__name__}: {exc}"[:300]

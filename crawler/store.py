@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
@@ -37,7 +37,7 @@ from crawler.records import (
     canonical_utc,
 )
 
-SCHEMA_VERSION = 2  # 2: coverage.collections
+SCHEMA_VERSION = 2  # 2: coverage.collections, quarantine.addresses and quarantine.label
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
 FLUSH_ROWS = 5_000
 
@@ -106,7 +106,9 @@ CREATE TABLE IF NOT EXISTS idp_addresses (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quarantine (
     run_id INTEGER NOT NULL, source TEXT NOT NULL, collection TEXT NOT NULL,
-    reason TEXT NOT NULL, record TEXT
+    reason TEXT NOT NULL, record TEXT,
+    addresses TEXT NOT NULL DEFAULT '[]',  -- JSON list of the casefolded addresses the record carries
+    label TEXT                             -- a short identifier for reviewers: an id, an email, a row
 );
 CREATE TABLE IF NOT EXISTS rate_state (
     source TEXT PRIMARY KEY, rate_per_second REAL NOT NULL, updated_at TEXT NOT NULL
@@ -149,6 +151,29 @@ def _cell(value: datetime | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class QuarantineReason:
+    """One distinct reason records of a source were quarantined, with a few short examples."""
+
+    reason: str
+    count: int
+    examples: list[str] = field(default_factory=list)  # short identifiers, never raw records
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "count": self.count, "examples": list(self.examples)}
+
+
+@dataclass(frozen=True)
+class QuarantineSummary:
+    """What one source quarantined in one run: the count and the distinct reasons, most frequent first."""
+
+    count: int = 0
+    reasons: list[QuarantineReason] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "reasons": [r.as_dict() for r in self.reasons]}
+
+
+@dataclass(frozen=True)
 class RunInfo:
     id: int
     started_at: str
@@ -184,12 +209,31 @@ class SnapshotStore:
                 f"{self.path} was written by a newer idgraph (snapshot schema {version}, this one reads "
                 f"up to {SCHEMA_VERSION}); upgrade idgraph"
             )
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(coverage)")}
-        if "collections" not in columns:
-            self._db.execute("ALTER TABLE coverage ADD COLUMN collections TEXT NOT NULL DEFAULT '[]'")
-        self._db.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-        )
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(coverage)")}
+                if "collections" not in columns:
+                    self._db.execute("ALTER TABLE coverage ADD COLUMN collections TEXT NOT NULL DEFAULT '[]'")
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(quarantine)")}
+                if "addresses" not in columns:
+                    self._db.execute("ALTER TABLE quarantine ADD COLUMN addresses TEXT NOT NULL DEFAULT '[]'")
+                if "label" not in columns:
+                    self._db.execute("ALTER TABLE quarantine ADD COLUMN label TEXT")
+                self._db.execute(
+                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
+                    "WHERE CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+                    (str(SCHEMA_VERSION),),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         self.flush()
@@ -380,17 +424,103 @@ class SnapshotStore:
         ).fetchone()
         return int(row[0])
 
-    def quarantine(self, run_id: int, source: str, collection: str, reason: str, record: Any) -> None:
-        """Keep a record we could not normalise, with the reason, instead of dropping it."""
+    def quarantine(
+        self,
+        run_id: int,
+        source: str,
+        collection: str,
+        reason: str,
+        record: Any,
+        *,
+        addresses: Iterable[str] = (),
+        label: str | None = None,
+    ) -> None:
+        """Keep a record we could not normalise, with the reason, instead of dropping it.
+
+        `addresses` are the email addresses the record carries (stored trimmed and casefolded): a
+        quarantined identity that names an address is still evidence that the person exists. `label` is a
+        short identifier a reviewer can look up (an id, an email, a row number); never a secret.
+        """
+        keys = sorted({a.strip().casefold() for a in addresses if isinstance(a, str) and a.strip()})
+        short_reason = _short(reason, MAX_REASON)
+        short_label = _short(label, MAX_LABEL) if label else None
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO quarantine(run_id, source, collection, reason, record) VALUES (?,?,?,?,?)",
-                (run_id, source, collection, reason, json.dumps(record, default=str)[:20_000]),
+                "INSERT INTO quarantine(run_id, source, collection, reason, record, addresses, label) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    source,
+                    collection,
+                    short_reason,
+                    json.dumps(record, default=str)[:20_000],
+                    json.dumps(keys),
+                    short_label,
+                ),
             )
 
     def quarantined(self, run_id: int) -> list[dict[str, Any]]:
-        rows = self._read("SELECT * FROM quarantine WHERE run_id = ?", (run_id,))
-        return [dict(row) for row in rows]
+        rows = self._read("SELECT * FROM quarantine WHERE run_id = ? ORDER BY rowid", (run_id,))
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["addresses"] = json.loads(item.get("addresses") or "[]")
+            out.append(item)
+        return out
+
+    def quarantine_summary(self, run_id: int) -> dict[str, QuarantineSummary]:
+        """Per source: how many records were quarantined and why, each distinct reason with its count
+        and up to `MAX_EXAMPLES` short examples (a label, an address or an id; never the raw record).
+
+        Counted in SQL, and only the first few records of each reason are read, however many there are.
+        """
+        counts = self._read(
+            "SELECT source, reason, COUNT(*) AS n FROM quarantine WHERE run_id = ? GROUP BY source, reason",
+            (run_id,),
+        ).fetchall()
+        firsts = self._read(
+            """SELECT rid AS rowid, source, reason, record, addresses, label FROM (
+                   SELECT rowid AS rid, source, reason, record, addresses, label,
+                          ROW_NUMBER() OVER (PARTITION BY source, reason ORDER BY rowid) AS n
+                   FROM quarantine WHERE run_id = ?)
+               WHERE n <= ? ORDER BY source, rid""",
+            (run_id, MAX_EXAMPLES),
+        ).fetchall()
+        examples: dict[tuple[str, str], list[str]] = {}
+        for row in firsts:
+            items = examples.setdefault((row["source"], row["reason"]), [])
+            example = _example(row)
+            if example not in items:
+                items.append(example)
+        per_source: dict[str, list[QuarantineReason]] = {}
+        for row in counts:
+            reason = QuarantineReason(
+                row["reason"], int(row["n"]), examples.get((row["source"], row["reason"]), [])
+            )
+            per_source.setdefault(row["source"], []).append(reason)
+        return {
+            source: QuarantineSummary(
+                count=sum(r.count for r in reasons),
+                reasons=sorted(reasons, key=lambda r: (-r.count, r.reason)),
+            )
+            for source, reasons in sorted(per_source.items())
+        }
+
+    def quarantined_addresses(self, run_id: int) -> dict[str, list[tuple[str, str]]]:
+        """Casefolded address -> [(source, reason)] for every quarantined record that carries addresses:
+        a person an IdP knows, though we could not read their record."""
+        rows = self._read(
+            "SELECT source, reason, addresses FROM quarantine WHERE run_id = ? AND addresses != '[]' "
+            "ORDER BY source, rowid",
+            (run_id,),
+        )
+        out: dict[str, list[tuple[str, str]]] = {}
+        for row in rows:
+            for address in json.loads(row["addresses"]):
+                entry = (row["source"], row["reason"])
+                if entry not in out.setdefault(address, []):
+                    out[address].append(entry)
+        return out
 
     # --- reading --------------------------------------------------------------------------------
     def rows(self, table: str, run_id: int, source: str | None = None) -> list[sqlite3.Row]:
@@ -456,6 +586,38 @@ class SnapshotStore:
                 "INSERT OR REPLACE INTO rate_state(source, rate_per_second, updated_at) VALUES (?,?,?)",
                 (source, rate_per_second, utcnow()),
             )
+
+
+MAX_REASON = 200
+MAX_LABEL = 80
+MAX_EXAMPLES = 3
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _example(row: sqlite3.Row) -> str:
+    """A short identifier of one quarantined record: its label and first address, else its id."""
+    addresses = json.loads(row["addresses"] or "[]")
+    if row["label"]:
+        label = str(row["label"])
+        if addresses and addresses[0] not in label.casefold():
+            return _short(f"{label} ({addresses[0]})", MAX_LABEL)
+        return label
+    if addresses:
+        return str(addresses[0])
+    try:
+        record = json.loads(row["record"] or "null")
+    except ValueError:
+        record = None
+    if isinstance(record, dict):
+        for key in ("id", "user_id", "idp_id"):
+            value = record.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+                return _short(f"{key} {value}", MAX_LABEL)
+    return f"record #{row['rowid']}"
 
 
 _PROGRESS = """INSERT INTO collections(run_id, source, collection, done, pages, records)

@@ -109,7 +109,9 @@ class IdentityGraph:
         )
         self.coverage: list[SourceCoverage] = store.coverage(run.id)
         self.resolution: Resolution = load_resolution(self._db, run.id)
-        self.sources = Sources.from_coverage(self.coverage, self.resolution)
+        self.sources = Sources.from_coverage(
+            self.coverage, self.resolution, store.quarantined_addresses(run.id)
+        )
         self._findings: FindingSet | None = None
         self._local = LocalGraph(self._db, run.id, self.resolution, self.sources)
 

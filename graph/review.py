@@ -25,11 +25,17 @@ class Review:
     diff: history.Diff
     paths: dict[str, Path]
     complete: bool  # every source's every collection was read
+    withheld_by_quarantine: int = 0  # verdicts not given because an identity they need was quarantined
 
     @property
     def verdicts_withheld(self) -> bool:
         """Some verdict was not given (a fact it needs was not read): `idgraph report` exits 3."""
         return bool(self.findings.unavailable)
+
+
+def withheld_by_quarantine(findings: FindingSet) -> int:
+    """The verdicts withheld because of a quarantined identity (`graph.rules` says "quarantined")."""
+    return sum(1 for u in findings.unavailable if "quarantin" in u.reason.casefold())
 
 
 def review_run(
@@ -62,7 +68,8 @@ def review_run(
                     diff=changes.as_dict() if changes.previous_run_id is not None else None,
                     collisions=len({c.address for c in graph.collisions}),
                     unmatchable=len(graph.unmatchable),
+                    quarantine=store.quarantine_summary(graph.run.id),
                 )
                 paths = write_reports(out, report, formats)
             complete = all(c.complete for c in graph.coverage)
-            return Review(graph.run.id, findings, changes, paths, complete)
+            return Review(graph.run.id, findings, changes, paths, complete, withheld_by_quarantine(findings))

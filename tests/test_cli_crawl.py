@@ -82,3 +82,24 @@ async def test_bad_config_exits_2_naming_the_field_and_writes_nothing(tmp_path: 
     assert code == 2
     assert "portals[0].base_url" in err and "loopback" in err
     assert not db.exists()
+
+
+async def test_unknown_csv_status_values_are_named_once_after_the_crawl(tmp_path: Path) -> None:
+    export = tmp_path / "hr.csv"
+    export.write_text(
+        "id,email,status\n1,a@acme.com,active\n2,b@acme.com,Leave\n3,c@acme.com,Leave\n4,d@acme.com,Secondment\n"
+    )
+    config = tmp_path / "idgraph.toml"
+    config.write_text(f'[[idps]]\nname = "hr"\ntype = "csv"\npath = "{export}"\n')
+
+    code, _out, err = await run_cli(
+        "crawl", "--config", str(config), "--db", str(tmp_path / "snap.db"), env={}, cwd=tmp_path
+    )
+
+    assert code == 0, err
+    note = (
+        "unknown status values seen: 'Leave' (2 rows), 'Secondment' (1 row): "
+        "map them with active_values / disabled_values / not_activated_values"
+    )
+    assert err.count(note) == 1, err
+    assert "hr:" in err.split(note)[0].splitlines()[-1]

@@ -20,12 +20,13 @@ import aiohttp
 from crawler.config import CrawlConfig, CsvConfig
 from crawler.errors import SourceError
 from crawler.http import SourceHttp, make_session
-from crawler.idp.status import AddressBook, is_email, parse_time, vocabulary_status
+from crawler.idp.status import AddressBook, UnknownStatus, is_email, parse_time, vocabulary_status
 from crawler.ratelimit import RateController
 from crawler.records import Identity
-from crawler.source import SourceContext
+from crawler.source import PARSE_ERRORS, SourceContext, quarantine_reason
 
 USERS = "users"
+UNKNOWN_STATUS_NOTE = "unknown status values seen"  # `idgraph crawl` repeats this note after its summary
 ROWS_PER_COMMIT = 1000
 _ALIAS_SPLIT = re.compile(r"[;,\s|]+")
 
@@ -67,6 +68,28 @@ def row_parser(cfg: CsvConfig) -> Callable[[Mapping[str, Any]], Identity]:
         )
 
     return parse
+
+
+def row_addresses(cfg: CsvConfig, row: Mapping[str, Any]) -> list[str]:
+    """The casefolded addresses a row carries (email and aliases), even a row `parse` refuses."""
+    book = AddressBook()
+    book.add(row.get(cfg.columns.email), kind="email", primary=True)
+    if cfg.columns.aliases:
+        for alias in _ALIAS_SPLIT.split(row.get(cfg.columns.aliases) or ""):
+            book.add(alias, kind="alias")
+    return book.keys()
+
+
+def unknown_status_note(seen: Mapping[str, int]) -> str:
+    """The note naming the status words the vocabulary does not map, so the user can map them."""
+    values = ", ".join(
+        f"{value!r} ({count} row{'' if count == 1 else 's'})"
+        for value, count in sorted(seen.items(), key=lambda item: (-item[1], item[0]))
+    )
+    return (
+        f"{UNKNOWN_STATUS_NOTE}: {values}: "
+        "map them with active_values / disabled_values / not_activated_values"
+    )
 
 
 def _delimiter(text: str) -> str:
@@ -120,14 +143,31 @@ class CsvCrawl:
         duplicates = 0
         if not rows:
             ctx.commit_page(USERS, [], done=True)
+        unknown: dict[str, int] = {}
         for start in range(0, len(rows), ROWS_PER_COMMIT):
             chunk = rows[start : start + ROWS_PER_COMMIT]
-            identities = ctx.normalise(USERS, chunk, parse)
+            identities: list[Identity] = []
+            for offset, row in enumerate(chunk):
+                try:
+                    identities.append(parse(row))
+                except PARSE_ERRORS as exc:
+                    if isinstance(exc, UnknownStatus):
+                        unknown[exc.value] = unknown.get(exc.value, 0) + 1
+                    # The row as a spreadsheet numbers it: the header is row 1.
+                    ctx.quarantine(
+                        USERS,
+                        quarantine_reason(exc),
+                        row,
+                        addresses=row_addresses(self.cfg, row),
+                        label=f"row {start + offset + 2}",
+                    )
             for identity in identities:
                 duplicates += identity.idp_id in seen
                 seen.add(identity.idp_id)
             ctx.commit_page(USERS, identities, done=start + ROWS_PER_COMMIT >= len(rows))
             await asyncio.sleep(0)  # let the network sources breathe between chunks
+        if unknown:
+            ctx.note(unknown_status_note(unknown))
         if duplicates:
             ctx.note(
                 f"{duplicates} rows repeat an id already seen in {self.cfg.path.name}; the last one wins"

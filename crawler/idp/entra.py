@@ -39,10 +39,7 @@ PAGE_SIZE = 999
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
 
-def parse_user(raw: Mapping[str, Any]) -> Identity:
-    """One Graph user; a record without `accountEnabled` is refused (quarantined), never read as enabled."""
-    idp_id = require_id(raw)
-    raw_status, status = entra_status(raw.get("accountEnabled"))
+def _address_book(raw: Mapping[str, Any]) -> AddressBook:
     book = AddressBook()
     book.add(raw.get("mail"), kind="email", primary=True)
     for address, primary in parse_proxy_addresses(raw.get("proxyAddresses")):
@@ -50,6 +47,19 @@ def parse_user(raw: Mapping[str, Any]) -> Identity:
     upn = raw.get("userPrincipalName")
     if isinstance(upn, str) and "#ext#" not in upn.casefold():
         book.add(upn, kind="upn")
+    return book
+
+
+def user_addresses(raw: Any) -> list[str]:
+    """The casefolded addresses of a raw user, even one `parse_user` refuses (for the quarantine)."""
+    return _address_book(raw).keys() if isinstance(raw, Mapping) else []
+
+
+def parse_user(raw: Mapping[str, Any]) -> Identity:
+    """One Graph user; a record without `accountEnabled` is refused (quarantined), never read as enabled."""
+    idp_id = require_id(raw)
+    raw_status, status = entra_status(raw.get("accountEnabled"))
+    book = _address_book(raw)
     return Identity(
         idp_id=idp_id,
         addresses=book.build("address (mail, proxyAddresses and a non-guest userPrincipalName are empty)"),
@@ -97,7 +107,7 @@ class EntraCrawl:
                     "not honoured, so no status can be read; listing incomplete"
                 )
             missing_status += len(users) - len(with_status)
-            identities = ctx.normalise(USERS, users, parse_user)
+            identities = ctx.normalise(USERS, users, parse_user, addresses=user_addresses)
             link = body.get("@odata.nextLink")
             target = same_origin_link(link, url, self.cfg.graph_url, self.cfg.name) if link else None
             ctx.commit_page(USERS, identities, done=target is None)

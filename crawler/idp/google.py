@@ -120,15 +120,25 @@ def _reason(body: bytes) -> str | None:
         return None
 
 
-def parse_user(raw: Mapping[str, Any]) -> Identity:
-    """One Directory user: disabled when suspended or archived; every alias is an address."""
-    idp_id = require_id(raw)
-    raw_status, status = google_status(raw.get("suspended"), raw.get("archived"))
+def _address_book(raw: Mapping[str, Any]) -> AddressBook:
     book = AddressBook()
     book.add(raw.get("primaryEmail"), kind="email", primary=True)
     for field in ("aliases", "nonEditableAliases"):
         for alias in raw.get(field) or ():
             book.add(alias, kind="alias")
+    return book
+
+
+def user_addresses(raw: Any) -> list[str]:
+    """The casefolded addresses of a raw user, even one `parse_user` refuses (for the quarantine)."""
+    return _address_book(raw).keys() if isinstance(raw, Mapping) else []
+
+
+def parse_user(raw: Mapping[str, Any]) -> Identity:
+    """One Directory user: disabled when suspended or archived; every alias is an address."""
+    idp_id = require_id(raw)
+    raw_status, status = google_status(raw.get("suspended"), raw.get("archived"))
+    book = _address_book(raw)
     name = raw.get("name")
     full_name = name.get("fullName") if isinstance(name, Mapping) else None
     return Identity(
@@ -178,7 +188,7 @@ class GoogleCrawl:
                 raise SourceError(
                     f"{self.cfg.name}: users page {page} is not a users list; listing incomplete"
                 )
-            identities = ctx.normalise(USERS, users, parse_user)
+            identities = ctx.normalise(USERS, users, parse_user, addresses=user_addresses)
             next_token = body.get("nextPageToken") if isinstance(body, Mapping) else None
             ctx.commit_page(USERS, identities, done=not next_token)
             log.debug("%s: users page %d, %d users", self.cfg.name, page, len(identities))

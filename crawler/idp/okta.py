@@ -123,15 +123,26 @@ class OktaRateController(RateController):
         return max(0.0, resume_at - self._now())
 
 
+def _address_book(raw: Mapping[str, Any]) -> AddressBook:
+    profile = raw.get("profile") or {}
+    book = AddressBook()
+    book.add(profile.get("email"), kind="email", primary=True)
+    book.add(profile.get("login"), kind="login")
+    return book
+
+
+def user_addresses(raw: Any) -> list[str]:
+    """The casefolded addresses of a raw user, even one `parse_user` refuses (for the quarantine)."""
+    return _address_book(raw).keys() if isinstance(raw, Mapping) else []
+
+
 def parse_user(raw: Mapping[str, Any]) -> Identity:
     """One Okta user. `profile.secondEmail` is a recovery address, often personal: never an address."""
     idp_id = require_id(raw)
     raw_status = raw.get("status")
     status = okta_status(raw_status)
     profile = raw.get("profile") or {}
-    book = AddressBook()
-    book.add(profile.get("email"), kind="email", primary=True)
-    book.add(profile.get("login"), kind="login")
+    book = _address_book(raw)
     first, last = profile.get("firstName"), profile.get("lastName")
     display = profile.get("displayName") or " ".join(p for p in (first, last) if isinstance(p, str)) or None
     return Identity(
@@ -175,7 +186,7 @@ class OktaCrawl:
                 raise SourceError(
                     f"{self.cfg.name}: page {page} of {collection} is not a list of users; listing incomplete"
                 )
-            identities = ctx.normalise(collection, response.body, parse_user)
+            identities = ctx.normalise(collection, response.body, parse_user, addresses=user_addresses)
             link = next_link(response.headers)
             target = same_origin_link(link, url, self.cfg.base_url, self.cfg.name) if link else None
             ctx.commit_page(collection, identities, done=target is None)

@@ -27,10 +27,7 @@ log = logging.getLogger("idgraph.idp.scim")
 USERS = "users"
 
 
-def parse_user(raw: Mapping[str, Any]) -> Identity:
-    """One SCIM User: `active` false is disabled; `emails[]` (primary first) and an email-like userName."""
-    idp_id = require_id(raw)
-    raw_status, status = scim_status(raw.get("active"))
+def _address_book(raw: Mapping[str, Any]) -> AddressBook:
     book = AddressBook()
     emails = [e for e in raw.get("emails") or () if isinstance(e, Mapping)]
     for entry in sorted(emails, key=lambda e: e.get("primary") is not True):
@@ -38,6 +35,19 @@ def parse_user(raw: Mapping[str, Any]) -> Identity:
     user_name = raw.get("userName")
     if is_email(user_name):
         book.add(user_name, kind="login")
+    return book
+
+
+def user_addresses(raw: Any) -> list[str]:
+    """The casefolded addresses of a raw user, even one `parse_user` refuses (for the quarantine)."""
+    return _address_book(raw).keys() if isinstance(raw, Mapping) else []
+
+
+def parse_user(raw: Mapping[str, Any]) -> Identity:
+    """One SCIM User: `active` false is disabled; `emails[]` (primary first) and an email-like userName."""
+    idp_id = require_id(raw)
+    raw_status, status = scim_status(raw.get("active"))
+    book = _address_book(raw)
     name = raw.get("name")
     display = raw.get("displayName") or (name.get("formatted") if isinstance(name, Mapping) else None)
     user_type = raw.get("userType")
@@ -89,7 +99,7 @@ class ScimCrawl:
                     f"{self.cfg.name}: /Users returned an empty page at startIndex={start} although "
                     f"totalResults={total}; listing incomplete"
                 )
-            identities = ctx.normalise(USERS, resources, parse_user)
+            identities = ctx.normalise(USERS, resources, parse_user, addresses=user_addresses)
             start += len(resources)
             done = start > total
             ctx.commit_page(USERS, identities, done=done)

@@ -70,6 +70,17 @@ def scim_status(active: Any) -> tuple[str, IdentityStatus]:
     return ("active", IdentityStatus.ACTIVE) if active else ("inactive", IdentityStatus.DISABLED)
 
 
+class UnknownStatus(ValueError):
+    """A status word the configured vocabulary does not map; `value` is the word as the source wrote it."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(
+            f"status {value!r} is not in the status vocabulary "
+            "(active_values/disabled_values/not_activated_values)"
+        )
+        self.value = value
+
+
 def vocabulary_status(
     raw: str | None,
     *,
@@ -88,9 +99,7 @@ def vocabulary_status(
             return status
     if not word:
         raise ValueError("status is empty")
-    raise ValueError(
-        f"unknown status {raw!r} (not in active_values, disabled_values or not_activated_values)"
-    )
+    raise UnknownStatus((raw or "").strip())
 
 
 def entra_user_type(raw: Any) -> str | None:
@@ -159,6 +168,10 @@ class AddressBook:
         self._items[key] = IdentityAddress(
             address=address.strip(), primary=primary and not has_primary, kind=kind
         )
+
+    def keys(self) -> list[str]:
+        """The casefolded matching keys of the addresses collected so far."""
+        return list(self._items)
 
     def build(self, what: str = "address") -> tuple[IdentityAddress, ...]:
         """The addresses, primary first; an identity nothing can match is refused (quarantined)."""

@@ -277,6 +277,40 @@ def _coverage_banner(report: ReportInput) -> str:
     return "".join(parts)
 
 
+def _quarantine(report: ReportInput) -> str:
+    """The records no verdict could read, per source: each distinct reason, its count and a few examples.
+    Open when anything was quarantined; a reviewer fixes the export or the vocabulary from here."""
+    sources = report.quarantined_sources()
+    if not sources:
+        return (
+            '<details id="quarantine" class="quarantine"><summary>Quarantined records: none</summary>'
+            "<p>Every record read could be normalised.</p></details>"
+        )
+    total = sum(q.count for _, q in sources)
+    rows = []
+    for cov, summary in sources:
+        reasons = summary.reasons or []
+        if not reasons:
+            rows.append(
+                f'<tr><th scope="row">{e(cov.source)}</th><td>{_NONE} (reasons not recorded)</td>'
+                f'<td class="num">{_num(summary.count)}</td><td>{_NONE}</td></tr>'
+            )
+        for reason in reasons:
+            examples = ", ".join(f"<code>{e(x)}</code>" for x in reason.examples) or _NONE
+            rows.append(
+                f'<tr><th scope="row">{e(cov.source)}</th><td class="reason">{e(reason.reason)}</td>'
+                f'<td class="num">{_num(reason.count)}</td><td class="examples">{examples}</td></tr>'
+            )
+    return (
+        '<details id="quarantine" class="quarantine" open><summary><strong>Quarantined records: '
+        f"{_plural(total, 'record')} in {_plural(len(sources), 'source')}</strong> — read but not "
+        "understood, never guessed; fix the data or the config and crawl again</summary>"
+        '<div class="scroll"><table class="quarantine"><thead><tr><th scope="col">Source</th>'
+        '<th scope="col">Reason</th><th scope="col" class="num">Records</th>'
+        f'<th scope="col">Examples</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div></details>'
+    )
+
+
 def _coverage(report: ReportInput) -> str:
     coverage = report.ordered_coverage()
     portals = [c for c in coverage if c.kind == "learnupon"]
@@ -286,7 +320,7 @@ def _coverage(report: ReportInput) -> str:
     )
     return (
         '<section id="coverage" aria-labelledby="coverage-h"><h2 id="coverage-h">Coverage</h2>'
-        f'{_coverage_banner(report)}<div class="scroll">{tables}</div></section>'
+        f'{_coverage_banner(report)}<div class="scroll">{tables}</div>{_quarantine(report)}</section>'
     )
 
 
@@ -653,6 +687,10 @@ col.c-n{width:7%}
 col.c-q{width:8%}
 col.c-notes{width:22%}
 td.date{white-space:nowrap}
+details.quarantine{margin:12px 0 0}
+details.quarantine[open]>summary{color:var(--warn)}
+table.quarantine{margin:6px 0 0}
+table.quarantine td.reason{overflow-wrap:anywhere}
 tbody.finding tr.main td:first-child{white-space:nowrap}
 table.findings th.num button{text-align:right}
 td.err{color:#912018;overflow-wrap:anywhere}

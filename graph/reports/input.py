@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler.store import RunInfo, SourceCoverage
+from crawler.store import QuarantineSummary, RunInfo, SourceCoverage
 from graph.model import (
     CONTRACT_COLUMNS,
     SEVERITY_ORDER,
@@ -89,10 +89,29 @@ class ReportInput:
     collisions: int | None = None  # addresses claimed by more than one IdP identity
     unmatchable: int | None = None  # LearnUpon accounts with no usable email
     title: str = "idgraph access review"
+    # source -> what it quarantined and why (`SnapshotStore.quarantine_summary`); sources absent here fall
+    # back to their coverage count, with no reasons.
+    quarantine: dict[str, QuarantineSummary] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.diff, Mapping):
             self.diff = RunDiff.from_mapping(self.diff)
+
+    def quarantine_of(self, cov: SourceCoverage) -> QuarantineSummary:
+        """One source's quarantine: the store's summary, else the coverage's bare count."""
+        summary = self.quarantine.get(cov.source)
+        if summary is not None:
+            return summary
+        return QuarantineSummary(count=cov.quarantined or 0)
+
+    def quarantined_sources(self) -> list[tuple[SourceCoverage, QuarantineSummary]]:
+        """The sources that quarantined something, in coverage order."""
+        out = []
+        for cov in self.ordered_coverage():
+            summary = self.quarantine_of(cov)
+            if summary.count:
+                out.append((cov, summary))
+        return out
 
     # --- shared views ---------------------------------------------------------------------------
     def ordered(self) -> list[Finding]:
@@ -162,6 +181,7 @@ class ReportInput:
             "sources_incomplete": sorted(c.source for c in self.coverage if not c.complete),
             "collisions": self.collisions,
             "unmatchable": self.unmatchable,
+            "quarantined": sum(q.count for _, q in self.quarantined_sources()),
         }
         if self.diff is not None:
             summary["changes"] = self.diff.as_dict()

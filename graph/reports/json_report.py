@@ -1,4 +1,7 @@
-"""findings.json: `{"run", "coverage", "findings", "unavailable", "summary"}`, keys in a stable order."""
+"""findings.json: `{"run", "coverage", "findings", "unavailable", "summary"}`, keys in a stable order.
+
+Each coverage entry carries `"quarantine": {"count", "reasons": [{"reason", "count", "examples"}]}`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from crawler.store import SourceCoverage
+from crawler.store import QuarantineSummary, SourceCoverage
 from graph.reports.input import ReportInput, evidence_json
 from graph.reports.safe_files import write_private
 
@@ -30,12 +33,14 @@ COVERAGE_KEYS = (
 )
 
 
-def coverage_entry(cov: SourceCoverage) -> dict[str, Any]:
+def coverage_entry(cov: SourceCoverage, quarantine: QuarantineSummary | None = None) -> dict[str, Any]:
     entry = {key: getattr(cov, key) for key in COVERAGE_KEYS}
     entry["complete"] = bool(cov.complete)
     entry["requests_by_purpose"] = dict(sorted((cov.requests_by_purpose or {}).items()))
     entry["notes"] = list(cov.notes or [])
     entry["collections"] = [c.as_dict() for c in cov.collections]
+    # The count and the distinct reasons with short examples; never the quarantined records themselves.
+    entry["quarantine"] = (quarantine or QuarantineSummary(count=cov.quarantined or 0)).as_dict()
     return entry
 
 
@@ -54,7 +59,7 @@ def build_document(report: ReportInput) -> dict[str, Any]:
             "finished_at": run.finished_at,
             "status": run.status,
         },
-        "coverage": [coverage_entry(c) for c in report.ordered_coverage()],
+        "coverage": [coverage_entry(c, report.quarantine_of(c)) for c in report.ordered_coverage()],
         "findings": findings,
         "unavailable": [
             {"code": str(u.code), "scope": u.scope, "reason": u.reason} for u in report.unavailable

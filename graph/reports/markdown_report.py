@@ -98,6 +98,24 @@ def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> s
         ),
     )
     out.append("")
+    quarantined = report.quarantined_sources()
+    if quarantined:
+        total = sum(q.count for _, q in quarantined)
+        out += [
+            "### Quarantined records",
+            "",
+            f"{total} record{'' if total == 1 else 's'} read but not understood (never guessed); "
+            "fix the data or the config and crawl again.",
+            "",
+        ]
+        rows: list[tuple[Any, ...]] = []
+        for cov, q in quarantined:
+            if not q.reasons:
+                rows.append((cov.source, "(reasons not recorded)", q.count, None))
+            for r in q.reasons:
+                rows.append((cov.source, r.reason, r.count, ", ".join(r.examples)))
+        out += _table(("source", "reason", "records", "examples"), rows)
+        out.append("")
 
     # --- counts -----------------------------------------------------------------------------------
     out += ["## Totals", ""]

@@ -62,11 +62,29 @@ async def test_rows_statuses_aliases_and_quarantine(tools, store, tmp_path, monk
     assert rows["e6"]["status_changed_at"] is None  # a bad date costs the date, not the person
     reasons = sorted(q["reason"] for q in store.quarantined(outcome.run_id))
     assert reasons == [
-        "ValueError: no email in column 'work_email'",
-        "ValueError: unknown status 'on leave' "
-        "(not in active_values, disabled_values or not_activated_values)",
+        "no email in column 'work_email'",
+        "status 'on leave' is not in the status vocabulary "
+        "(active_values/disabled_values/not_activated_values)",
     ]
     assert outcome.ctx.progress.quarantined == 2
+    # The quarantined row still says who it is, and where in the file it is.
+    assert store.quarantined_addresses(outcome.run_id) == {
+        "david.muller@acme.com": [
+            (
+                "hr-export",
+                "status 'on leave' is not in the status vocabulary "
+                "(active_values/disabled_values/not_activated_values)",
+            )
+        ]
+    }
+    assert {q["label"]: q["addresses"] for q in store.quarantined(outcome.run_id)} == {
+        "row 5": ["david.muller@acme.com"],
+        "row 6": [],
+    }
+    assert outcome.ctx.progress.notes == [
+        "unknown status values seen: 'on leave' (1 row): "
+        "map them with active_values / disabled_values / not_activated_values"
+    ]
     users = outcome.collections()["users"]
     assert (users["done"], users["pages"], users["records"]) == (1, 2, 4)
 
@@ -128,3 +146,37 @@ async def test_orchestrator_counts_quarantine_and_isolates_a_broken_file(tools, 
     assert coverage["hr-export"].complete
     assert (coverage["hr-export"].records, coverage["hr-export"].quarantined) == (4, 2)
     assert not coverage["hr-old"].complete and "missing.csv" in (coverage["hr-old"].error or "")
+
+
+async def test_unknown_status_values_are_named_once_with_their_counts(tools, store, tmp_path):
+    path = tmp_path / "export.csv"
+    rows = ["id,email,status"]
+    rows += [f"l{i},leave{i}@acme.com,Leave" for i in range(3)]
+    rows += ["s1,Sam.Second@Acme.com,Secondment", "a1,ann@acme.com,active"]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    cfg = tools.idp({"name": "hr", "type": "csv", "path": str(path)})
+
+    outcome = await tools.crawl_one(csv_source.open_source, cfg, store)
+
+    assert outcome.error is None
+    assert outcome.ctx.progress.notes == [
+        "unknown status values seen: 'Leave' (3 rows), 'Secondment' (1 row): "
+        "map them with active_values / disabled_values / not_activated_values"
+    ]
+    summary = store.quarantine_summary(outcome.run_id)["hr"]
+    assert summary.count == 4
+    assert [(r.reason, r.count, r.examples) for r in summary.reasons] == [
+        (
+            "status 'Leave' is not in the status vocabulary "
+            "(active_values/disabled_values/not_activated_values)",
+            3,
+            ["row 2 (leave0@acme.com)", "row 3 (leave1@acme.com)", "row 4 (leave2@acme.com)"],
+        ),
+        (
+            "status 'Secondment' is not in the status vocabulary "
+            "(active_values/disabled_values/not_activated_values)",
+            1,
+            ["row 5 (sam.second@acme.com)"],
+        ),
+    ]
+    assert store.quarantined_addresses(outcome.run_id)["sam.second@acme.com"][0][0] == "hr"

@@ -112,6 +112,7 @@ async def test_a_record_without_account_enabled_is_quarantined_never_enabled(
     assert outcome.error is None
     [row] = store.quarantined(outcome.run_id)
     assert "accountEnabled is missing" in row["reason"] and "zoe.walsh@acme.com" in row["record"]
+    assert "zoe.walsh@acme.com" in row["addresses"]
     assert len(outcome.rows()) == len(PEOPLE)
     assert outcome.ctx.progress.notes == ["1 users came back without accountEnabled and were quarantined"]
 

@@ -201,6 +201,8 @@ async def test_unknown_status_is_quarantined_not_guessed(aiohttp_server, tools, 
     assert outcome.error is None  # (the fake's record is off-spec on purpose, so no spec validation here)
     [quarantined] = store.quarantined(outcome.run_id)
     assert "unknown Okta status 'HIBERNATING'" in quarantined["reason"]
+    assert "kofi.osei@acme.com" in quarantined["addresses"]  # still evidence that the person exists
+    assert "kofi.osei@acme.com" in store.quarantined_addresses(outcome.run_id)
     assert outcome.ctx.progress.quarantined == 1
     assert len(outcome.rows()) == len(PEOPLE)
 

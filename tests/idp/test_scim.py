@@ -123,7 +123,7 @@ async def test_missing_active_is_quarantined_not_guessed(aiohttp_server, tools, 
 
     assert outcome.error is None and len(outcome.rows()) == len(PEOPLE)
     [row] = store.quarantined(outcome.run_id)
-    assert "active is missing" in row["reason"]
+    assert "active is missing" in row["reason"] and row["addresses"] == ["zoe.walsh@acme.com"]
 
 
 async def test_wrong_token_fails_clearly_without_the_token(aiohttp_server, tools, store, secret, debug_logs):

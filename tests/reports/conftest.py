@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from cdp import Browser, find_chromium
 
-from crawler.store import RunInfo, SourceCoverage
+from crawler.store import QuarantineReason, QuarantineSummary, RunInfo, SourceCoverage
 from graph.model import Code, Finding, FindingSet, Severity, Unavailable
 from graph.reports import ReportInput, RunDiff
 
@@ -53,7 +53,7 @@ def _coverage() -> list[SourceCoverage]:
             quarantined=2,
             notes=["2 user records quarantined: missing id"],
         ),
-        SourceCoverage(source="okta", kind="okta", complete=True, requests=36, records=8_412),
+        SourceCoverage(source="okta", kind="okta", complete=True, requests=36, records=8_412, quarantined=4),
         SourceCoverage(
             source="entra",
             kind="entra",
@@ -67,6 +67,22 @@ def _coverage() -> list[SourceCoverage]:
         ),
     ]
 
+
+SECONDMENT = (
+    "status 'Secondment' is not in the status vocabulary (active_values/disabled_values/not_activated_values)"
+)
+QUARANTINE = {
+    "apac": QuarantineSummary(
+        count=2, reasons=[QuarantineReason("id: Field required", 2, ["record #3", "record #9"])]
+    ),
+    "okta": QuarantineSummary(
+        count=4,
+        reasons=[
+            QuarantineReason(SECONDMENT, 3, ["row 4 (k.osei@acme.com)", "row 9 (l.chen@acme.com)", "row 12"]),
+            QuarantineReason("no email in column 'Work Email'", 1, ["row 17"]),
+        ],
+    ),
+}
 
 UNAVAILABLE = [
     Unavailable(
@@ -217,6 +233,7 @@ def build_realistic() -> ReportInput:
         collisions=2,
         unmatchable=5,
         title="Acme LearnUpon access review",
+        quarantine=dict(QUARANTINE),
     )
 
 
@@ -257,10 +274,20 @@ def build_hostile() -> ReportInput:
     coverage = [
         SourceCoverage(source="emea", kind="learnupon", complete=True, requests=3, records=7),
         SourceCoverage(
-            source="okta", kind="okta", complete=True, requests=1, records=7,
+            source="okta", kind="okta", complete=True, requests=1, records=7, quarantined=1,
             notes=["<script>window.__pwned = 4</script>"],
         ),
     ]  # fmt: skip
+    quarantine = {
+        "okta": QuarantineSummary(
+            1,
+            [
+                QuarantineReason(
+                    "<script>window.__pwned = 6</script>", 1, ['<img src=x onerror="window.__pwned = 7">']
+                )
+            ],
+        )
+    }
     return ReportInput(
         run=RunInfo(
             id=7, started_at="2025-11-01T00:00:00Z", finished_at="2025-11-01T00:05:00Z", status="complete"
@@ -268,6 +295,7 @@ def build_hostile() -> ReportInput:
         coverage=coverage,
         findings=FindingSet(run_id=7, findings=findings),
         title="<script>window.__pwned = 5</script> review",
+        quarantine=quarantine,
     )
 
 

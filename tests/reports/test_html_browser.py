@@ -287,6 +287,33 @@ async def test_evidence_is_readable_per_row(
     assert page.errors == []
 
 
+async def test_quarantine_reasons_are_visible_in_the_coverage_section(
+    browser: Browser, realistic_report: ReportInput, tmp_path: Path
+) -> None:
+    page = await _open(browser, realistic_report, tmp_path)
+    assert await page.evaluate("document.getElementById('quarantine').open") is True
+    assert await page.evaluate("document.getElementById('quarantine').closest('section').id") == "coverage"
+    text = await page.evaluate("document.getElementById('quarantine').innerText")
+    assert "Quarantined records: 6 records in 2 sources" in text
+    for summary in realistic_report.quarantine.values():
+        for reason in summary.reasons:
+            assert reason.reason in text
+            assert all(example in text for example in reason.examples)
+    rows = await page.evaluate(
+        "Array.from(document.querySelectorAll('#quarantine tbody tr')).map((r) => "
+        "Array.from(r.cells).map((c) => c.innerText))"
+    )
+    secondment = realistic_report.quarantine["okta"].reasons[0].reason
+    assert "Secondment" in secondment
+    assert ["okta", secondment, "3", "row 4 (k.osei@acme.com), row 9 (l.chen@acme.com), row 12"] in rows
+    visible = await page.evaluate(
+        "(() => { const r = document.querySelector('#quarantine td.reason').getBoundingClientRect(); "
+        "return r.width > 0 && r.height > 0; })()"
+    )
+    assert visible is True
+    assert page.errors == []
+
+
 async def test_hostile_strings_stay_text_in_the_browser(
     browser: Browser, hostile_report: ReportInput, tmp_path: Path
 ) -> None:
