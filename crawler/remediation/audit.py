@@ -138,6 +138,11 @@ def verify_log(path: Path, key: bytes, expect_head: str | None = None) -> Verify
     return _check_lines(Path(path).read_bytes(), key, expect_head)
 
 
+def verify_log_bytes(data: bytes, key: bytes, expect_head: str | None = None) -> VerifyResult:
+    """`verify_log` of a log's content (b"" for a log that does not exist)."""
+    return _check_lines(data, key, expect_head)
+
+
 def read_entries(path: Path, key: bytes, expect_head: str | None = None) -> list[dict[str, Any]]:
     """Every complete entry, after checking the chain: acting on a log that was tampered with is refused.
 

@@ -38,7 +38,7 @@ from crawler.remediation.apply import (
     targets_from_plan,
     undo_targets,
 )
-from crawler.remediation.audit import AuditError, AuditLog, read_entries, verify_log
+from crawler.remediation.audit import AuditError, AuditLog, read_entries, verify_log, verify_log_bytes
 from crawler.remediation.idp_check import LOOKUPS
 from crawler.remediation.keys import KeyMissing, resolve_key
 from crawler.remediation.plan import (
@@ -104,6 +104,26 @@ def _key(cfg: Config | None, key_env: str | None) -> bytes:
         return resolve_key(cfg, key_env)
     except KeyMissing as exc:
         raise _usage(str(exc)) from None
+
+
+def _check_log(path: Path, key: bytes, expect_head: str | None) -> None:
+    """Refuse a log that will not be extended before any request is sent (read-only: nothing is created)."""
+    try:
+        result = verify_log(path, key, expect_head)
+    except FileNotFoundError:
+        if expect_head is None:
+            return
+        result = verify_log_bytes(b"", key, expect_head)
+    except OSError as exc:
+        raise _usage(f"audit log {path}: {exc.strerror}") from None
+    if result.ok:
+        return
+    if result.broken_entry is None:
+        raise _usage(f"audit log {path}: {result.reason}; refusing to extend it")
+    raise _usage(
+        f"audit log {path} fails verification at entry {result.broken_entry} ({result.reason}); "
+        "refusing to extend it: keep it as evidence and use a new log"
+    )
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -335,6 +355,7 @@ def apply_command(
         console.print(f"plan {plan.plan_hash[:16]} lists no account; nothing to do")
         raise typer.Exit(EXIT_OK)
     _can_confirm(yes)
+    _check_log(log, key, expect_head)
     targets = targets_from_plan(plan)
     live = asyncio.run(read_live(targets, cfg))
     console.print(live_table(plan, live))

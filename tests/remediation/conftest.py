@@ -66,7 +66,7 @@ class Estate:
         remediation: str = f'key_env = "{KEY_ENV}"\n',
         crawl: str = "",
     ) -> Path:
-        """The estate's config; `urls` points portals elsewhere (a hostile proxy), `crawl` adds [crawl] keys."""
+        """The estate's config; `urls` points portals elsewhere (a proxy), `crawl` adds [crawl] keys."""
         blocks = ['[review]\nmanaged_domains = ["acme.com"]\n', f"[remediation]\n{remediation}"]
         if crawl:
             blocks.append(f"[crawl]\n{crawl}")
