@@ -43,12 +43,21 @@ async def test_an_edited_plan_rehashed_with_sha256_is_refused_even_with_an_empty
     portal, admin_id = add_an_admin_as_a_learner(estate, plan_path)
     rehashed = json.loads(plan_path.read_text())["plan_hash"]
     log = estate.tmp / "audit.jsonl"
+    # Without an IdP to re-check (Okta would vouch for an active admin) the old code disabled the admin.
+    no_idp = estate.write_config(estate.tmp / "no-idp.toml", idp=False)
 
     for pinned in ("", rehashed):
         code, _, err = await estate.cli(
-            "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--plan-hash", pinned,
-            "--log", str(log),
-        )  # fmt: skip
+            "apply",
+            str(plan_path),
+            "--config",
+            str(no_idp),
+            "--yes",
+            "--plan-hash",
+            pinned,
+            "--log",
+            str(log),
+        )
         assert code == 2, err
         assert "not the approved" in err or "fails authentication" in err, err
 
