@@ -356,27 +356,40 @@ class _Run:
             await self.memberships(client, t)
 
     async def memberships(self, client: PortalClient, t: Target) -> None:
-        """Remove every group membership of a just-disabled account, each verified by reading them back."""
+        """Remove every group membership of a just-disabled account, each verified by reading them back.
+
+        Like the disable, the DELETEs are preceded by a write-ahead intent naming every group.
+        """
+        kind = "remove_membership"
+        intent = None
         try:
             groups = await client.groups_of(t.user_id)
+            if groups:
+                ids = ", ".join(str(g) for g in sorted(groups))
+                about = Outcome(
+                    t, self.command, kind, INTENT, f"about to remove memberships: {ids}", phase=INTENT
+                )
+                intent = self.record(about)
             for group_id in sorted(groups):
                 await client.remove_membership(group_id, t.user_id)
             remaining = await client.groups_of(t.user_id) if groups else {}
         except SourceError as exc:  # the disable stands; the memberships are reported, not guessed
-            self.record(
-                Outcome(t, self.command, "remove_membership", FAILED, f"memberships not removed: {exc}")
-            )
+            reason = f"memberships not removed (or not verified): {exc}"
+            self.record(Outcome(t, self.command, kind, FAILED, reason, intent_seq=intent))
             return
         for group_id, title in sorted(groups.items()):
             group = {"id": group_id, "title": title}
             before = {"member": True}
             if group_id in remaining:
                 reason = "the DELETE answered success but the account is still a member (silent no-op)"
-                outcome = Outcome(t, self.command, "remove_membership", FAILED, reason, before, before, group)
+                outcome = Outcome(
+                    t, self.command, kind, FAILED, reason, before, before, group, intent_seq=intent
+                )
             else:
                 reason = "membership removed; verified by read-back"
+                after = {"member": False}
                 outcome = Outcome(
-                    t, self.command, "remove_membership", DONE, reason, before, {"member": False}, group
+                    t, self.command, kind, DONE, reason, before, after, group, intent_seq=intent
                 )
             self.record(outcome)
 

@@ -265,6 +265,12 @@ async def test_remove_memberships_deletes_memberships_never_users_and_verifies(e
         assert sorted(removed) == groups
     bodies = [e for e in outcomes(log) if e["action"] == "remove_membership"]
     assert bodies and all(e["result"] == DONE and e["group"]["title"] for e in bodies)
+    intents = {
+        e["seq"]
+        for e in read_entries(log, KEY)
+        if e["phase"] == "intent" and e["action"] == "remove_membership"
+    }
+    assert all(e["intent_seq"] in intents for e in bodies), "the DELETEs were announced before they were sent"
     deletes = estate.requests("DELETE")
     assert deletes and all(path == "/group_memberships/0" for _, _, path, _, _ in deletes)
     assert_nothing_deleted(estate, memberships=True)
