@@ -76,7 +76,7 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask: for sched
 LogOpt = Annotated[Path, typer.Option("--log", help="Audit log (JSON Lines, hash-chained; created 0o600).")]
 KeyEnvOpt = Annotated[
     str | None,
-    typer.Option("--key-env", help="Env var holding the remediation key (default: [remediation] key_env)."),
+    typer.Option("--key-env", help="Env var holding the remediation key (default: \\[remediation] key_env)."),
 ]
 ExpectHeadOpt = Annotated[
     str | None,
@@ -87,7 +87,7 @@ ExpectHeadOpt = Annotated[
 
 
 def _usage(message: str) -> typer.Exit:
-    console.print(f"[bold red]idgraph remediate:[/] {message}", highlight=False)
+    console.print(f"[bold red]idgraph remediate:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -381,7 +381,8 @@ def apply_command(
 def verify_command(
     log: Annotated[Path, typer.Argument(metavar="LOG", help="The audit log to check.")],
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Config whose [remediation] key_env names the key.")
+        Path | None,
+        typer.Option("--config", "-c", help="Config whose \\[remediation] key_env names the key."),
     ] = None,
     key_env: KeyEnvOpt = None,
     expect_head: ExpectHeadOpt = None,
