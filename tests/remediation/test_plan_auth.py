@@ -93,7 +93,7 @@ async def test_a_plan_made_with_another_key_or_without_one_is_refused(estate) ->
     code, _, err = await estate.cli(
         "apply", str(plan_path), "--config", str(keyless), "--yes", "--plan-hash", plan.plan_hash
     )
-    assert code == 2 and "key_env" in err and len(err.strip().splitlines()) == 1, err
+    assert code == 2 and "[remediation] key_env" in err and len(err.strip().splitlines()) == 1, err
     code, _, err = await estate.cli(
         "plan", "--db", str(estate.db), "--finding", "idp_disabled_active", "--config", str(keyless),
         "--out", str(estate.tmp / "p.json"),
