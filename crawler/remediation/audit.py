@@ -156,6 +156,12 @@ def read_entries(path: Path, key: bytes, expect_head: str | None = None) -> list
     return [json.loads(line) for line in data[: result.complete_bytes].split(b"\n") if line]
 
 
+def open_intents(entries: list[dict[str, Any]]) -> list[int]:
+    """Seqs of intents no outcome settles: the run stopped around those writes, so their result is unknown."""
+    settled = {e.get("intent_seq") for e in entries if e.get("phase") == "outcome"}
+    return [e["seq"] for e in entries if e.get("phase") == "intent" and e["seq"] not in settled]
+
+
 def default_actor() -> dict[str, str]:
     """Who ran it: the login name and the host, as far as the OS can tell."""
     import getpass

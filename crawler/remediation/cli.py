@@ -38,7 +38,14 @@ from crawler.remediation.apply import (
     targets_from_plan,
     undo_targets,
 )
-from crawler.remediation.audit import AuditError, AuditLog, read_entries, verify_log, verify_log_bytes
+from crawler.remediation.audit import (
+    AuditError,
+    AuditLog,
+    open_intents,
+    read_entries,
+    verify_log,
+    verify_log_bytes,
+)
 from crawler.remediation.idp_check import LOOKUPS
 from crawler.remediation.keys import KeyMissing, resolve_key
 from crawler.remediation.plan import (
@@ -402,6 +409,15 @@ def verify_command(
         console.print(
             f"{log}: the last line is torn ({len(result.torn_tail)} bytes, an interrupted write): "
             "not an entry; the next apply or undo cuts it off and logs that",
+            highlight=False,
+            markup=False,
+        )
+    unsettled = open_intents(read_entries(log, key)) if result.ok else []
+    if unsettled:
+        console.print(
+            f"{log}: {len(unsettled)} intent(s) without an outcome (entries "
+            f"{', '.join(map(str, unsettled))}): the run stopped around those writes, so those accounts' "
+            "state is unknown until a new apply re-reads them",
             highlight=False,
             markup=False,
         )

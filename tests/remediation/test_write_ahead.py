@@ -16,7 +16,7 @@ from aiohttp import ClientSession, web
 
 from crawler.idp.fakes import serve
 from crawler.remediation.apply import DONE, run_targets, targets_from_plan
-from crawler.remediation.audit import AuditLog, read_entries, verify_log
+from crawler.remediation.audit import AuditLog, open_intents, read_entries, verify_log
 
 KEY = b"remediation-SECRET-key-2b7d41c9e8a3"  # conftest.REMEDIATION_KEY
 ACTOR = {"user": "tester", "host": "ci"}
@@ -32,6 +32,12 @@ def test_a_torn_tail_is_cut_off_on_open_and_the_recovery_is_logged(tmp_path: Pat
         handle.write(torn)
 
     assert [e["user_id"] for e in read_entries(path, KEY)] == list(range(10)), "the ten good entries count"
+    assert (
+        open_intents([{"seq": 1, "phase": "intent"}, {"seq": 2, "phase": "outcome", "intent_seq": 1}]) == []
+    )
+    assert open_intents(
+        [{"seq": 1, "phase": "outcome", "intent_seq": None}, {"seq": 2, "phase": "intent"}]
+    ) == [2]
     with AuditLog(path, key=KEY, actor=ACTOR) as log:
         log.append({"action": "enable", "portal": "emea", "user_id": 3, "result": "done"})
 
@@ -83,6 +89,9 @@ async def test_on_a_full_disk_no_account_is_disabled_without_an_entry_and_undo_s
     config = ["--config", str(estate.config_path)]
     code, _, err = await estate.cli("verify", str(log), *config)
     assert code == 0 and "torn" in err, err
+    settled = {e["intent_seq"] for e in entries if e["phase"] == "outcome"}
+    if any(e["seq"] not in settled for e in entries if e["phase"] == "intent"):  # the disk filled after a PUT
+        assert "without an outcome" in err, err
 
     done = [e for e in entries if e["phase"] == "outcome" and e["result"] == DONE]
     code, _, err = await estate.cli(
