@@ -161,6 +161,14 @@ class CsvConfig(_IdPBase):
     not_activated_values: list[str] = Field(default_factory=lambda: ["pending", "staged"])
 
 
+class RemediationConfig(_Strict):
+    """`[remediation]`: the key that authenticates plans and audit entries, named by an env var."""
+
+    key_env: str | None = None
+    plan_max_age_hours: int = Field(default=72, ge=1, le=24 * 90)
+    key: SecretStr | None = Field(default=None, exclude=True)
+
+
 IdPConfig = Annotated[
     OktaConfig | EntraConfig | GoogleConfig | ScimConfig | CsvConfig, Field(discriminator="type")
 ]
@@ -179,6 +187,7 @@ class Config(_Strict):
     crawl: CrawlConfig = Field(default_factory=CrawlConfig)
     portals: list[PortalConfig] = Field(default_factory=list)
     idps: list[IdPConfig] = Field(default_factory=list)
+    remediation: RemediationConfig = Field(default_factory=RemediationConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -238,6 +247,24 @@ def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, A
             items.append(item)
         if kind in resolved:
             resolved[kind] = items
+    return _resolve_remediation_key(resolved, env)
+
+
+def _resolve_remediation_key(resolved: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """`[remediation] key_env`: the same rules as every other secret (never in the file, must be set)."""
+    table = resolved.get("remediation")
+    if not isinstance(table, dict):
+        return resolved
+    if "key" in table:
+        raise ConfigError(
+            "remediation.key: secrets never go in the config file; "
+            "set key_env to the name of an environment variable"
+        )
+    var = table.get("key_env")
+    if isinstance(var, str) and var:
+        if not env.get(var):
+            raise ConfigError(f"remediation.key_env: environment variable {var} is not set")
+        resolved["remediation"] = {**table, "key": env[var]}
     return resolved
 
 

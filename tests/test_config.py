@@ -92,3 +92,19 @@ def test_load_config_reports_toml_errors(tmp_path: Path) -> None:
         load_config(path, env=ENV)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml", env=ENV)
+
+
+def test_remediation_key_comes_from_the_env_var_the_config_names() -> None:
+    raw = {"portals": [portal()], "remediation": {"key_env": "RKEY", "plan_max_age_hours": 24}}
+    config = parse_config(raw, env={**ENV, "RKEY": "remediation-key-0123456789"})
+    assert config.remediation.key is not None
+    assert config.remediation.key.get_secret_value() == "remediation-key-0123456789"
+    assert config.remediation.plan_max_age_hours == 24
+    assert "remediation-key-0123456789" not in config.model_dump_json() + repr(config)
+    assert parse_config({"portals": [portal()]}, env=ENV).remediation.key is None
+    with pytest.raises(ConfigError, match=r"^remediation.key_env: environment variable RKEY is not set$"):
+        parse_config(raw, env=ENV)
+    with pytest.raises(ConfigError, match=r"^remediation.key: secrets never go in the config file"):
+        parse_config({"portals": [portal()], "remediation": {"key": "inline"}}, env=ENV)
+    with pytest.raises(ConfigError, match=r"^remediation.plan_max_age_hours"):
+        parse_config({"portals": [portal()], "remediation": {"plan_max_age_hours": 0}}, env=ENV)

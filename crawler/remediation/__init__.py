@@ -2,16 +2,19 @@
 
 The path is deliberately split in two so that a second person can stand between the verdict and the write:
 
-    idgraph remediate plan   — findings of one snapshot run -> a reviewable, hashed PLAN.json (offline)
-    idgraph remediate apply  — re-read each account, skip what changed, PUT, read back, log every step
-    idgraph remediate verify — check the audit log's hash chain
+    idgraph remediate plan   — findings of one snapshot run -> a reviewable, keyed-hash PLAN.json (offline)
+    idgraph remediate apply  — re-read each account, skip what changed, log the intent, PUT, read back
+    idgraph remediate verify — check the audit log's hash chain and MACs (and that it still has the head)
     idgraph remediate undo   — re-enable accounts a logged disable turned off by mistake
+
+Plans and audit entries are authenticated with one key (`keys`): see the README's remediation section.
 
 Nothing here ever sends `DELETE /users`: deleting a LearnUpon user purges its learning history.
 """
 
 from crawler.remediation.apply import Outcome, Target, UndoError, run_targets, targets_from_plan, undo_targets
 from crawler.remediation.audit import GENESIS, AuditError, AuditLog, VerifyResult, read_entries, verify_log
+from crawler.remediation.keys import KeyMissing, resolve_key
 from crawler.remediation.plan import (
     REMEDIABLE,
     Plan,
@@ -28,6 +31,7 @@ __all__ = [
     "REMEDIABLE",
     "AuditError",
     "AuditLog",
+    "KeyMissing",
     "Outcome",
     "Plan",
     "PlanAction",
@@ -39,6 +43,7 @@ __all__ = [
     "load_plan",
     "plan_from_snapshot",
     "read_entries",
+    "resolve_key",
     "run_targets",
     "targets_from_plan",
     "undo_targets",

@@ -2,13 +2,18 @@
 
 LearnUpon can answer 200 to a write and change nothing, and a plan can be days old. So for each account:
 
-1. `GET /users/{id}` — skip (with the reason) an account that is gone, has another email now (the id may
-   belong to someone else), or is already in the wanted state;
-2. for a disable, ask the IdPs that can be searched whether the person is active again (`idp_check`);
-3. `PUT /users/{id}` with `{"User": {"enabled": false}}` (capitalised wrapper: the real API 404s without it);
-4. `GET /users/{id}` again — only an account that now reads `enabled: false` counts as done; a silent no-op
-   is a failure;
-5. optionally remove its group memberships (`DELETE /group_memberships/0` with a `GroupMembership` body) and
+1. `GET /users/{id}` — skip (with the reason) an account that is gone or differs in any field from the
+   state the plan saved (email, enabled, user type, username, updated_at): the id may belong to someone
+   else now, or someone changed it since. An undo compares against our own read-back of the disable;
+2. ask the IdPs that can be searched: a disable is skipped if the person is active again; an undo is
+   refused while the IdP still says the person is disabled (unless forced) (`idp_check`);
+3. append a write-ahead `intent` entry to the audit log (fsynced): no write is sent that the log cannot hold;
+4. `PUT /users/{id}` with `{"User": {"enabled": false}}` (capitalised wrapper: the real API 404s without it).
+   A PUT that times out or loses its connection may have been applied: its outcome is "unknown" and the
+   read-back settles it — it is never recorded as refused;
+5. `GET /users/{id}` again — only an account that now reads `enabled: false` counts as done; a silent no-op
+   is a failure. The `outcome` entry names its intent's seq;
+6. optionally remove its group memberships (`DELETE /group_memberships/0` with a `GroupMembership` body) and
    read the memberships back the same way.
 
 Requests (`portal.PortalClient`) go through each portal's own `SourceHttp`, built by
@@ -37,7 +42,9 @@ from crawler.remediation.idp_check import IdpChecker
 from crawler.remediation.plan import Plan
 from crawler.remediation.portal import PortalClient
 
-DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+DONE, SKIPPED, FAILED, INTENT = "done", "skipped", "failed", "intent"
+# What `apply` compares the live account against, and what every before/after records.
+STATE_FIELDS = ("enabled", "email", "username", "user_type", "updated_at")
 logger = logging.getLogger("idgraph.remediation")
 GIVE_UP_AFTER = 3  # consecutive transport failures before the rest of a portal is left alone
 
@@ -54,6 +61,8 @@ class Target:
     finding: str | None = None
     finding_id: str | None = None
     undo_of: int | None = None  # the log entry an undo reverses
+    expect: dict[str, Any] | None = None  # the saved state the live account must still match (STATE_FIELDS)
+    force: bool = False  # undo only: re-enable although the IdP still says the person is disabled
 
     @property
     def action(self) -> str:
@@ -73,10 +82,14 @@ class Outcome:
     after: dict[str, Any] | None = None
     group: dict[str, Any] | None = None  # for membership removals: the group's id and title
     idp_recheck: dict[str, str] | None = None
+    phase: str = "outcome"  # "intent": written (and fsynced) before the write is sent
+    intent_seq: int | None = None  # for an outcome: the seq of the intent it settles
 
     def entry(self) -> dict[str, Any]:
         t = self.target
         return {
+            "phase": self.phase,
+            "intent_seq": self.intent_seq,
             "command": self.command,
             "plan_hash": t.plan_hash,
             "portal": t.portal,
@@ -105,6 +118,7 @@ def targets_from_plan(plan: Plan) -> list[Target]:
             plan_hash=plan.plan_hash,
             finding=a.finding.code.value,
             finding_id=a.finding.id,
+            expect=a.state.model_dump(include=set(STATE_FIELDS)),
         )
         for a in plan.actions
     ]
@@ -114,8 +128,14 @@ class UndoError(ValueError):
     """An `--entry` that cannot be undone; nothing is done when any of them is refused."""
 
 
-def undo_targets(entries: Sequence[dict[str, Any]], numbers: Iterable[int]) -> list[Target]:
-    """Re-enable targets for log entries `numbers` (1-based), each a completed disable not yet undone."""
+def undo_targets(
+    entries: Sequence[dict[str, Any]], numbers: Iterable[int], *, force: bool = False
+) -> list[Target]:
+    """Re-enable targets for log entries `numbers` (1-based), each a completed disable not yet undone.
+
+    Each target expects the account exactly as the disable's read-back left it: if anyone touched it since
+    (re-enabled and disabled it again, changed its email or type), the undo is refused for that account.
+    """
     by_seq = {e.get("seq"): e for e in entries}
     undone = {
         e["undo_of"]: e["seq"]
@@ -127,7 +147,7 @@ def undo_targets(entries: Sequence[dict[str, Any]], numbers: Iterable[int]) -> l
         entry = by_seq.get(number)
         if entry is None:
             raise UndoError(f"--entry {number}: the log has no such entry (it has {len(entries)})")
-        if entry.get("action") != "disable" or entry.get("result") != DONE:
+        if entry.get("action") != "disable" or entry.get("result") != DONE or entry.get("phase") == INTENT:
             raise UndoError(
                 f"--entry {number}: only a completed disable can be undone; this entry is "
                 f"{entry.get('action')} / {entry.get('result')}"
@@ -135,6 +155,8 @@ def undo_targets(entries: Sequence[dict[str, Any]], numbers: Iterable[int]) -> l
         if number in undone:
             raise UndoError(f"--entry {number}: already undone by entry {undone[number]}")
         after = entry.get("after") or {}
+        if after.get("enabled") is not False:
+            raise UndoError(f"--entry {number}: the entry has no read-back showing the account disabled")
         targets.append(
             Target(
                 portal=entry["portal"],
@@ -145,13 +167,26 @@ def undo_targets(entries: Sequence[dict[str, Any]], numbers: Iterable[int]) -> l
                 finding=entry.get("finding"),
                 finding_id=entry.get("finding_id"),
                 undo_of=number,
+                expect={k: after[k] for k in STATE_FIELDS if k in after},
+                force=force,
             )
         )
     return targets
 
 
 def _state(user: LUUser) -> dict[str, Any]:
-    return {"enabled": user.enabled, "email": user.email, "user_type": user.user_type}
+    return {name: getattr(user, name) for name in STATE_FIELDS}
+
+
+def drift(expect: dict[str, Any] | None, live: LUUser) -> list[str]:
+    """Each saved field the live account no longer has, as `field 'saved' is now 'live'`."""
+    changes = []
+    for name, saved in (expect or {}).items():
+        now = getattr(live, name)
+        equal = _same_email(saved, now) if name == "email" else saved == now
+        if not equal:
+            changes.append(f"{name} {saved!r} is now {now!r}")
+    return changes
 
 
 def _same_email(a: str | None, b: str | None) -> bool:
@@ -176,12 +211,18 @@ class _Run:
     on_outcome: Callable[[Outcome], None] | None
     outcomes: list[Outcome] = field(default_factory=list)
 
-    def record(self, outcome: Outcome) -> None:
-        """Log first, then report: an action nobody can find in the log did not happen as far as we know."""
-        self.log.append(outcome.entry())
+    def record(self, outcome: Outcome) -> int:
+        """Log first, then report: an action nobody can find in the log did not happen as far as we know.
+
+        Returns the entry's seq. Intents are logged but not reported: their outcome follows.
+        """
+        seq = int(self.log.append(outcome.entry())["seq"])
+        if outcome.phase == INTENT:
+            return seq
         self.outcomes.append(outcome)
         if self.on_outcome is not None:
             self.on_outcome(outcome)
+        return seq
 
     def outcome(self, t: Target, result: str, reason: str, **kw: Any) -> Outcome:
         return Outcome(t, self.command, t.action, result, reason, **kw)
@@ -241,21 +282,44 @@ class _Run:
             already = f"already {'enabled' if t.enable else 'disabled'}"
             self.record(self.outcome(t, SKIPPED, already, before=state))
             return
+        changes = drift(t.expect, before)
+        if changes:
+            since = "our disable's read-back" if t.enable else "the plan"
+            result = FAILED if t.enable else SKIPPED  # an undo asked for by a person must not pass quietly
+            prefix = "refused: " if t.enable else ""
+            reason = f"{prefix}changed since {since}: {'; '.join(changes)}"
+            self.record(self.outcome(t, result, reason, before=state))
+            return
         recheck = None
-        if not t.enable and self.checker is not None:
+        if self.checker is not None:
             verdict = await self.checker.check(t.email)
             recheck = verdict.statuses
-            if verdict.error is not None:
+            if verdict.error is not None and not t.force:
                 self.record(self.outcome(t, FAILED, verdict.error, before=state, idp_recheck=recheck))
                 return
-            if verdict.active_in:
+            if not t.enable and verdict.active_in:
                 reason = f"active again in the IdP: {', '.join(verdict.active_in)}"
                 self.record(self.outcome(t, SKIPPED, reason, before=state, idp_recheck=recheck))
                 return
+            if t.enable and verdict.disabled_in and not verdict.active_in and not t.force:
+                reason = (
+                    f"refused: the IdP still says the person is disabled ({', '.join(verdict.disabled_in)}); "
+                    "re-enable them there first, or pass --force"
+                )
+                self.record(self.outcome(t, FAILED, reason, before=state, idp_recheck=recheck))
+                return
+        verb = "re-enable" if t.enable else "disable"
+        intent = self.record(
+            self.outcome(t, INTENT, f"about to {verb}", before=state, idp_recheck=recheck, phase=INTENT)
+        )
+        unknown = None
         try:
             await client.set_enabled(t.user_id, t.enable)
+        except TransientError as exc:  # a timeout or a lost connection: the PUT may have been applied
+            unknown = f"write outcome unknown ({exc}); settled by read-back: "
         except SourceError as exc:
-            self.record(self.outcome(t, FAILED, f"write refused: {exc}", before=state, idp_recheck=recheck))
+            reason = f"write refused: {exc}"
+            self.record(self.outcome(t, FAILED, reason, before=state, idp_recheck=recheck, intent_seq=intent))
             if isinstance(exc, AuthError):  # e.g. a read-only API key: every other write would fail too
                 raise _StopPortal(f"writes refused on portal {t.portal} ({exc})") from None
             return
@@ -263,50 +327,69 @@ class _Run:
             after = await client.read_user(t.user_id)
         except SourceError as exc:
             reason = f"the write was sent but the read-back failed ({exc}): state unknown, run apply again"
-            self.record(self.outcome(t, FAILED, reason, before=state, idp_recheck=recheck))
+            self.record(self.outcome(t, FAILED, reason, before=state, idp_recheck=recheck, intent_seq=intent))
             return
         if after is None:
-            self.record(self.outcome(t, FAILED, "the account vanished after the write", before=state))
+            reason = "the account vanished after the write"
+            self.record(self.outcome(t, FAILED, reason, before=state, intent_seq=intent))
             return
         if after.enabled != t.enable:
             reason = (
                 "the write answered success but the account still reads "
                 f"enabled={str(after.enabled).lower()} (silent no-op)"
             )
+            if unknown is not None:
+                reason = f"{unknown}the account still reads enabled={str(after.enabled).lower()}"
             self.record(
-                self.outcome(t, FAILED, reason, before=state, after=_state(after), idp_recheck=recheck)
-            )
+                self.outcome(t, FAILED, reason, before=state, after=_state(after), idp_recheck=recheck,
+                             intent_seq=intent)
+            )  # fmt: skip
             return
-        verb = "re-enabled" if t.enable else "disabled"
+        done = f"{'re-enabled' if t.enable else 'disabled'}; verified by read-back"
+        if unknown is not None:
+            done = f"{unknown}{'re-enabled' if t.enable else 'disabled'}"
         self.record(
-            self.outcome(t, DONE, f"{verb}; verified by read-back", before=state, after=_state(after),
-                         idp_recheck=recheck)
+            self.outcome(t, DONE, done, before=state, after=_state(after), idp_recheck=recheck,
+                         intent_seq=intent)
         )  # fmt: skip
         if self.remove_memberships and not t.enable:
             await self.memberships(client, t)
 
     async def memberships(self, client: PortalClient, t: Target) -> None:
-        """Remove every group membership of a just-disabled account, each verified by reading them back."""
+        """Remove every group membership of a just-disabled account, each verified by reading them back.
+
+        Like the disable, the DELETEs are preceded by a write-ahead intent naming every group.
+        """
+        kind = "remove_membership"
+        intent = None
         try:
             groups = await client.groups_of(t.user_id)
+            if groups:
+                ids = ", ".join(str(g) for g in sorted(groups))
+                about = Outcome(
+                    t, self.command, kind, INTENT, f"about to remove memberships: {ids}", phase=INTENT
+                )
+                intent = self.record(about)
             for group_id in sorted(groups):
                 await client.remove_membership(group_id, t.user_id)
             remaining = await client.groups_of(t.user_id) if groups else {}
         except SourceError as exc:  # the disable stands; the memberships are reported, not guessed
-            self.record(
-                Outcome(t, self.command, "remove_membership", FAILED, f"memberships not removed: {exc}")
-            )
+            reason = f"memberships not removed (or not verified): {exc}"
+            self.record(Outcome(t, self.command, kind, FAILED, reason, intent_seq=intent))
             return
         for group_id, title in sorted(groups.items()):
             group = {"id": group_id, "title": title}
             before = {"member": True}
             if group_id in remaining:
                 reason = "the DELETE answered success but the account is still a member (silent no-op)"
-                outcome = Outcome(t, self.command, "remove_membership", FAILED, reason, before, before, group)
+                outcome = Outcome(
+                    t, self.command, kind, FAILED, reason, before, before, group, intent_seq=intent
+                )
             else:
                 reason = "membership removed; verified by read-back"
+                after = {"member": False}
                 outcome = Outcome(
-                    t, self.command, "remove_membership", DONE, reason, before, {"member": False}, group
+                    t, self.command, kind, DONE, reason, before, after, group, intent_seq=intent
                 )
             self.record(outcome)
 
@@ -331,7 +414,7 @@ async def run_targets(
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
     checker = None
     try:
-        if any(not t.enable for t in targets):
+        if targets:
             checker = IdpChecker(config.idps, connector, config.crawl)
         run = _Run(config, log, command, remove_memberships, checker, on_outcome)
         try:
@@ -350,3 +433,37 @@ async def run_targets(
 
 def failed(outcomes: Iterable[Outcome]) -> bool:
     return any(o.result == FAILED for o in outcomes)
+
+
+async def read_live(targets: Sequence[Target], config: Config) -> dict[tuple[str, int], LUUser | str | None]:
+    """A read-only pass: each target's account as it is now (None: gone; a string: why it could not be read).
+
+    This is what the confirmation table shows — live values, not the plan's claims. Nothing is written.
+    """
+    by_portal: dict[str, list[Target]] = {}
+    for t in targets:
+        by_portal.setdefault(t.portal, []).append(t)
+    portals = {p.name: p for p in config.portals}
+    found: dict[tuple[str, int], LUUser | str | None] = {}
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+
+    async def one_portal(cfg: PortalConfig, ts: list[Target]) -> None:
+        http, _ = portal_source(cfg, connector, config.crawl)
+        client = PortalClient(http, cfg.base_url)
+        try:
+            for t in ts:
+                try:
+                    found[(t.portal, t.user_id)] = await client.read_user(t.user_id)
+                except SourceError as exc:
+                    found[(t.portal, t.user_id)] = f"cannot read: {exc}"
+        finally:
+            await http.close()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for name, ts in sorted(by_portal.items()):
+                if name in portals:
+                    group.create_task(one_portal(portals[name], ts))
+    finally:
+        await connector.close()
+    return found

@@ -3,6 +3,11 @@
 Exit codes: 0 — done (every planned action done or legitimately skipped; a log that verifies);
 1 — `verify` found a broken chain, or the operator answered no; 2 — bad usage, config, plan or log, or
 no confirmation possible (nothing was changed); 3 — some action failed (see the table and the log).
+
+Every command needs the remediation key (`[remediation] key_env` in the config, or `--key-env VAR`): it
+authenticates plans and audit entries. `apply --yes` needs `--plan-hash` with the full approved hash.
+`apply`/`undo` print the log's new head: record it, and pass it back as `--expect-head` to `verify`,
+`apply` and `undo`, which then refuse a log that was cut short or replaced.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from crawler.config import Config, ConfigError, load_config
+from crawler.records import LUUser
 from crawler.remediation.apply import (
     DONE,
     FAILED,
@@ -25,14 +31,32 @@ from crawler.remediation.apply import (
     Outcome,
     Target,
     UndoError,
+    drift,
     failed,
+    read_live,
     run_targets,
     targets_from_plan,
     undo_targets,
 )
-from crawler.remediation.audit import AuditError, AuditLog, read_entries, verify_log
+from crawler.remediation.audit import (
+    AuditError,
+    AuditLog,
+    open_intents,
+    read_entries,
+    verify_log,
+    verify_log_bytes,
+)
 from crawler.remediation.idp_check import LOOKUPS
-from crawler.remediation.plan import REMEDIABLE, Plan, PlanError, load_plan, plan_from_snapshot, write_plan
+from crawler.remediation.keys import KeyMissing, resolve_key
+from crawler.remediation.plan import (
+    REMEDIABLE,
+    Plan,
+    PlanError,
+    check_config,
+    load_plan,
+    plan_from_snapshot,
+    write_plan,
+)
 from graph.model import SEVERITY_ORDER, Code, Severity
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
@@ -57,10 +81,20 @@ console = Console(stderr=True)
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="TOML config naming the portals (and IdPs).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask: for schedulers, after review.")]
 LogOpt = Annotated[Path, typer.Option("--log", help="Audit log (JSON Lines, hash-chained; created 0o600).")]
+KeyEnvOpt = Annotated[
+    str | None,
+    typer.Option("--key-env", help="Env var holding the remediation key (default: \\[remediation] key_env)."),
+]
+ExpectHeadOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--expect-head", help="The log head recorded last time: refuse a log that no longer has it."
+    ),
+]
 
 
 def _usage(message: str) -> typer.Exit:
-    console.print(f"[bold red]idgraph remediate:[/] {message}", highlight=False)
+    console.print(f"[bold red]idgraph remediate:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -71,6 +105,34 @@ def _config(path: Path) -> Config:
         raise _usage(f"config error: {exc}") from None
 
 
+def _key(cfg: Config | None, key_env: str | None) -> bytes:
+    """The remediation key, or exit 2 naming where it should come from (never what it is)."""
+    try:
+        return resolve_key(cfg, key_env)
+    except KeyMissing as exc:
+        raise _usage(str(exc)) from None
+
+
+def _check_log(path: Path, key: bytes, expect_head: str | None) -> None:
+    """Refuse a log that will not be extended before any request is sent (read-only: nothing is created)."""
+    try:
+        result = verify_log(path, key, expect_head)
+    except FileNotFoundError:
+        if expect_head is None:
+            return
+        result = verify_log_bytes(b"", key, expect_head)
+    except OSError as exc:
+        raise _usage(f"audit log {path}: {exc.strerror}") from None
+    if result.ok:
+        return
+    if result.broken_entry is None:
+        raise _usage(f"audit log {path}: {result.reason}; refusing to extend it")
+    raise _usage(
+        f"audit log {path} fails verification at entry {result.broken_entry} ({result.reason}); "
+        "refusing to extend it: keep it as evidence and use a new log"
+    )
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
@@ -79,6 +141,12 @@ def _split(values: list[str] | None) -> list[str]:
 def plan_command(
     finding: Annotated[str, typer.Option("--finding", help="Finding code to remediate.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the plan (JSON).")],
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config", "-c", help="The config the plan is for: portals' base_urls, review settings, key."
+        ),
+    ],
     db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")] = DEFAULT_DB,
     run: Annotated[int | None, typer.Option("--run", help="Run id (default: the newest).")] = None,
     portal: Annotated[
@@ -87,15 +155,12 @@ def plan_command(
     severity: Annotated[
         list[str] | None, typer.Option("--severity", help="Only these severities (repeatable or a,b).")
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="Take managed_domains/dormant_days from this config."),
-    ] = None,
+    key_env: KeyEnvOpt = None,
 ) -> None:
     """Write a plan of the accounts to disable for one finding of one run. Changes nothing anywhere.
 
-    Example: idgraph remediate plan --db snap.db --finding idp_disabled_active --severity critical,high
-    --out plan.json
+    Example: idgraph remediate plan --db snap.db --config idgraph.toml --finding idp_disabled_active
+    --severity critical,high --out plan.json
     """
     try:
         code = Code(finding)
@@ -106,10 +171,11 @@ def plan_command(
         severities = [Severity(s.lower()) for s in _split(severity)]
     except ValueError:
         raise _usage(f"--severity: expected {', '.join(s.value for s in Severity)}") from None
-    cfg = _config(config) if config is not None else None
+    cfg = _config(config)
+    key = _key(cfg, key_env)
     try:
         plan = plan_from_snapshot(
-            db, code=code, run_id=run, portals=_split(portal), severities=severities, config=cfg
+            db, code=code, config=cfg, key=key, run_id=run, portals=_split(portal), severities=severities
         )
     except PlanError as exc:
         raise _usage(str(exc)) from None
@@ -119,8 +185,8 @@ def plan_command(
         console.print(f"not judged ({scope['scope']}): {scope['reason']}", highlight=False, markup=False)
     console.print(
         f"plan {plan.plan_hash} → {out}: disable {len(plan.actions)} account(s) in "
-        f"{len(plan.portals)} portal(s), run {plan.run.id}. Nothing was changed; have it reviewed, then "
-        f"`idgraph remediate apply {out} --config FILE`.",
+        f"{len(plan.portals)} portal(s), run {plan.run.id}; expires {plan.expires_at}. Nothing was changed; "
+        f"have it reviewed, then `idgraph remediate apply {out} --config FILE --plan-hash {plan.plan_hash}`.",
         highlight=False,
         markup=False,
     )
@@ -150,6 +216,33 @@ def plan_table(plan: Plan, *, limit: int = SHOWN_ROWS) -> Table:
     return table
 
 
+def live_table(
+    plan: Plan, live: dict[tuple[str, int], LUUser | str | None], *, limit: int = SHOWN_ROWS
+) -> Table:
+    """What apply is about to change, as the portals show it now (not as the plan claims it)."""
+    table = Table(title=f"plan {plan.plan_hash[:16]} — live accounts to disable ({len(plan.actions)})")
+    for column in ("#", "portal", "user id", "email (live)", "enabled", "type (live)", "finding", "changed?"):
+        table.add_column(column, justify="right" if column in ("#", "user id") else "left")
+    ordered = sorted(plan.actions, key=lambda a: (SEVERITY_ORDER[a.finding.severity], a.portal, a.user_id))
+    targets = {(t.portal, t.user_id): t for t in targets_from_plan(plan)}
+    for index, action in enumerate(ordered[:limit], start=1):
+        user = live.get((action.portal, action.user_id))
+        if isinstance(user, LUUser):
+            changes = drift(targets[(action.portal, action.user_id)].expect, user)
+            cells = [escape(user.email or ""), str(user.enabled).lower(), escape(user.user_type or "")]
+            note = "[yellow]" + escape("; ".join(changes)) + " → will be skipped[/]" if changes else "no"
+        else:
+            cells = ["", "", ""]
+            note = "[yellow]" + escape(user or "not found") + "[/]"
+        table.add_row(
+            str(index), escape(action.portal), str(action.user_id), *cells,
+            f"{action.finding.code.value} ({action.finding.severity.value})", note,
+        )  # fmt: skip
+    if len(ordered) > limit:
+        table.caption = f"… and {len(ordered) - limit} more: every row is in the plan file"
+    return table
+
+
 def results_table(outcomes: list[Outcome]) -> Table:
     table = Table(title="remediation results")
     for column in ("portal", "user id", "email", "action", "result", "reason"):
@@ -168,22 +261,34 @@ def results_table(outcomes: list[Outcome]) -> Table:
     return table
 
 
+def _can_confirm(yes: bool) -> None:
+    """Refuse before any request when nobody can answer the question."""
+    if not yes and not sys.stdin.isatty():
+        raise _usage("no terminal to confirm on and no --yes: refusing; nothing was changed")
+
+
 def _confirm(question: str, yes: bool) -> None:
     """Ask on a terminal; without one, only `--yes` may proceed."""
     if yes:
         return
-    if not sys.stdin.isatty():
-        raise _usage("no terminal to confirm on and no --yes: refusing; nothing was changed")
+    _can_confirm(yes)
     if not typer.confirm(question, default=False, err=True):
         console.print("not confirmed; nothing was changed")
         raise typer.Exit(EXIT_BROKEN)
 
 
 def _execute(
-    targets: list[Target], cfg: Config, log_path: Path, command: str, remove_memberships: bool
+    targets: list[Target],
+    cfg: Config,
+    log_path: Path,
+    command: str,
+    remove_memberships: bool,
+    *,
+    key: bytes,
+    expect_head: str | None,
 ) -> None:
     """Run the targets under the audit log, print the results, exit 0 or 3."""
-    log = AuditLog(log_path)
+    log = AuditLog(log_path, key=key, expect_head=expect_head)
     try:
         log.open()
     except AuditError as exc:
@@ -207,7 +312,13 @@ def _execute(
     counts = {r: sum(o.result == r for o in outcomes) for r in (DONE, SKIPPED, FAILED)}
     console.print(
         f"{counts[DONE]} done, {counts[SKIPPED]} skipped, {counts[FAILED]} failed; "
-        f"{appended} entries appended to {log_path} (head {head})",
+        f"{appended} entries appended to {log_path}",
+        highlight=False,
+        markup=False,
+    )
+    print(f"head {head}")  # stdout: for the reviewer (or the scheduler) to record, then pass as --expect-head
+    console.print(
+        f"new log head {head}: record it and pass it as --expect-head to the next verify/apply/undo",
         highlight=False,
         markup=False,
     )
@@ -226,8 +337,10 @@ def apply_command(
     log: LogOpt = DEFAULT_LOG,
     plan_hash: Annotated[
         str | None,
-        typer.Option("--plan-hash", help="Refuse unless the plan hashes to this (approved) value."),
+        typer.Option("--plan-hash", help="The approved plan hash, in full; required with --yes."),
     ] = None,
+    key_env: KeyEnvOpt = None,
+    expect_head: ExpectHeadOpt = None,
 ) -> None:
     """Disable the plan's accounts: re-read each, skip what changed, write, verify by reading back.
 
@@ -236,18 +349,23 @@ def apply_command(
 
     Example: idgraph remediate apply plan.json --config idgraph.toml --log audit.jsonl
     """
+    if yes and plan_hash is None:
+        raise _usage("--yes needs --plan-hash with the full approved plan hash; nothing was changed")
+    cfg = _config(config)
+    key = _key(cfg, key_env)
     try:
-        plan = load_plan(plan_path, plan_hash)
+        plan = load_plan(plan_path, key, plan_hash)
+        check_config(plan, cfg)
     except PlanError as exc:
         raise _usage(str(exc)) from None
-    cfg = _config(config)
-    missing = sorted(set(plan.portals) - {p.name for p in cfg.portals})
-    if missing:
-        raise _usage(f"--config: the plan names portal(s) the config lacks: {', '.join(missing)}")
     if not plan.actions:
         console.print(f"plan {plan.plan_hash[:16]} lists no account; nothing to do")
         raise typer.Exit(EXIT_OK)
-    console.print(plan_table(plan))
+    _can_confirm(yes)
+    _check_log(log, key, expect_head)
+    targets = targets_from_plan(plan)
+    live = asyncio.run(read_live(targets, cfg))
+    console.print(live_table(plan, live))
     console.print(
         f"plan {plan.plan_hash} made by {plan.created_by} at {plan.created_at} from run {plan.run.id} "
         f"({plan.run.status}) of {plan.run.snapshot}",
@@ -263,24 +381,59 @@ def apply_command(
         console.print("group memberships of each disabled account will be removed too", highlight=False)
     what = "and remove their memberships " if remove_memberships else ""
     _confirm(f"Disable {len(plan.actions)} account(s) {what}in {len(plan.portals)} portal(s)?", yes)
-    _execute(targets_from_plan(plan), cfg, log, "apply", remove_memberships)
+    _execute(targets, cfg, log, "apply", remove_memberships, key=key, expect_head=expect_head)
 
 
 @remediate_app.command("verify")
 def verify_command(
     log: Annotated[Path, typer.Argument(metavar="LOG", help="The audit log to check.")],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config whose \\[remediation] key_env names the key."),
+    ] = None,
+    key_env: KeyEnvOpt = None,
+    expect_head: ExpectHeadOpt = None,
 ) -> None:
-    """Check the audit log's hash chain. Exit 0 when it holds, 1 naming the first broken entry.
+    """Check the audit log's chain and MACs. Exit 0 when it holds, 1 naming the first broken entry.
 
-    Example: idgraph remediate verify audit.jsonl
+    Without --expect-head a log cut short still verifies: pass the head you recorded.
+
+    Example: idgraph remediate verify audit.jsonl --config idgraph.toml --expect-head HEAD
     """
+    key = _key(_config(config) if config is not None else None, key_env)
     try:
-        result = verify_log(log)
+        result = verify_log(log, key, expect_head)
     except OSError as exc:
         raise _usage(f"cannot read {log}: {exc.strerror}") from None
+    if result.torn_tail:
+        console.print(
+            f"{log}: the last line is torn ({len(result.torn_tail)} bytes, an interrupted write): "
+            "not an entry; the next apply or undo cuts it off and logs that",
+            highlight=False,
+            markup=False,
+        )
+    unsettled = open_intents(read_entries(log, key)) if result.ok else []
+    if unsettled:
+        console.print(
+            f"{log}: {len(unsettled)} intent(s) without an outcome (entries "
+            f"{', '.join(map(str, unsettled))}): the run stopped around those writes, so those accounts' "
+            "state is unknown until a new apply re-reads them",
+            highlight=False,
+            markup=False,
+        )
     if result.ok:
-        console.print(f"{log}: {result.entries} entries, chain intact; head {result.head}", highlight=False)
+        pinned = (
+            " (contains the expected head)" if expect_head else " (no --expect-head: truncation not checked)"
+        )
+        console.print(
+            f"{log}: {result.entries} entries, chain intact{pinned}; head {result.head}",
+            highlight=False,
+            markup=False,
+        )
         raise typer.Exit(EXIT_OK)
+    if result.broken_entry is None:
+        console.print(f"{log}: REFUSED: {result.reason}", highlight=False, markup=False)
+        raise typer.Exit(EXIT_BROKEN)
     console.print(
         f"{log}: BROKEN at entry {result.broken_entry}: {result.reason} "
         f"({result.entries} entries before it verify)",
@@ -298,21 +451,30 @@ def undo_command(
     ],
     config: ConfigOpt,
     yes: YesOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Re-enable even while the IdP still says the person is disabled."),
+    ] = False,
+    key_env: KeyEnvOpt = None,
+    expect_head: ExpectHeadOpt = None,
 ) -> None:
     """Re-enable accounts that logged disables turned off by mistake; appends its own entries to the log.
 
-    Group memberships removed by `--remove-memberships` are not restored: their groups are in the log.
+    An account is re-enabled only while it is exactly as the disable's read-back left it, and (unless
+    --force) only when no searchable IdP still says the person is disabled. Group memberships removed by
+    `--remove-memberships` are not restored: their groups are in the log.
 
-    Example: idgraph remediate undo audit.jsonl --entry 3 --entry 7 --config idgraph.toml
+    Example: idgraph remediate undo audit.jsonl --entry 3 --entry 7 --config idgraph.toml --expect-head HEAD
     """
+    cfg = _config(config)
+    key = _key(cfg, key_env)
     try:
-        entries = read_entries(log)
-        targets = undo_targets(entries, entry)
+        entries = read_entries(log, key, expect_head)
+        targets = undo_targets(entries, entry, force=force)
     except FileNotFoundError:
         raise _usage(f"no audit log at {log}") from None
     except (AuditError, UndoError) as exc:
         raise _usage(str(exc)) from None
-    cfg = _config(config)
     missing = sorted({t.portal for t in targets} - {p.name for p in cfg.portals})
     if missing:
         raise _usage(f"--config: the entries name portal(s) the config lacks: {', '.join(missing)}")
@@ -323,7 +485,7 @@ def undo_command(
         table.add_row(str(t.undo_of), escape(t.portal), str(t.user_id), escape(t.email), t.plan_hash[:12])
     console.print(table)
     _confirm(f"Re-enable {len(targets)} account(s)?", yes)
-    _execute(targets, cfg, log, "undo", remove_memberships=False)
+    _execute(targets, cfg, log, "undo", remove_memberships=False, key=key, expect_head=expect_head)
 
 
 if __name__ == "__main__":  # `python -m crawler.remediation.cli …` until the lead mounts it under idgraph

@@ -46,6 +46,7 @@ class IdpVerdict:
         default_factory=dict
     )  # idp -> "DEPROVISIONED" / "not found" / "not re-checked…"
     active_in: list[str] = field(default_factory=list)  # "okta (ACTIVE)" for each identity not disabled
+    disabled_in: list[str] = field(default_factory=list)  # "okta (DEPROVISIONED)" for each disabled one
     error: str | None = None
 
 
@@ -144,6 +145,7 @@ class IdpChecker:
                 continue
             verdict.statuses[name] = ";".join(sorted(i.raw_status for i in identities))
             verdict.active_in += [f"{name} ({i.raw_status})" for i in identities if i.status not in DISABLED]
+            verdict.disabled_in += [f"{name} ({i.raw_status})" for i in identities if i.status in DISABLED]
         return verdict
 
     async def close(self) -> None:

@@ -3,9 +3,11 @@
 A plan is built offline from the findings of one snapshot run. It lists each account with the finding and
 its evidence and the account's state as the crawl saw it, so `apply` can refuse to act on an account that
 changed since. The file is canonical JSON (sorted keys, indent 2, accounts in (portal, user id) order), so
-two plans of the same run diff cleanly, and it carries `plan_hash`, the sha256 of its canonical content: the
-reviewer approves that hash, `apply` refuses a file whose content no longer matches it, and every audit
-entry records it.
+two plans of the same run diff cleanly, and it carries `plan_hash`, the HMAC-SHA256 of its canonical content
+under the remediation key (`keys`): nobody without the key can edit a plan and make the hash match again.
+The reviewer approves that hash, `apply` refuses a file whose content no longer matches it, and every audit
+entry records it. The content binds the run, the portals by name and `base_url` (a plan cannot be pointed
+at another tenant), when it was made and when it expires.
 
 Only findings that are facts get here: the rules refuse to emit a finding that depends on an incomplete
 source, and the plan copies what they refused (`unavailable`) so the reviewer sees what was not judged.
@@ -13,10 +15,10 @@ source, and the plan copies what they refused (`unavailable`) so the reviewer se
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Collection, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,12 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crawler.config import Config
 from crawler.remediation.audit import default_actor
+from crawler.remediation.keys import mac, same
 from crawler.store import RunInfo, SourceCoverage, utcnow
 from graph.model import SEVERITY_ORDER, Code, Finding, FindingSet, Severity
 from graph.reports.safe_files import write_private
 from graph.rules import ReviewSettings
 
-PLAN_FORMAT = "idgraph-remediation-plan/1"
+PLAN_FORMAT = "idgraph-remediation-plan/2"
 # Findings whose remedy is "disable the account": the account belongs to nobody the IdPs let in.
 REMEDIABLE = frozenset({Code.IDP_DISABLED_ACTIVE, Code.NOT_IN_IDP})
 # IdP kinds for which `apply` can search the IdP by email before each write (see idp_check.LOOKUPS).
@@ -54,6 +57,7 @@ class AccountState(_Frozen):
     last_name: str | None = None
     user_type: str | None = None
     last_sign_in_at: str | None = None
+    updated_at: str | None = None
     observed_at: str = Field(description="when the crawl that saw this state started")
 
 
@@ -91,9 +95,13 @@ class PlanSelection(_Frozen):
 
 
 class Plan(_Frozen):
-    format: Literal["idgraph-remediation-plan/1"] = PLAN_FORMAT
+    format: Literal["idgraph-remediation-plan/2"] = PLAN_FORMAT
     created_at: str
+    expires_at: str
     created_by: str
+    base_urls: dict[str, str] = Field(
+        description="portal name -> base_url of the config the plan was made for"
+    )
     run: PlanRun
     selection: PlanSelection
     settings: dict[str, Any]
@@ -106,8 +114,9 @@ class Plan(_Frozen):
         """Everything the hash covers: the whole plan but the hash itself."""
         return self.model_dump(mode="json", exclude={"plan_hash"})
 
-    def compute_hash(self) -> str:
-        return hashlib.sha256(canonical_json(self.content()).encode("utf-8")).hexdigest()
+    def compute_hash(self, key: bytes) -> str:
+        """Keyed: HMAC-SHA256 of the canonical content, so an edited plan cannot be re-hashed."""
+        return mac(key, canonical_json(self.content()).encode("utf-8"))
 
     @property
     def portals(self) -> list[str]:
@@ -174,6 +183,9 @@ def build_plan(
     coverage: Iterable[SourceCoverage],
     code: Code,
     settings: ReviewSettings,
+    key: bytes,
+    base_urls: Mapping[str, str],
+    max_age_hours: int = 72,
     portals: Collection[str] = (),
     severities: Collection[Severity] = (),
     created_at: str | None = None,
@@ -182,7 +194,8 @@ def build_plan(
     """The plan for one finding code over one run's findings and its `lu_users` rows (keyed (portal, id)).
 
     Pure: no network, no file. Accounts without an email are left out (nothing could re-identify them at
-    apply time) and accounts the snapshot already shows disabled are left out (nothing to do).
+    apply time) and accounts the snapshot already shows disabled are left out (nothing to do). `base_urls`
+    (portal -> URL, from the config) must name every portal with an action: the plan binds them.
     """
     if code not in REMEDIABLE:
         raise PlanError(
@@ -224,6 +237,7 @@ def build_plan(
                     last_name=row.get("last_name"),
                     user_type=row.get("user_type"),
                     last_sign_in_at=row.get("last_sign_in_at"),
+                    updated_at=row.get("updated_at"),
                     observed_at=run.started_at,
                 ),
             )
@@ -235,9 +249,16 @@ def build_plan(
         if u.code is code and (not portals or _scope_portal(u.scope) not in known - set(portals))
     ]
     unavailable.sort(key=lambda u: (u["scope"], u["reason"]))
+    acting = sorted({a.portal for a in actions})
+    unbound = [p for p in acting if p not in base_urls]
+    if unbound:
+        raise PlanError(f"--config: the config has no portal named {', '.join(unbound)} (run {run.id} has)")
+    created_at = created_at or utcnow()
     plan = Plan(
-        created_at=created_at or utcnow(),
+        created_at=created_at,
+        expires_at=_iso(_parse_ts(created_at, "created_at") + timedelta(hours=max_age_hours)),
         created_by=created_by or actor(),
+        base_urls={p: base_urls[p].rstrip("/") for p in acting},
         run=PlanRun(
             id=run.id,
             started_at=run.started_at,
@@ -255,24 +276,39 @@ def build_plan(
         unavailable=unavailable,
         actions=actions,
     )
-    return plan.model_copy(update={"plan_hash": plan.compute_hash()})
+    return plan.model_copy(update={"plan_hash": plan.compute_hash(key)})
+
+
+def _parse_ts(value: str, what: str) -> datetime:
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise PlanError(f"plan: {what} {value!r} is not a timestamp") from None
+    if ts.tzinfo is None:
+        raise PlanError(f"plan: {what} {value!r} has no time zone")
+    return ts
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def plan_from_snapshot(
     db: Path,
     *,
     code: Code,
+    config: Config,
+    key: bytes,
     run_id: int | None = None,
     portals: Collection[str] = (),
     severities: Collection[Severity] = (),
-    config: Config | None = None,
 ) -> Plan:
-    """Evaluate the run's findings (graph.api) and build the plan; review settings from `config` if given."""
+    """Evaluate the run's findings (graph.api) and build the plan; settings and base_urls from `config`."""
     from graph.api import load_run
 
     if not db.exists():
         raise PlanError(f"--db: no snapshot at {db}")
-    review = config.review if config is not None else None
+    review = config.review
     try:
         ig = load_run(
             db,
@@ -294,6 +330,9 @@ def plan_from_snapshot(
             coverage=ig.coverage,
             code=code,
             settings=ig.settings,
+            key=key,
+            base_urls={p.name: p.base_url for p in config.portals},
+            max_age_hours=config.remediation.plan_max_age_hours,
             portals=portals,
             severities=severities,
         )
@@ -333,8 +372,13 @@ def write_plan(plan: Plan, path: Path) -> Path:
     return write_private(path, render_plan(plan))
 
 
-def load_plan(path: Path, expected_hash: str | None = None) -> Plan:
-    """Read a plan; refuse it unless its content still matches its hash (and the approved hash, if given)."""
+def load_plan(
+    path: Path, key: bytes, expected_hash: str | None = None, *, now: datetime | None = None
+) -> Plan:
+    """Read a plan; refuse it unless its keyed hash holds, it has not expired, and it is the approved one.
+
+    `expected_hash` must be the full hash: a prefix (or the empty string) is not an approval.
+    """
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -349,14 +393,21 @@ def load_plan(path: Path, expected_hash: str | None = None) -> Plan:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "plan"
         raise PlanError(f"plan: {where}: {first['msg']}") from None
-    actual = plan.compute_hash()
-    if plan.plan_hash != actual:
+    actual = plan.compute_hash(key)
+    if not same(plan.plan_hash, actual):
         raise PlanError(
-            f"plan: {path} was modified after it was made (plan_hash {plan.plan_hash[:12]}…, content "
-            f"hashes to {actual[:12]}…); make a new plan and have it reviewed again"
+            f"plan: {path} fails authentication: it was modified after it was made, or made with another "
+            f"key (plan_hash {plan.plan_hash[:12]}…); make a new plan and have it reviewed again"
         )
-    if expected_hash is not None and not actual.startswith(expected_hash.strip().lower()):
-        raise PlanError(f"plan: hash {actual[:12]}… is not the approved {expected_hash}")
+    if expected_hash is not None and not same(expected_hash.strip().lower(), actual):
+        raise PlanError(
+            f"plan: hash {actual[:12]}… is not the approved {expected_hash!r} (give the full hash)"
+        )
+    now = now or datetime.now().astimezone()
+    if now >= _parse_ts(plan.expires_at, "expires_at"):
+        raise PlanError(f"plan: expired at {plan.expires_at} (made {plan.created_at}); make a new plan")
+    if _parse_ts(plan.created_at, "created_at") > now + timedelta(minutes=5):
+        raise PlanError(f"plan: created_at {plan.created_at} is in the future")
     seen: set[tuple[str, int]] = set()
     for action in plan.actions:
         key = (action.portal, action.user_id)
@@ -365,4 +416,20 @@ def load_plan(path: Path, expected_hash: str | None = None) -> Plan:
         seen.add(key)
         if action.finding.code not in REMEDIABLE:
             raise PlanError(f"plan: {action.finding.code.value} is not a remediable finding")
+        if action.portal not in plan.base_urls:
+            raise PlanError(f"plan: portal {action.portal} has no base_url in the plan")
     return plan
+
+
+def check_config(plan: Plan, config: Config) -> None:
+    """Refuse to apply a plan to portals other than the ones it was made for (same name, same base_url)."""
+    urls = {p.name: p.base_url.rstrip("/") for p in config.portals}
+    missing = sorted(set(plan.portals) - set(urls))
+    if missing:
+        raise PlanError(f"--config: the plan names portal(s) the config lacks: {', '.join(missing)}")
+    for name in plan.portals:
+        if urls[name] != plan.base_urls[name]:
+            raise PlanError(
+                f"--config: portal {name} is {urls[name]} in the config "
+                f"but {plan.base_urls[name]} in the plan"
+            )

@@ -26,9 +26,14 @@ class PortalClient:
         self.api = f"{base_url.rstrip('/')}/api/v1"
 
     async def read_user(self, user_id: int) -> LUUser | None:
-        """The account as it is now, or None when the portal says it does not exist."""
+        """The account as it is now, or None when the portal says it does not exist.
+
+        `version_id=1.1` makes LearnUpon include `updated_at`, which the drift checks compare.
+        """
         try:
-            response = await self.http.get_json(f"{self.api}/users/{user_id}", purpose="remediation_read")
+            response = await self.http.get_json(
+                f"{self.api}/users/{user_id}", {"version_id": "1.1"}, purpose="remediation_read"
+            )
         except NotFoundError:
             return None
         body = response.body

@@ -31,6 +31,8 @@ from graph.model import Code
 WINDOW = 0.5  # the simulated portals' rate window, compressed from 60 s
 PORTALS = ("emea", "amer")
 OKTA_TOKEN = "okta-SECRET-token-5f1e0c9a7b"
+KEY_ENV = "IDGRAPH_REMEDIATION_KEY"
+REMEDIATION_KEY = "remediation-SECRET-key-2b7d41c9e8a3"
 
 
 @pytest.fixture(autouse=True)
@@ -54,11 +56,24 @@ class Estate:
         self.config_path = self.write_config(self.tmp / "idgraph.toml")
 
     # --- config ---------------------------------------------------------------------------------
-    def write_config(self, path: Path, *, idp: bool = True, extra: dict[str, str] | None = None) -> Path:
-        blocks = ['[review]\nmanaged_domains = ["acme.com"]\n']
+    def write_config(
+        self,
+        path: Path,
+        *,
+        idp: bool = True,
+        extra: dict[str, str] | None = None,
+        urls: dict[str, str] | None = None,
+        remediation: str = f'key_env = "{KEY_ENV}"\n',
+        crawl: str = "",
+    ) -> Path:
+        """The estate's config; `urls` points portals elsewhere (a proxy), `crawl` adds [crawl] keys."""
+        blocks = ['[review]\nmanaged_domains = ["acme.com"]\n', f"[remediation]\n{remediation}"]
+        if crawl:
+            blocks.append(f"[crawl]\n{crawl}")
         for name in PORTALS:
+            url = (urls or {}).get(name) or self.sim.base_url(name)
             blocks.append(
-                f'[[portals]]\nname = "{name}"\nbase_url = "{self.sim.base_url(name)}"\n'
+                f'[[portals]]\nname = "{name}"\nbase_url = "{url}"\n'
                 f'username_env = "LU_{name.upper()}_USER"\npassword_env = "LU_{name.upper()}_KEY"\n'
                 f"rate_window_seconds = {WINDOW}\n"
                 + "".join(f"{k} = {v}\n" for k, v in (extra or {}).items())
@@ -76,7 +91,11 @@ class Estate:
 
     @property
     def secrets(self) -> list[str]:
-        return [OKTA_TOKEN] + [p.spec.password for p in self.sim.portals]
+        return [OKTA_TOKEN, REMEDIATION_KEY] + [p.spec.password for p in self.sim.portals]
+
+    @property
+    def key(self) -> bytes:
+        return REMEDIATION_KEY.encode()
 
     # --- the simulated truth --------------------------------------------------------------------
     def portal(self, name: str) -> SimulatedPortal:
@@ -102,8 +121,12 @@ class Estate:
         ]
 
     # --- plan and CLI ---------------------------------------------------------------------------
-    def make_plan(self, out: Path | None = None, **kwargs: Any) -> tuple[Plan, Path]:
-        plan = plan_from_snapshot(self.db, code=Code.IDP_DISABLED_ACTIVE, config=self.config(), **kwargs)
+    def make_plan(
+        self, out: Path | None = None, *, config: Path | None = None, **kwargs: Any
+    ) -> tuple[Plan, Path]:
+        plan = plan_from_snapshot(
+            self.db, code=Code.IDP_DISABLED_ACTIVE, config=self.config(config), key=self.key, **kwargs
+        )
         path = write_plan(plan, out or self.tmp / "plan.json")
         return plan, path
 
@@ -124,7 +147,7 @@ async def estate(tmp_path: Path) -> AsyncIterator[Estate]:
     portals = make_portals(list(PORTALS), users=80, seed=11, per_portal={"amer": {"dialect": "seed"}})
     okta = OktaFake(directory_from_people(portals[0].population), token=OKTA_TOKEN)
     served: ServedFake = await serve(okta.app())
-    env = {"OKTA_TOKEN": OKTA_TOKEN}
+    env = {"OKTA_TOKEN": OKTA_TOKEN, KEY_ENV: REMEDIATION_KEY}
     for portal in portals:
         env[f"LU_{portal.name.upper()}_USER"] = portal.spec.username
         env[f"LU_{portal.name.upper()}_KEY"] = portal.spec.password

@@ -14,9 +14,16 @@ from crawler.remediation.audit import AuditLog, read_entries, verify_log
 from crawler.remediation.plan import load_plan
 from crawler.simulator.faults import FaultConfig
 
+KEY = b"remediation-SECRET-key-2b7d41c9e8a3"  # conftest.REMEDIATION_KEY
+
+
+def outcomes(log: Path) -> list[dict]:
+    """The log's outcome entries (each write also has its write-ahead intent entry before it)."""
+    return [e for e in read_entries(log, KEY) if e["phase"] == "outcome"]
+
 
 def outcomes_by_account(log: Path) -> dict[tuple[str, int], dict]:
-    return {(e["portal"], e["user_id"]): e for e in read_entries(log) if e["action"] in ("disable", "enable")}
+    return {(e["portal"], e["user_id"]): e for e in outcomes(log) if e["action"] in ("disable", "enable")}
 
 
 def assert_nothing_deleted(estate, *, memberships: bool = False) -> None:
@@ -42,7 +49,15 @@ async def test_a_plan_applied_end_to_end_disables_verifies_and_logs(estate) -> N
     log = estate.tmp / "audit.jsonl"
 
     code, out, err = await estate.cli(
-        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--log", str(log)
+        "apply",
+        str(plan_path),
+        "--config",
+        str(estate.config_path),
+        "--yes",
+        "--plan-hash",
+        plan.plan_hash,
+        "--log",
+        str(log),
     )
 
     assert code == 0, err
@@ -57,9 +72,12 @@ async def test_a_plan_applied_end_to_end_disables_verifies_and_logs(estate) -> N
         mine = [a for a in plan.actions if a.portal == name]
         stats = estate.portal(name).stats
         assert stats.by_endpoint["PUT /users/{id}"] == len(mine)
-        assert stats.by_endpoint["GET /users/{id}"] == 2 * len(mine)
-    entries = read_entries(log)
+        # one read for the confirmation table (live values), one before the write, one after
+        assert stats.by_endpoint["GET /users/{id}"] == 3 * len(mine)
+    entries = outcomes(log)
     assert len(entries) == len(plan.actions)
+    intents = {e["seq"]: e for e in read_entries(log, KEY) if e["phase"] == "intent"}
+    assert len(intents) == len(plan.actions)
     assert {(e["portal"], e["user_id"]) for e in entries} == planned
     for entry in entries:
         assert entry["result"] == DONE and entry["plan_hash"] == plan.plan_hash
@@ -67,8 +85,14 @@ async def test_a_plan_applied_end_to_end_disables_verifies_and_logs(estate) -> N
         assert entry["actor"]["user"] and entry["actor"]["host"]
         assert entry["idp_recheck"] == {"okta": entry["idp_recheck"]["okta"]}
         assert entry["idp_recheck"]["okta"] in ("DEPROVISIONED", "SUSPENDED")
-    assert verify_log(log).ok
-    code, _, verify_err = await estate.cli("verify", str(log))
+        intent = intents[entry["intent_seq"]]
+        assert intent["seq"] < entry["seq"] and (intent["portal"], intent["user_id"]) == (
+            entry["portal"],
+            entry["user_id"],
+        )
+    assert verify_log(log, KEY).ok
+    assert f"head {verify_log(log, KEY).head}" in out, "apply prints the new head for the reviewer"
+    code, _, verify_err = await estate.cli("verify", str(log), "--config", str(estate.config_path))
     assert code == 0 and "chain intact" in verify_err
     assert_nothing_deleted(estate)
     assert_no_secret(estate, out, err, log.read_text(), plan_path.read_text(), verify_err)
@@ -105,7 +129,15 @@ async def test_accounts_changed_since_the_plan_are_skipped_with_the_reason(estat
     log = estate.tmp / "audit.jsonl"
 
     code, _, err = await estate.cli(
-        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--log", str(log)
+        "apply",
+        str(plan_path),
+        "--config",
+        str(estate.config_path),
+        "--yes",
+        "--plan-hash",
+        plan.plan_hash,
+        "--log",
+        str(log),
     )
 
     assert code == 0, err  # legitimately skipped is not a failure
@@ -136,7 +168,15 @@ async def test_a_silent_no_op_write_is_caught_by_the_read_back_and_fails_the_run
     log = estate.tmp / "audit.jsonl"
 
     code, _, err = await estate.cli(
-        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--log", str(log)
+        "apply",
+        str(plan_path),
+        "--config",
+        str(estate.config_path),
+        "--yes",
+        "--plan-hash",
+        plan.plan_hash,
+        "--log",
+        str(log),
     )
 
     assert code == 3, err
@@ -150,7 +190,7 @@ async def test_a_silent_no_op_write_is_caught_by_the_read_back_and_fails_the_run
         else:  # one failing portal does not stop the other
             assert entry["result"] == DONE
     assert estate.portal("emea").stats.by_endpoint["PUT /users/{id}"] > 0
-    assert "failed" in err and verify_log(log).ok
+    assert "failed" in err and verify_log(log, KEY).ok
 
 
 async def test_429s_mid_apply_are_waited_out_and_every_account_finishes(estate) -> None:
@@ -163,7 +203,7 @@ async def test_429s_mid_apply_are_waited_out_and_every_account_finishes(estate) 
     amer.set_window(0.5)
     config = estate.config()
 
-    with AuditLog(estate.tmp / "audit.jsonl") as log:
+    with AuditLog(estate.tmp / "audit.jsonl", key=KEY) as log:
         outcomes = await run_targets(targets_from_plan(plan), config, log, command="apply")
 
     assert [o.result for o in outcomes] == [DONE] * len(plan.actions)
@@ -172,7 +212,7 @@ async def test_429s_mid_apply_are_waited_out_and_every_account_finishes(estate) 
         assert estate.portal(name).stats.status_counts[429] > 0, (
             f"{name} never throttled: the test proves nothing"
         )
-    assert verify_log(estate.tmp / "audit.jsonl").entries == len(plan.actions)
+    assert verify_log(estate.tmp / "audit.jsonl", KEY).entries == 2 * len(plan.actions)  # intent + outcome
 
 
 async def test_a_portal_with_bad_credentials_fails_alone(estate) -> None:
@@ -181,8 +221,8 @@ async def test_a_portal_with_bad_credentials_fails_alone(estate) -> None:
     log = estate.tmp / "audit.jsonl"
 
     code, out, err = await estate.cli(
-        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--log", str(log),
-        env={**estate.env, "LU_AMER_KEY": wrong},
+        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--plan-hash", plan.plan_hash,
+        "--log", str(log), env={**estate.env, "LU_AMER_KEY": wrong},
     )  # fmt: skip
 
     assert code == 3
@@ -191,7 +231,9 @@ async def test_a_portal_with_bad_credentials_fails_alone(estate) -> None:
     emea = [results[(a.portal, a.user_id)] for a in plan.actions if a.portal == "emea"]
     assert all(e["result"] == FAILED and "401" in e["reason"] for e in amer)
     assert all(e["result"] == DONE for e in emea)
-    assert estate.portal("amer").stats.by_endpoint["GET /users/{id}"] == 1, "stop at the first 401"
+    # the confirmation table's read-only pass meets the 401 for every account; apply stops at the first
+    amer_planned = sum(a.portal == "amer" for a in plan.actions)
+    assert estate.portal("amer").stats.by_endpoint["GET /users/{id}"] == amer_planned + 1
     assert estate.portal("amer").stats.writes == 0
     assert_no_secret(estate, out, err, log.read_text())
     assert wrong not in out + err + log.read_text()
@@ -208,8 +250,8 @@ async def test_remove_memberships_deletes_memberships_never_users_and_verifies(e
     log = estate.tmp / "audit.jsonl"
 
     code, _, err = await estate.cli(
-        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--remove-memberships",
-        "--log", str(log),
+        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--plan-hash", plan.plan_hash,
+        "--remove-memberships", "--log", str(log),
     )  # fmt: skip
 
     assert code == 0, err
@@ -217,12 +259,18 @@ async def test_remove_memberships_deletes_memberships_never_users_and_verifies(e
         assert not [m for m, (_, u) in data[portal].memberships.items() if u == user_id]
         removed = [
             e["group"]["id"]
-            for e in read_entries(log)
+            for e in outcomes(log)
             if e["action"] == "remove_membership" and (e["portal"], e["user_id"]) == (portal, user_id)
         ]
         assert sorted(removed) == groups
-    bodies = [e for e in read_entries(log) if e["action"] == "remove_membership"]
+    bodies = [e for e in outcomes(log) if e["action"] == "remove_membership"]
     assert bodies and all(e["result"] == DONE and e["group"]["title"] for e in bodies)
+    intents = {
+        e["seq"]
+        for e in read_entries(log, KEY)
+        if e["phase"] == "intent" and e["action"] == "remove_membership"
+    }
+    assert all(e["intent_seq"] in intents for e in bodies), "the DELETEs were announced before they were sent"
     deletes = estate.requests("DELETE")
     assert deletes and all(path == "/group_memberships/0" for _, _, path, _, _ in deletes)
     assert_nothing_deleted(estate, memberships=True)
@@ -236,38 +284,56 @@ async def test_an_idp_that_cannot_be_re_checked_fails_the_disable_safely(estate)
     log = estate.tmp / "audit.jsonl"
 
     code, _, err = await estate.cli(
-        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--log", str(log)
+        "apply",
+        str(plan_path),
+        "--config",
+        str(estate.config_path),
+        "--yes",
+        "--plan-hash",
+        plan.plan_hash,
+        "--log",
+        str(log),
     )
 
     assert code == 3 and f"0 done, 0 skipped, {len(plan.actions)} failed" in err
-    assert all(e["result"] == FAILED and "IdP re-check failed" in e["reason"] for e in read_entries(log))
+    assert all(e["result"] == FAILED and "IdP re-check failed" in e["reason"] for e in read_entries(log, KEY))
     assert estate.requests("PUT") == []
     assert len(estate.okta.exchanges) <= 2, "an IdP refusing our token is not asked again for every account"
 
 
 async def test_without_idps_in_the_config_the_log_says_nothing_was_re_checked(estate) -> None:
-    _, plan_path = estate.make_plan()
+    plan, plan_path = estate.make_plan()
     config = estate.write_config(estate.tmp / "no-idp.toml", idp=False)
     log = estate.tmp / "audit.jsonl"
 
     code, _, err = await estate.cli(
-        "apply", str(plan_path), "--config", str(config), "--yes", "--log", str(log)
+        "apply",
+        str(plan_path),
+        "--config",
+        str(config),
+        "--yes",
+        "--plan-hash",
+        plan.plan_hash,
+        "--log",
+        str(log),
     )
 
     assert code == 0, err
     assert "not re-checked" in err
-    for entry in read_entries(log):
+    for entry in read_entries(log, KEY):
         assert entry["idp_recheck"] == {"*": "not re-checked: the config names no IdP"}
     assert estate.okta.exchanges == []
 
 
 async def test_a_plan_edited_after_review_is_refused_before_any_request(estate) -> None:
-    _, plan_path = estate.make_plan()
+    plan, plan_path = estate.make_plan()
     data = json.loads(plan_path.read_text())
     data["actions"] = data["actions"][1:]  # someone drops (or adds) an account after approval
     plan_path.write_text(json.dumps(data, sort_keys=True, indent=2))
 
-    code, _, err = await estate.cli("apply", str(plan_path), "--config", str(estate.config_path), "--yes")
+    code, _, err = await estate.cli(
+        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--plan-hash", plan.plan_hash
+    )
 
     assert code == 2 and "modified after it was made" in err
     assert estate.requests() == []
@@ -276,11 +342,11 @@ async def test_a_plan_edited_after_review_is_refused_before_any_request(estate) 
 async def test_apply_pinned_to_another_hash_is_refused(estate) -> None:
     plan, plan_path = estate.make_plan()
     code, _, err = await estate.cli(
-        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--plan-hash", "0" * 16
+        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--plan-hash", "0" * 64
     )
     assert code == 2 and "not the approved" in err
     assert estate.requests() == []
-    assert load_plan(plan_path, plan.plan_hash[:16]).plan_hash == plan.plan_hash
+    assert load_plan(plan_path, KEY, plan.plan_hash).plan_hash == plan.plan_hash
 
 
 async def run_on_terminal(estate, answer: bytes, *args: str) -> tuple[int, str]:
@@ -319,9 +385,9 @@ async def test_on_a_terminal_apply_asks_and_no_means_nothing_happens(estate) -> 
     assert (
         code == 1 and f"Disable {len(plan.actions)} account(s)" in screen and "nothing was changed" in screen
     )
-    assert estate.requests() == [] and not log.exists()
+    assert estate.requests("PUT") == [] and not log.exists(), "only the live reads for the table"
 
     code, screen = await run_on_terminal(estate, b"y", *args)
     assert code == 0, screen
     assert all(estate.user(a.portal, a.user_id)["enabled"] is False for a in plan.actions)
-    assert len(read_entries(log)) == len(plan.actions)
+    assert len(outcomes(log)) == len(plan.actions)

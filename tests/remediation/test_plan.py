@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import stat
 
@@ -10,6 +11,8 @@ from crawler.orchestrator import crawl
 from crawler.remediation.plan import canonical_json, load_plan, plan_from_snapshot
 from crawler.store import SnapshotStore
 from graph.model import Code
+
+KEY = b"remediation-SECRET-key-2b7d41c9e8a3"  # conftest.REMEDIATION_KEY
 
 
 async def test_plan_is_canonical_hashed_owner_only_and_sends_nothing(estate) -> None:
@@ -25,7 +28,11 @@ async def test_plan_is_canonical_hashed_owner_only_and_sends_nothing(estate) -> 
     data = json.loads(text)
     assert text == json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     content = {k: v for k, v in data.items() if k != "plan_hash"}
-    assert data["plan_hash"] == hashlib.sha256(canonical_json(content).encode()).hexdigest()
+    assert data["plan_hash"] == hmac.new(KEY, canonical_json(content).encode(), hashlib.sha256).hexdigest()
+    assert data["base_urls"] == {
+        p: estate.sim.base_url(p).rstrip("/") for p in {a["portal"] for a in data["actions"]}
+    }
+    assert data["created_at"] < data["expires_at"]
     assert data["plan_hash"] in err
     keys = [(a["portal"], a["user_id"]) for a in data["actions"]]
     assert keys == sorted(keys) and len(keys) == len(set(keys)) > 0
@@ -39,13 +46,13 @@ async def test_plan_is_canonical_hashed_owner_only_and_sends_nothing(estate) -> 
     assert estate.requests() == [] and estate.okta.exchanges == []
     for secret in estate.secrets:
         assert secret not in text and secret not in stdout + err
-    assert load_plan(out).plan_hash == data["plan_hash"]
+    assert load_plan(out, KEY).plan_hash == data["plan_hash"]
 
 
 async def test_two_plans_of_one_run_differ_only_in_when_and_by_whom(estate) -> None:
     first, _ = estate.make_plan(estate.tmp / "a.json")
     second, _ = estate.make_plan(estate.tmp / "b.json")
-    drop = {"created_at", "created_by"}
+    drop = {"created_at", "expires_at", "created_by"}
     assert {k: v for k, v in first.content().items() if k not in drop} == {
         k: v for k, v in second.content().items() if k not in drop
     }
@@ -59,10 +66,10 @@ async def test_portal_and_severity_filters(estate) -> None:
     out = estate.tmp / "crit.json"
     code, _, err = await estate.cli(
         "plan", "--db", str(estate.db), "--finding", "idp_disabled_active", "--severity", "critical,high",
-        "--portal", "amer", "--out", str(out),
+        "--portal", "amer", "--config", str(estate.config_path), "--out", str(out),
     )  # fmt: skip
     assert code == 0, err
-    plan = load_plan(out)
+    plan = load_plan(out, KEY)
     assert plan.selection.severities == ["critical", "high"] and plan.selection.portals == ["amer"]
     assert {a.finding.severity for a in plan.actions} <= {"critical", "high"}
     assert {a.portal for a in plan.actions} == {"amer"}
@@ -77,7 +84,9 @@ async def test_bad_selections_are_usage_errors_that_write_nothing(estate) -> Non
         (["--finding", "idp_disabled_active", "--severity", "urgent"], "--severity"),
         (["--finding", "idp_disabled_active", "--run", "99"], "no run 99"),
     ):
-        code, _, err = await estate.cli("plan", "--db", str(estate.db), *args, "--out", str(out))
+        code, _, err = await estate.cli(
+            "plan", "--db", str(estate.db), *args, "--config", str(estate.config_path), "--out", str(out)
+        )
         assert code == 2 and words in err, (args, err)
         assert not out.exists()
 
@@ -89,7 +98,9 @@ async def test_an_incomplete_idp_crawl_yields_no_actions_and_says_why(estate) ->
         result = await crawl(estate.config(), store)
     assert not result.complete
 
-    plan = plan_from_snapshot(estate.db, code=Code.IDP_DISABLED_ACTIVE, run_id=result.run_id)
+    plan = plan_from_snapshot(
+        estate.db, code=Code.IDP_DISABLED_ACTIVE, config=estate.config(), key=KEY, run_id=result.run_id
+    )
 
     assert plan.actions == []
     assert plan.run.id == result.run_id and plan.run.status == "incomplete"
@@ -136,12 +147,14 @@ def test_build_plan_is_pure_and_keeps_only_live_remediable_accounts() -> None:
 
     def build(**kw):
         return build_plan(findings, rows, run=run, snapshot="s.db", coverage=coverage,
-                          code=Code.IDP_DISABLED_ACTIVE, settings=ReviewSettings(), created_at="t",
-                          created_by="me@host", **kw)  # fmt: skip
+                          code=Code.IDP_DISABLED_ACTIVE, settings=ReviewSettings(), key=KEY,
+                          base_urls={"emea": "https://emea.example", "apac": "https://apac.example"},
+                          created_at="2025-11-03T07:00:00.000Z", created_by="me@host", **kw)  # fmt: skip
 
     plan = build()
     assert [(a.portal, a.user_id) for a in plan.actions] == [("apac", 2), ("emea", 1), ("emea", 3)]
-    assert plan.plan_hash == build().plan_hash == plan.compute_hash()
+    assert plan.plan_hash == build().plan_hash == plan.compute_hash(KEY)
+    assert plan.expires_at == "2025-11-06T07:00:00.000Z"  # 72 hours
     assert plan.idp_recheck["okta"].startswith("re-checked") and plan.idp_recheck["entra"].startswith("NOT")
     assert [u["scope"] for u in plan.unavailable] == ["account:apac:9", "entra"]
     emea = build(portals=["emea"], severities=[Severity.CRITICAL])

@@ -7,6 +7,20 @@ import json
 from crawler.remediation.apply import DONE, SKIPPED
 from crawler.remediation.audit import read_entries, verify_log
 
+KEY = b"remediation-SECRET-key-2b7d41c9e8a3"  # conftest.REMEDIATION_KEY
+
+
+def outcomes(log) -> list[dict]:
+    return [e for e in read_entries(log, KEY) if e["phase"] == "outcome"]
+
+
+def let_back_in(estate, emails) -> None:
+    """The IdP re-admits these people (what makes an undo legitimate: it was a mistaken offboarding)."""
+    wanted = {e.casefold() for e in emails}
+    for user in estate.okta.users:
+        if user["profile"]["email"].casefold() in wanted:
+            user["status"] = "ACTIVE"
+
 
 async def apply_with_one_pre_disabled(estate):
     """Apply a plan in which one account was already disabled by someone else: one skip, the rest done."""
@@ -16,9 +30,11 @@ async def apply_with_one_pre_disabled(estate):
     before = estate.enabled_states()
     log = estate.tmp / "audit.jsonl"
     code, _, err = await estate.cli(
-        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--log", str(log)
-    )
+        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--plan-hash", plan.plan_hash,
+        "--log", str(log),
+    )  # fmt: skip
     assert code == 0, err
+    let_back_in(estate, [a.email for a in plan.actions])
     for portal in estate.sim.portals:
         portal.reset_stats()
     estate.okta.exchanges.clear()
@@ -27,8 +43,8 @@ async def apply_with_one_pre_disabled(estate):
 
 async def test_undo_restores_exactly_what_was_disabled_and_nothing_else(estate) -> None:
     plan, log, before = await apply_with_one_pre_disabled(estate)
-    entries = read_entries(log)
-    done = [e["seq"] for e in entries if e["action"] == "disable" and e["result"] == DONE]
+    entries = read_entries(log, KEY)
+    done = [e["seq"] for e in outcomes(log) if e["action"] == "disable" and e["result"] == DONE]
     assert len(done) == len(plan.actions) - 1
     args = [arg for seq in done for arg in ("--entry", str(seq))]
 
@@ -40,20 +56,20 @@ async def test_undo_restores_exactly_what_was_disabled_and_nothing_else(estate) 
     assert estate.user(pre.portal, pre.user_id)["enabled"] is False, (
         "the account apply skipped stays disabled"
     )
-    undo = read_entries(log)[len(entries) :]
+    undo = [e for e in read_entries(log, KEY)[len(entries) :] if e["phase"] == "outcome"]
     assert sorted(e["undo_of"] for e in undo) == done  # portals run concurrently: any interleaving
     assert all(e["action"] == "enable" and e["result"] == DONE and e["command"] == "undo" for e in undo)
     assert all(e["before"]["enabled"] is False and e["after"]["enabled"] is True for e in undo)
     assert sum(p.stats.by_endpoint["PUT /users/{id}"] for p in estate.sim.portals) == len(done)
-    assert estate.okta.exchanges == [], "re-enabling needs no IdP re-check"
-    assert verify_log(log).ok and verify_log(log).entries == len(entries) + len(done)
+    assert estate.okta.exchanges, "re-enabling asks the IdP whether the person is still disabled"
+    assert verify_log(log, KEY).ok and verify_log(log, KEY).entries == len(entries) + 2 * len(done)
     for secret in estate.secrets:
         assert secret not in out + err + log.read_text()
 
 
 async def test_undo_of_some_entries_touches_only_those(estate) -> None:
     _, log, _ = await apply_with_one_pre_disabled(estate)
-    done = [e for e in read_entries(log) if e["action"] == "disable" and e["result"] == DONE]
+    done = [e for e in outcomes(log) if e["action"] == "disable" and e["result"] == DONE]
     chosen, rest = done[:2], done[2:]
 
     code, _, err = await estate.cli(
@@ -70,7 +86,7 @@ async def test_undo_of_some_entries_touches_only_those(estate) -> None:
 
 async def test_undo_refuses_skips_repeats_and_missing_entries_before_sending_anything(estate) -> None:
     _, log, _ = await apply_with_one_pre_disabled(estate)
-    entries = read_entries(log)
+    entries = outcomes(log)
     skipped = next(e["seq"] for e in entries if e["result"] == SKIPPED)
     done = next(e["seq"] for e in entries if e["result"] == DONE)
     config = ["--config", str(estate.config_path), "--yes"]
@@ -90,7 +106,7 @@ async def test_undo_refuses_skips_repeats_and_missing_entries_before_sending_any
 async def test_undo_without_confirmation_sends_nothing(estate) -> None:
     _, log, _ = await apply_with_one_pre_disabled(estate)
     size = log.stat().st_size
-    done = next(e["seq"] for e in read_entries(log) if e["result"] == DONE)
+    done = next(e["seq"] for e in outcomes(log) if e["result"] == DONE)
 
     code, _, err = await estate.cli(
         "undo", str(log), "--entry", str(done), "--config", str(estate.config_path)
@@ -109,7 +125,7 @@ async def test_a_tampered_log_fails_verification_naming_the_entry_and_blocks_und
     lines[middle] = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     log.write_text("\n".join(lines) + "\n")
 
-    code, _, err = await estate.cli("verify", str(log))
+    code, _, err = await estate.cli("verify", str(log), "--config", str(estate.config_path))
 
     assert code == 1
     assert f"BROKEN at entry {middle + 1}" in err and "edited" in err
@@ -117,9 +133,10 @@ async def test_a_tampered_log_fails_verification_naming_the_entry_and_blocks_und
         "undo", str(log), "--entry", "1", "--config", str(estate.config_path), "--yes"
     )
     assert code == 2 and f"entry {middle + 1}" in err
-    _, plan_path = estate.make_plan(estate.tmp / "again.json")
+    plan, plan_path = estate.make_plan(estate.tmp / "again.json")
     code, _, err = await estate.cli(
-        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--log", str(log)
-    )
+        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--plan-hash", plan.plan_hash,
+        "--log", str(log),
+    )  # fmt: skip
     assert code == 2 and "refusing to extend" in err
     assert estate.requests() == []
