@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 from rich.logging import RichHandler
 
+from crawler.redact import RedactingFilter
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -34,6 +36,7 @@ def setup_logging(log_format: str = "text", quiet: bool = False) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+    handler.addFilter(RedactingFilter())  # no configured secret reaches a log line, whatever echoed it
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("idgraph").setLevel(logging.WARNING if quiet else logging.INFO)

@@ -35,6 +35,7 @@ from crawler.records import (
     LUUser,
     canonical_utc,
 )
+from crawler.redact import redact, redact_optional
 
 SCHEMA_VERSION = 1
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
@@ -301,7 +302,7 @@ class SnapshotStore:
                     cov.source,
                     cov.kind,
                     int(cov.complete),
-                    cov.error,
+                    redact_optional(cov.error),
                     cov.requests,
                     json.dumps(cov.requests_by_purpose, sort_keys=True),
                     cov.throttled,
@@ -311,7 +312,7 @@ class SnapshotStore:
                     cov.quarantined,
                     cov.started_at,
                     cov.finished_at,
-                    json.dumps(cov.notes),
+                    json.dumps([redact(note) for note in cov.notes]),
                 ),
             )
 
