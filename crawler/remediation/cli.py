@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from crawler.config import Config, ConfigError, load_config
@@ -33,6 +32,7 @@ from crawler.remediation.apply import (
 from crawler.remediation.audit import AuditError, AuditLog, read_entries, verify_log
 from crawler.remediation.idp_check import LOOKUPS
 from crawler.remediation.plan import REMEDIABLE, Plan, PlanError, load_plan, plan_from_snapshot, write_plan
+from crawler.terminal import escaped, visible
 from graph.model import SEVERITY_ORDER, Code, Severity
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
@@ -51,6 +51,7 @@ remediate_app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a traceback's locals would print the secrets in memory
 )
 console = Console(stderr=True)
 
@@ -60,7 +61,7 @@ LogOpt = Annotated[Path, typer.Option("--log", help="Audit log (JSON Lines, hash
 
 
 def _usage(message: str) -> typer.Exit:
-    console.print(f"[bold red]idgraph remediate:[/] {message}", highlight=False)
+    console.print(f"[bold red]idgraph remediate:[/] {escaped(message)}", highlight=False)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -116,7 +117,9 @@ def plan_command(
     write_plan(plan, out)
     console.print(plan_table(plan))
     for scope in plan.unavailable:
-        console.print(f"not judged ({scope['scope']}): {scope['reason']}", highlight=False, markup=False)
+        console.print(
+            visible(f"not judged ({scope['scope']}): {scope['reason']}"), highlight=False, markup=False
+        )
     console.print(
         f"plan {plan.plan_hash} → {out}: disable {len(plan.actions)} account(s) in "
         f"{len(plan.portals)} portal(s), run {plan.run.id}. Nothing was changed; have it reviewed, then "
@@ -137,13 +140,13 @@ def plan_table(plan: Plan, *, limit: int = SHOWN_ROWS) -> Table:
     for index, action in enumerate(ordered[:limit], start=1):
         table.add_row(
             str(index),
-            escape(action.portal),
+            escaped(action.portal),
             str(action.user_id),
-            escape(action.email),
-            escape(action.state.user_type or ""),
+            escaped(action.email),
+            escaped(action.state.user_type or ""),
             action.finding.code.value,
             action.finding.severity.value,
-            escape(action.finding.idp_status or ""),
+            escaped(action.finding.idp_status or ""),
         )
     if len(ordered) > limit:
         table.caption = f"… and {len(ordered) - limit} more: every row is in the plan file"
@@ -158,12 +161,12 @@ def results_table(outcomes: list[Outcome]) -> Table:
     for o in sorted(outcomes, key=lambda o: (o.target.portal, o.target.user_id, o.action)):
         action = o.action if o.group is None else f"{o.action} {o.group['id']}"
         table.add_row(
-            escape(o.target.portal),
+            escaped(o.target.portal),
             str(o.target.user_id),
-            escape(o.target.email),
+            escaped(o.target.email),
             action,
             f"[{style[o.result]}]{o.result}[/]",
-            escape(o.reason),
+            escaped(o.reason),
         )
     return table
 
@@ -193,7 +196,7 @@ def _execute(
             run_targets(targets, cfg, log, command=command, remove_memberships=remove_memberships)
         )
     except (AuditError, KeyboardInterrupt) as exc:
-        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        why = visible("interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc))
         console.print(
             f"{why}: {log.appended} action(s) were logged to {log_path} before it stopped (head {log.head})",
             highlight=False,
@@ -320,7 +323,7 @@ def undo_command(
     for column in ("entry", "portal", "user id", "email", "plan"):
         table.add_column(column)
     for t in targets:
-        table.add_row(str(t.undo_of), escape(t.portal), str(t.user_id), escape(t.email), t.plan_hash[:12])
+        table.add_row(str(t.undo_of), escaped(t.portal), str(t.user_id), escaped(t.email), t.plan_hash[:12])
     console.print(table)
     _confirm(f"Re-enable {len(targets)} account(s)?", yes)
     _execute(targets, cfg, log, "undo", remove_memberships=False)
