@@ -79,7 +79,7 @@ class EntraCrawl:
         url = f"{self.cfg.graph_url}/v1.0/users"
         query: dict[str, Any] | None = {"$select": SELECT, "$top": str(PAGE_SIZE)}
         guard = PageGuard(self.cfg.name, USERS, ctx.http.limits.pages)
-        ids: set[str] = set()
+        ids: set[object] = set()
         missing_status = page = 0
         while True:
             page += 1
@@ -106,7 +106,7 @@ class EntraCrawl:
             log.debug("%s: users page %d, %d users", self.cfg.name, page, len(identities))
             if target is None:
                 break
-            guard.page(new_ids(ids, identities), target)
+            guard.page(new_ids(ids, users), target)
             url, query = target, None  # nextLink is complete: follow it as given
         if missing_status:
             ctx.note(f"{missing_status} users came back without accountEnabled and were quarantined")

@@ -168,7 +168,7 @@ class GoogleCrawl:
         url = f"{self.cfg.base_url}/admin/directory/v1/users"
         page_token: str | None = None
         guard = PageGuard(self.cfg.name, USERS, ctx.http.limits.pages)
-        ids: set[str] = set()
+        ids: set[object] = set()
         page = 0
         while True:
             page += 1
@@ -188,7 +188,7 @@ class GoogleCrawl:
             log.debug("%s: users page %d, %d users", self.cfg.name, page, len(identities))
             if not next_token:
                 return
-            guard.page(new_ids(ids, identities), next_token)
+            guard.page(new_ids(ids, users), next_token)
             page_token = next_token
 
 

@@ -168,7 +168,7 @@ class OktaCrawl:
         url: str = self.users_url
         query: dict[str, Any] | None = params
         guard = PageGuard(self.cfg.name, collection, ctx.http.limits.pages)
-        ids: set[str] = set()
+        ids: set[object] = set()
         page = 0
         while True:
             page += 1
@@ -184,7 +184,7 @@ class OktaCrawl:
             log.debug("%s: %s page %d, %d users", self.cfg.name, collection, page, len(identities))
             if target is None:
                 return
-            guard.page(new_ids(ids, identities), target)
+            guard.page(new_ids(ids, response.body), target)
             url, query = target, None  # the next link is complete: follow it as given
 
 

@@ -75,7 +75,7 @@ class ScimCrawl:
         url = f"{self.cfg.base_url}/Users"
         start, page = 1, 0
         guard = PageGuard(self.cfg.name, USERS, ctx.http.limits.pages)
-        ids: set[str] = set()
+        ids: set[object] = set()
         while True:
             page += 1
             params = {"startIndex": str(start), "count": str(self.cfg.page_size)}
@@ -106,7 +106,7 @@ class ScimCrawl:
             )
             if done:
                 return
-            guard.page(new_ids(ids, identities), start)
+            guard.page(new_ids(ids, resources), start)
 
 
 def open_source(
