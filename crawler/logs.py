@@ -10,6 +10,18 @@ from datetime import UTC, datetime
 from rich.logging import RichHandler
 
 from crawler.redact import RedactingFilter
+from crawler.terminal import visible
+
+
+class VisibleTextFilter(logging.Filter):
+    """For the terminal: control characters a source put in a message are shown escaped, never sent."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = visible(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,6 +48,7 @@ def setup_logging(log_format: str = "text", quiet: bool = False) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+        handler.addFilter(VisibleTextFilter())
     handler.addFilter(RedactingFilter())  # no configured secret reaches a log line, whatever echoed it
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
