@@ -30,7 +30,7 @@ from crawler.idp.status import AddressBook, google_status, parse_time, require_i
 from crawler.idp.tokens import TokenRefused, bearer_http, token_from_response
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.records import Identity
-from crawler.redact import REDACTOR
+from crawler.redact import REDACTOR, redact
 from crawler.source import SourceContext
 
 log = logging.getLogger("idgraph.idp.google")
@@ -158,7 +158,7 @@ class GoogleCrawl:
             await self._walk(ctx)
 
     def _hint(self) -> str:
-        reason = f"[reason: {self.last_error.reason}] " if self.last_error.reason else ""
+        reason = f"[reason: {redact(self.last_error.reason)}] " if self.last_error.reason else ""
         return (
             f"{reason}check the domain-wide delegation of {SCOPE} for the service account "
             f"and that {self.cfg.subject} is an admin"

@@ -195,3 +195,26 @@ async def test_the_crawl_deadline_ends_unfinished_sources_incomplete(tmp_path: P
     assert not cov.complete and "crawl deadline of 1 s reached" in (cov.error or "")
     assert store.run().status != "running"
     store.close()
+
+
+async def test_an_entra_next_link_that_never_ends_stops_when_nothing_is_new(tmp_path: Path) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            return web.json_response({"access_token": "entra-access-token-77", "expires_in": 3600})
+        after = int(request.query.get("skip", "0")) + 1
+        users = [{"id": "u1", "mail": "u1@acme.com", "accountEnabled": True}]
+        return web.json_response({"value": users, "@odata.nextLink": f"{server.url}/v1.0/users?skip={after}"})
+
+    async with hostile(handler) as server:
+        entra = {
+            "name": "entra", "type": "entra", "tenant_id": "t", "client_id": "c",
+            "client_secret_env": "ENTRA_SECRET", "login_url": server.url, "graph_url": server.url,
+        }  # fmt: skip
+        cfg = make_config(
+            idps=[entra], crawl_cfg={"max_pages_without_new": 3}, env={"ENTRA_SECRET": "entra-secret-99"}
+        )
+        result, store = await run_crawl(cfg, tmp_path)
+    cov = result.coverage[0]
+    assert not cov.complete and "3 pages in a row brought nothing new" in (cov.error or "")
+    assert len([r for r in server.requests if r.method == "GET"]) == 4
+    store.close()
