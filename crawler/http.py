@@ -3,7 +3,12 @@
 `SourceHttp.get_json` is the only way sources talk to the network. It counts every request by purpose,
 sends throttled requests back through the rate controller, retries transient faults with full-jitter
 back-off (tenacity), and turns everything else into a `SourceError` whose message is ours — no URL with
-credentials, no request headers, no chained aiohttp exception that could print them.
+credentials, no request headers, no chained aiohttp exception that could print them, and any text taken
+from a response body redacted (see `crawler.redact`).
+
+Against a hostile server: no redirect is ever followed (a 3xx fails the source, since following it would
+re-send our credentials elsewhere), and a body over `limits.max_body_bytes` — on the wire or decompressed
+— is refused without being read into memory. Neither is retried.
 """
 
 from __future__ import annotations
