@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from crawler.config import Config, ConfigError, load_config
@@ -24,6 +23,7 @@ from crawler.logs import setup_logging
 from crawler.orchestrator import CrawlResult, LiveSource, crawl
 from crawler.progress import summary_table, with_live_progress
 from crawler.store import SnapshotStore
+from crawler.terminal import escaped, plain
 
 if TYPE_CHECKING:  # the graph side is imported lazily: `idgraph crawl` does not need it loaded
     from graph.review import Review
@@ -43,6 +43,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,  # a traceback's locals would print the secrets in memory
 )
 console = Console(stderr=True)
 log = logging.getLogger("idgraph")
@@ -54,7 +55,7 @@ LogFormatOpt = Annotated[
 
 
 def _fail_usage(message: str) -> typer.Exit:
-    console.print(f"[bold red]idgraph:[/] {escape(message)}", highlight=False)
+    console.print(f"[bold red]idgraph:[/] {escaped(message)}", highlight=False)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -141,7 +142,7 @@ def _print_vocabulary_notes(result: CrawlResult) -> None:
         for note in cov.notes or []:
             if note.startswith(UNKNOWN_STATUS_NOTE) and (cov.source, note) not in shown:
                 shown.add((cov.source, note))
-                console.print(f"[yellow]{escape(cov.source)}:[/] {escape(note)}", highlight=False)
+                console.print(f"[yellow]{escaped(cov.source)}:[/] {escaped(note)}", highlight=False)
 
 
 @app.command("report")
@@ -209,8 +210,8 @@ def diff_command(
     ):
         for entry in entries:
             table.add_row(
-                label, entry.code, entry.severity or "", entry.email or "", entry.portal or "",
-                str(entry.learnupon_user_id or ""),
+                label, plain(entry.code), plain(entry.severity or ""), plain(entry.email or ""),
+                plain(entry.portal or ""), plain(entry.learnupon_user_id or ""),
             )  # fmt: skip
     console.print(table)
     console.print(
@@ -243,12 +244,12 @@ def _print_review(review: Review) -> None:
     console.print(table)
     for item in review.findings.unavailable:
         console.print(
-            f"[yellow]not given:[/] {item.code.value} ({escape(item.scope)}): {escape(item.reason)}",
+            f"[yellow]not given:[/] {item.code.value} ({escaped(item.scope)}): {escaped(item.reason)}",
             highlight=False,
         )
     for gap in review.findings.recall_gaps:
         console.print(
-            f"[yellow]may be missing:[/] {gap.code.value} on {escape(gap.portal)}: {escape(gap.reason)}",
+            f"[yellow]may be missing:[/] {gap.code.value} on {escaped(gap.portal)}: {escaped(gap.reason)}",
             highlight=False,
         )
     for kind, path in review.paths.items():

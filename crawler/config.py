@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from crawler.redact import REDACTOR
 
 
 class ConfigError(ValueError):
@@ -42,9 +45,18 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def check_base_url(url: str) -> str:
-    """Accept https anywhere and http only on loopback; strip the trailing slash."""
+    """Accept https anywhere and http only on loopback; strip the trailing slash. Credentials in the URL
+    are refused without being echoed."""
     parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "must not carry credentials (user:password@host); secrets go in environment variables "
+            "(the URL is not shown)"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"must be an http(s) URL, got {url!r}")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
@@ -72,6 +84,12 @@ class CrawlConfig(_Strict):
     request_timeout_seconds: float = Field(default=60.0, gt=0)
     connect_timeout_seconds: float = Field(default=15.0, gt=0)
     max_concurrency_per_source: int = Field(default=8, ge=1, le=64)
+    # Against a hostile or broken source: each limit, when hit, ends that source incomplete with a reason.
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, description="per response, decompressed")
+    max_pages_per_listing: int = Field(default=100_000, ge=1)
+    max_pages_without_new: int = Field(default=20, ge=1, description="pages in a row with no new record")
+    max_retry_after_seconds: float = Field(default=300.0, gt=0, description="Retry-After is clamped to this")
+    crawl_deadline_seconds: float | None = Field(default=None, gt=0, description="unfinished sources stop")
 
 
 class PortalConfig(_Strict):
@@ -240,6 +258,12 @@ def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, A
                 var = item.get(env_field)
                 if not isinstance(var, str) or not var:
                     continue  # pydantic reports the missing/invalid field itself
+                if not _ENV_NAME.match(var):
+                    # Likely a secret pasted where its variable's name belongs: never echo it.
+                    raise ConfigError(
+                        f"{kind}[{index}].{env_field}: must be the NAME of an environment variable "
+                        "(letters, digits and _, not starting with a digit); the value given is not shown"
+                    )
                 value = env.get(var)
                 if not value:
                     raise ConfigError(f"{kind}[{index}].{env_field}: environment variable {var} is not set")
@@ -277,7 +301,7 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> C
     env = os.environ if env is None else env
     resolved = _resolve_secrets(raw, env)
     try:
-        return Config.model_validate(resolved)
+        config = Config.model_validate(resolved)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = _field_path(first["loc"]) or "config"
@@ -289,6 +313,22 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> C
         if message.startswith(f"{where}:") or ("[" in message.split(":")[0] and ":" in message):
             raise ConfigError(message) from None
         raise ConfigError(f"{where}: {message}") from None
+    register_secrets(config)
+    return config
+
+
+def register_secrets(config: Config) -> None:
+    """Every secret the config resolved, and its derived forms, into the process-wide redactor."""
+    for portal in config.portals:
+        REDACTOR.add_basic(
+            portal.username.get_secret_value() if portal.username else None,
+            portal.password.get_secret_value() if portal.password else None,
+        )
+    for idp in config.idps:
+        for name in ("token", "client_secret"):
+            value = getattr(idp, name, None)
+            if isinstance(value, SecretStr):
+                REDACTOR.add(value.get_secret_value())
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:

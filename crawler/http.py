@@ -3,7 +3,12 @@
 `SourceHttp.get_json` is the only way sources talk to the network. It counts every request by purpose,
 sends throttled requests back through the rate controller, retries transient faults with full-jitter
 back-off (tenacity), and turns everything else into a `SourceError` whose message is ours — no URL with
-credentials, no request headers, no chained aiohttp exception that could print them.
+credentials, no request headers, no chained aiohttp exception that could print them, and any text taken
+from a response body redacted (see `crawler.redact`).
+
+Against a hostile server: no redirect is ever followed (a 3xx fails the source, since following it would
+re-send our credentials elsewhere), and a body over `limits.max_body_bytes` — on the wire or decompressed
+— is refused without being read into memory. Neither is retried.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from yarl import URL
 
 from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError, TransientError
+from crawler.paging_guard import PageLimits
 from crawler.ratelimit import RateController
+from crawler.redact import redact
 
 HeaderProvider = Callable[[], Awaitable[Mapping[str, str]]]
 Decoder = Callable[[bytes], Any]
@@ -36,6 +43,22 @@ class RequestStats:
     by_purpose: Counter[str] = field(default_factory=Counter)  # those not answered 429
     throttled: int = 0  # those answered 429: requests == sum(by_purpose) + throttled
     retries: int = 0
+
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+READ_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class SourceLimits:
+    """What a hostile server cannot make us spend: body size (on the wire and decompressed), pages."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    pages: PageLimits = field(default_factory=PageLimits)
+
+
+class BodyTooLarge(SourceError):
+    """A response body over `max_body_bytes` (compressed or decompressed). Not retried."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +75,11 @@ def _describe(url: str | URL) -> str:
 
 
 def _error_text(body: bytes) -> str:
+    """The API's own error message, shortened, with any secret it echoes redacted."""
+    return redact(_api_message(body))
+
+
+def _api_message(body: bytes) -> str:
     """The API's own error message, shortened; LearnUpon uses `message` or `error`."""
     try:
         data = json.loads(body)
@@ -89,6 +117,7 @@ class SourceHttp:
         self._max_attempts = max_attempts
         self._backoff_cap = backoff_cap_seconds
         self._auth_headers = auth_headers
+        self.limits = SourceLimits()
 
     async def close(self) -> None:
         await self.session.close()
@@ -166,21 +195,38 @@ class SourceHttp:
         self.stats.requests += 1
         method, url = call.method, call.url
         try:
+            # Never follow a redirect: it would re-send our credentials (a Basic header, a client secret
+            # in a POSTed form, a signed assertion) to wherever the server points.
             async with self.session.request(
-                method, url, params=call.params, json=call.json_body, data=call.data, headers=headers
+                method,
+                url,
+                params=call.params,
+                json=call.json_body,
+                data=call.data,
+                headers=headers,
+                allow_redirects=False,
             ) as resp:
                 status = resp.status
                 resp_headers = _joined_headers(resp.headers)
-                raw = await resp.read()
+                if 300 <= status < 400:
+                    raw = b""
+                else:
+                    raw = await _read_capped(resp, self.limits.max_body_bytes, self.name, method, url)
         except (TimeoutError, aiohttp.ClientError) as exc:
             self.stats.by_purpose[call.purpose] += 1
             raise TransientError(_transport_failure(self.name, method, _describe(url), exc)) from None
         if status == 429:
             return Response(status, resp_headers, raw)
         self.stats.by_purpose[call.purpose] += 1
+        where = _describe(url)
+        if 300 <= status < 400:
+            target = urlsplit(resp_headers.get("Location", "")).hostname
+            to = f" to {target}" if target else ""
+            raise ClientRequestError(
+                f"{self.name}: {method} {where} answered {status} redirect{to}; redirects are not followed"
+            )
         if status < 400:
             return Response(status, resp_headers, raw)
-        where = _describe(url)
         if status >= 500 and status != 501:  # 501 Not Implemented will not change on a retry
             raise TransientError(f"{self.name}: {method} {where} answered {status}", status=status)
         text = f"{self.name}: {method} {where} answered {status} ({_error_text(raw)})"
@@ -218,6 +264,39 @@ def _decode(source: str, call: _Call, response: Response) -> Response:
             f"{source}: {call.method} {_describe(call.url)} returned a truncated or malformed body"
         ) from None
     return Response(response.status, response.headers, body)
+
+
+async def _read_capped(
+    resp: aiohttp.ClientResponse, limit: int, source: str, method: str, url: str | URL
+) -> bytes:
+    """The body, read in chunks and refused once it passes `limit` bytes.
+
+    `Content-Length` is the size on the wire (compressed, when `Content-Encoding` is set): over the limit,
+    nothing is read. The stream aiohttp hands us is decompressed, so counting it caps the decompressed
+    size too — a gzip bomb stops at the limit instead of filling memory.
+    """
+
+    def too_large(what: str) -> BodyTooLarge:
+        return BodyTooLarge(
+            f"{source}: {method} {_describe(url)} sent a body over the {limit:,}-byte limit ({what}); "
+            "not read"
+        )
+
+    length = resp.content_length
+    if length is not None and length > limit:
+        raise too_large(f"Content-Length {length:,}")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await resp.content.read(READ_CHUNK)
+        if not chunk:
+            # A client middleware may have read the body already (Google's 403 check): it is cached.
+            return b"".join(chunks) if size else await resp.read()
+        size += len(chunk)
+        if size > limit:
+            encoding = resp.headers.get("Content-Encoding")
+            raise too_large(f"{encoding}-decompressed" if encoding else "streamed")
+        chunks.append(chunk)
 
 
 def _joined_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
@@ -264,4 +343,13 @@ def make_session(
     )
 
 
-__all__ = ["Decoder", "HeaderProvider", "Response", "SourceError", "SourceHttp", "make_session"]
+__all__ = [
+    "BodyTooLarge",
+    "Decoder",
+    "HeaderProvider",
+    "Response",
+    "SourceError",
+    "SourceHttp",
+    "SourceLimits",
+    "make_session",
+]

@@ -9,6 +9,20 @@ from datetime import UTC, datetime
 
 from rich.logging import RichHandler
 
+from crawler.redact import RedactingFilter
+from crawler.terminal import visible
+
+
+class VisibleTextFilter(logging.Filter):
+    """For the terminal: control characters a source put in a message are shown escaped, never sent."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = visible(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return True
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -34,6 +48,8 @@ def setup_logging(log_format: str = "text", quiet: bool = False) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+        handler.addFilter(VisibleTextFilter())
+    handler.addFilter(RedactingFilter())  # no configured secret reaches a log line, whatever echoed it
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("idgraph").setLevel(logging.WARNING if quiet else logging.INFO)

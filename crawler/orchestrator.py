@@ -19,9 +19,10 @@ import aiohttp
 from crawler.config import Config, CrawlConfig, PortalConfig
 from crawler.coverage import COMPLETE, IDENTITIES, INCOMPLETE, CollectionCoverage, summarise
 from crawler.errors import SourceError
-from crawler.http import SourceHttp, make_session
+from crawler.http import SourceHttp, SourceLimits, make_session
 from crawler.idp import IDP_SOURCES
 from crawler.learnupon.crawl import PortalCrawl
+from crawler.paging_guard import PageLimits
 from crawler.ratelimit import RateController
 from crawler.source import SourceContext
 from crawler.store import FLUSH_SECONDS, SnapshotStore, SourceCoverage, utcnow
@@ -126,6 +127,8 @@ async def crawl(
     live = {} if live is None else live
     live.update({name: LiveSource(name, kind) for name, kind in kinds})
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+    deadline = config.crawl.crawl_deadline_seconds
+    deadline_at = None if deadline is None else asyncio.get_running_loop().time() + deadline
     try:
         jobs = []
         for portal in config.portals:
@@ -133,12 +136,14 @@ async def crawl(
                 live[portal.name].state = "skipped"
                 continue
             http, run = portal_source(portal, connector, config.crawl, store.learned_rate(portal.name))
+            run = _bounded(http, run, config.crawl, deadline_at)
             jobs.append(_run_source(store, run_id, live[portal.name], http, run, earlier.get(portal.name)))
         for idp in config.idps:
             if idp.name in already_complete:
                 live[idp.name].state = "skipped"
                 continue
             http, run = IDP_SOURCES[idp.type](idp, connector, config.crawl)
+            run = _bounded(http, run, config.crawl, deadline_at)
             jobs.append(_run_source(store, run_id, live[idp.name], http, run, earlier.get(idp.name)))
         flusher = asyncio.create_task(_flush_while_crawling(store))
         try:
@@ -150,6 +155,31 @@ async def crawl(
         await connector.close()
     store.finish_run(run_id)
     return CrawlResult(run_id, store.coverage(run_id))
+
+
+def _bounded(http: SourceHttp, run: CrawlFn, crawl: CrawlConfig, deadline_at: float | None) -> CrawlFn:
+    """The source's limits against a hostile server (body size, pages, Retry-After), and the deadline:
+    at `deadline_at` an unfinished source stops, incomplete, with the deadline as its reason."""
+    http.limits = SourceLimits(
+        max_body_bytes=crawl.max_body_bytes,
+        pages=PageLimits(crawl.max_pages_per_listing, crawl.max_pages_without_new),
+    )
+    http.controller.max_retry_after = crawl.max_retry_after_seconds
+    if deadline_at is None:
+        return run
+
+    async def bounded(ctx: SourceContext) -> None:
+        try:
+            async with asyncio.timeout_at(deadline_at):
+                await run(ctx)
+        except TimeoutError:
+            if asyncio.get_running_loop().time() < deadline_at:
+                raise
+            raise SourceError(
+                f"{ctx.name}: crawl deadline of {crawl.crawl_deadline_seconds:g} s reached; incomplete"
+            ) from None
+
+    return bounded
 
 
 CRAWL_GC_THRESHOLD = (50_000, 20, 100)

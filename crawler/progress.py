@@ -23,6 +23,7 @@ from rich.table import Table
 
 from crawler.orchestrator import LiveSource
 from crawler.store import SourceCoverage
+from crawler.terminal import escaped
 
 T = TypeVar("T")
 
@@ -113,7 +114,7 @@ def summary_table(coverage: list[SourceCoverage]) -> Table:
             "[green]yes[/]" if cov.complete else "[bold red]NO[/]",
             f"{cov.records:,}", f"{cov.requests:,}", f"{cov.throttled:,}", f"{cov.retries:,}",
             f"{seconds:.1f}s" if seconds is not None else "-",
-            cov.error or "",
+            escaped(cov.error or ""),
         )  # fmt: skip
     if len(coverage) > 1:
         complete = sum(c.complete for c in coverage)

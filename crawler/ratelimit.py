@@ -45,21 +45,29 @@ FIRST_PROBE_FRACTION = 1 / 16  # first pause after a 429 without Retry-After, as
 PACED_BURST = 4  # requests that may go back to back after a quiet spell, while pacing by the headers
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None when absent or bad."""
+MAX_RETRY_AFTER = 300.0  # the longest Retry-After we honour: `inf`, `1e300` or a far date would idle forever
+
+
+def parse_retry_after(
+    value: str | None, now: float | None = None, *, cap: float = MAX_RETRY_AFTER
+) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), at most `cap`; None when
+    absent or bad. `inf` and huge values are clamped to `cap`; `nan` is no value at all."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        now = time.time() if now is None else now
+        seconds = when.timestamp() - now
+    if math.isnan(seconds):
         return None
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, seconds), cap)
 
 
 def parse_int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -101,6 +109,7 @@ class RateController:
         self.window_seconds = window_seconds
         self.budget_share = budget_share
         self.weekly_reserve = weekly_reserve
+        self.max_retry_after = MAX_RETRY_AFTER  # Retry-After is clamped to this (CrawlConfig sets it)
         self.max_rate = ceiling / window_seconds
         self._limiter = AsyncLimiter(ceiling, window_seconds)
         self._clock = wall_clock
@@ -280,7 +289,7 @@ class RateController:
         sent_at = ticket.sent_at if ticket is not None else now
         if sent_at >= self._epoch_started:
             self._cut(now)
-        wait = parse_retry_after(headers.get("Retry-After"), now)
+        wait = parse_retry_after(headers.get("Retry-After"), now, cap=self.max_retry_after)
         if ticket is not None and ticket.probe:
             self._end_probe(succeeded=False)
         if wait is not None:

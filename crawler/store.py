@@ -36,6 +36,7 @@ from crawler.records import (
     LUUser,
     canonical_utc,
 )
+from crawler.redact import redact, redact_optional
 
 SCHEMA_VERSION = 2  # 2: coverage.collections, quarantine.addresses and quarantine.label
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
@@ -337,7 +338,7 @@ class SnapshotStore:
                     cov.source,
                     cov.kind,
                     int(cov.complete),
-                    cov.error,
+                    redact_optional(cov.error),
                     cov.requests,
                     json.dumps(cov.requests_by_purpose, sort_keys=True),
                     cov.throttled,
@@ -347,8 +348,10 @@ class SnapshotStore:
                     cov.quarantined,
                     cov.started_at,
                     cov.finished_at,
-                    json.dumps(cov.notes),
-                    json.dumps([c.as_dict() for c in cov.collections]),
+                    json.dumps([redact(note) for note in cov.notes]),
+                    json.dumps(
+                        [{**c.as_dict(), "reason": redact_optional(c.reason)} for c in cov.collections]
+                    ),
                 ),
             )
 

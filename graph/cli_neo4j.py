@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from crawler.config import ReviewConfig
+from crawler.terminal import plain
 from graph.query_library import QueryError, get_query, load_queries, run_query, write_cypher_files
 
 # The neo4j driver and the exporter (pandas, networkx) load only when a command runs: mounting these
@@ -38,6 +39,7 @@ export_app = typer.Typer(
     help="Export a snapshot run to another store.\n\nExample: idgraph export neo4j --uri bolt://localhost:7687",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a traceback's locals would print the secrets in memory
 )
 
 UriOpt = Annotated[str, typer.Option("--uri", help="Neo4j Bolt URI, e.g. neo4j://localhost:7687.")]
@@ -184,7 +186,7 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
         return
     table = Table(*columns, show_lines=False)
     for row in rows:
-        table.add_row(*(_cell(row[c]) for c in columns))
+        table.add_row(*(plain(_cell(row[c])) for c in columns))
     out.print(table)
     console.print(f"{len(rows)} row(s)", highlight=False)
 

@@ -28,6 +28,7 @@ from crawler.idp.status import (
     same_origin_link,
 )
 from crawler.idp.tokens import TokenRefused, bearer_http, token_from_response
+from crawler.paging_guard import PageGuard, new_ids
 from crawler.records import Identity
 from crawler.source import SourceContext
 
@@ -87,7 +88,8 @@ class EntraCrawl:
     async def _walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.graph_url}/v1.0/users"
         query: dict[str, Any] | None = {"$select": SELECT, "$top": str(PAGE_SIZE)}
-        seen: set[str] = set()
+        guard = PageGuard(self.cfg.name, USERS, ctx.http.limits.pages)
+        ids: set[object] = set()
         missing_status = page = 0
         while True:
             page += 1
@@ -114,9 +116,7 @@ class EntraCrawl:
             log.debug("%s: users page %d, %d users", self.cfg.name, page, len(identities))
             if target is None:
                 break
-            if target in seen:
-                raise SourceError(f"{self.cfg.name}: users paging loops back on itself")
-            seen.add(target)
+            guard.page(new_ids(ids, users), target)
             url, query = target, None  # nextLink is complete: follow it as given
         if missing_status:
             ctx.note(f"{missing_status} users came back without accountEnabled and were quarantined")

@@ -28,7 +28,9 @@ from crawler.idp.auth_hint import auth_hint
 from crawler.idp.server_paced import ServerPacedController
 from crawler.idp.status import AddressBook, google_status, parse_time, require_id
 from crawler.idp.tokens import TokenRefused, bearer_http, token_from_response
+from crawler.paging_guard import PageGuard, new_ids
 from crawler.records import Identity
+from crawler.redact import REDACTOR, redact
 from crawler.source import SourceContext
 
 log = logging.getLogger("idgraph.idp.google")
@@ -66,6 +68,7 @@ def load_key(path: Path, source: str) -> ServiceAccountKey:
     except ValueError as exc:
         raise SourceError(f"{source}: token_uri in {path}: {exc}") from None
     key_id = data.get("private_key_id")
+    REDACTOR.add(data["private_key"])
     return ServiceAccountKey(
         client_email=data["client_email"],
         private_key=SecretStr(data["private_key"]),
@@ -165,7 +168,7 @@ class GoogleCrawl:
             await self._walk(ctx)
 
     def _hint(self) -> str:
-        reason = f"[reason: {self.last_error.reason}] " if self.last_error.reason else ""
+        reason = f"[reason: {redact(self.last_error.reason)}] " if self.last_error.reason else ""
         return (
             f"{reason}check the domain-wide delegation of {SCOPE} for the service account "
             f"and that {self.cfg.subject} is an admin"
@@ -174,7 +177,8 @@ class GoogleCrawl:
     async def _walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.base_url}/admin/directory/v1/users"
         page_token: str | None = None
-        seen: set[str] = set()
+        guard = PageGuard(self.cfg.name, USERS, ctx.http.limits.pages)
+        ids: set[object] = set()
         page = 0
         while True:
             page += 1
@@ -194,9 +198,7 @@ class GoogleCrawl:
             log.debug("%s: users page %d, %d users", self.cfg.name, page, len(identities))
             if not next_token:
                 return
-            if next_token in seen:
-                raise SourceError(f"{self.cfg.name}: users paging loops back on itself")
-            seen.add(next_token)
+            guard.page(new_ids(ids, users), next_token)
             page_token = next_token
 
 

@@ -23,6 +23,7 @@ from crawler.errors import AuthError, SourceError
 from crawler.http import SourceHttp, make_session
 from crawler.idp.auth_hint import auth_hint
 from crawler.idp.status import AddressBook, okta_status, parse_time, require_id, same_origin_link
+from crawler.paging_guard import PageGuard, new_ids
 from crawler.ratelimit import RateController, Ticket, parse_retry_after
 from crawler.records import Identity
 from crawler.source import SourceContext
@@ -177,7 +178,8 @@ class OktaCrawl:
             return
         url: str = self.users_url
         query: dict[str, Any] | None = params
-        seen: set[str] = set()
+        guard = PageGuard(self.cfg.name, collection, ctx.http.limits.pages)
+        ids: set[object] = set()
         page = 0
         while True:
             page += 1
@@ -193,9 +195,7 @@ class OktaCrawl:
             log.debug("%s: %s page %d, %d users", self.cfg.name, collection, page, len(identities))
             if target is None:
                 return
-            if target in seen:
-                raise SourceError(f"{self.cfg.name}: {collection} paging loops back on itself")
-            seen.add(target)
+            guard.page(new_ids(ids, response.body), target)
             url, query = target, None  # the next link is complete: follow it as given
 
 

@@ -19,6 +19,7 @@ from crawler.http import SourceHttp, make_session
 from crawler.idp.auth_hint import auth_hint
 from crawler.idp.server_paced import ServerPacedController
 from crawler.idp.status import AddressBook, is_email, require_id, scim_status
+from crawler.paging_guard import PageGuard, new_ids
 from crawler.records import Identity
 from crawler.source import SourceContext
 
@@ -83,6 +84,8 @@ class ScimCrawl:
     async def _walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.base_url}/Users"
         start, page = 1, 0
+        guard = PageGuard(self.cfg.name, USERS, ctx.http.limits.pages)
+        ids: set[object] = set()
         while True:
             page += 1
             params = {"startIndex": str(start), "count": str(self.cfg.page_size)}
@@ -113,6 +116,7 @@ class ScimCrawl:
             )
             if done:
                 return
+            guard.page(new_ids(ids, resources), start)
 
 
 def open_source(

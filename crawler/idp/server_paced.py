@@ -49,7 +49,7 @@ class ServerPacedController(RateController):
         self.throttled += 1
         now = self._now()
         retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-        wait = parse_retry_after(retry_after, now)
+        wait = parse_retry_after(retry_after, now, cap=self.max_retry_after)
         if wait is None:
             wait = min(self.backoff_cap, self.backoff_base * 2.0 ** (self._streak - 1))
             wait += random.uniform(0, self.backoff_base)

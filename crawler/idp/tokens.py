@@ -14,6 +14,7 @@ from typing import Any
 from crawler.errors import AuthError
 from crawler.http import SourceHttp
 from crawler.idp.server_paced import ServerPacedController
+from crawler.redact import REDACTOR
 
 REFRESH_MARGIN = 300.0  # renew a token five minutes before it expires
 
@@ -73,6 +74,7 @@ def token_from_response(body: Any, source: str) -> tuple[str, float]:
         lifetime = float(body.get("expires_in", 3600))
     except (TypeError, ValueError):
         lifetime = 3600.0
+    REDACTOR.add(body["access_token"])  # a server may echo it back in an error body
     return body["access_token"], lifetime
 
 
@@ -87,6 +89,8 @@ def bearer_http(
     token_endpoint: list[SourceHttp] = []
 
     async def fetch() -> tuple[str, float]:
+        token_endpoint[0].limits = http.limits  # set by the orchestrator after construction
+        token_endpoint[0].controller.max_retry_after = http.controller.max_retry_after
         return await request_token(token_endpoint[0])
 
     http = SourceHttp(

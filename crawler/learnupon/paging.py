@@ -22,12 +22,11 @@ from urllib.parse import urlencode
 
 from yarl import URL
 
-from crawler.errors import TransientError
 from crawler.http import SourceHttp
 from crawler.learnupon.dialect import PageReader
+from crawler.paging_guard import PageGuard
 
 HAS_NEXT = "LU-Has-Next-Page"
-MAX_PAGES = 100_000  # a guard against a server that says "true" forever
 
 
 @dataclass
@@ -86,7 +85,11 @@ async def iterate_pages(
     """Yield each page's new records until the listing ends; the final Page has `last=True`."""
     listing = _Listing(http, url, params, reader)
     previous_ids: list[Any] | None = None
-    for number in range(1, MAX_PAGES + 1):
+    # A server that says "true" forever (or repeats one page) is stopped: the listing is incomplete.
+    guard = PageGuard(http.name, purpose, http.limits.pages)
+    number = 0
+    while True:
+        number += 1
         raw, fresh, duplicates, more = await listing.fetch(number, purpose)
         check = boundary_check and previous_ids is not None and bool(raw)
         yield Page(number, fresh, duplicates, last=not more and not check)
@@ -96,5 +99,5 @@ async def iterate_pages(
             yield Page(number - 1, extra, 0, last=not more, drift=changed)
         if not more:
             return
+        guard.page(len(fresh), number + 1)
         previous_ids = [_record_id(r) for r in raw]
-    raise TransientError(f"{http.name}: {purpose} did not end after {MAX_PAGES} pages")

@@ -19,7 +19,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from crawler.config import Config, ConfigError, load_config
@@ -57,6 +56,7 @@ from crawler.remediation.plan import (
     plan_from_snapshot,
     write_plan,
 )
+from crawler.terminal import escaped, visible
 from graph.model import SEVERITY_ORDER, Code, Severity
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
@@ -75,6 +75,7 @@ remediate_app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a traceback's locals would print the secrets in memory
 )
 console = Console(stderr=True)
 
@@ -94,7 +95,7 @@ ExpectHeadOpt = Annotated[
 
 
 def _usage(message: str) -> typer.Exit:
-    console.print(f"[bold red]idgraph remediate:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]idgraph remediate:[/] {escaped(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -182,7 +183,9 @@ def plan_command(
     write_plan(plan, out)
     console.print(plan_table(plan))
     for scope in plan.unavailable:
-        console.print(f"not judged ({scope['scope']}): {scope['reason']}", highlight=False, markup=False)
+        console.print(
+            visible(f"not judged ({scope['scope']}): {scope['reason']}"), highlight=False, markup=False
+        )
     console.print(
         f"plan {plan.plan_hash} → {out}: disable {len(plan.actions)} account(s) in "
         f"{len(plan.portals)} portal(s), run {plan.run.id}; expires {plan.expires_at}. Nothing was changed; "
@@ -203,13 +206,13 @@ def plan_table(plan: Plan, *, limit: int = SHOWN_ROWS) -> Table:
     for index, action in enumerate(ordered[:limit], start=1):
         table.add_row(
             str(index),
-            escape(action.portal),
+            escaped(action.portal),
             str(action.user_id),
-            escape(action.email),
-            escape(action.state.user_type or ""),
+            escaped(action.email),
+            escaped(action.state.user_type or ""),
             action.finding.code.value,
             action.finding.severity.value,
-            escape(action.finding.idp_status or ""),
+            escaped(action.finding.idp_status or ""),
         )
     if len(ordered) > limit:
         table.caption = f"… and {len(ordered) - limit} more: every row is in the plan file"
@@ -229,13 +232,13 @@ def live_table(
         user = live.get((action.portal, action.user_id))
         if isinstance(user, LUUser):
             changes = drift(targets[(action.portal, action.user_id)].expect, user)
-            cells = [escape(user.email or ""), str(user.enabled).lower(), escape(user.user_type or "")]
-            note = "[yellow]" + escape("; ".join(changes)) + " → will be skipped[/]" if changes else "no"
+            cells = [escaped(user.email or ""), str(user.enabled).lower(), escaped(user.user_type or "")]
+            note = "[yellow]" + escaped("; ".join(changes)) + " → will be skipped[/]" if changes else "no"
         else:
             cells = ["", "", ""]
-            note = "[yellow]" + escape(user or "not found") + "[/]"
+            note = "[yellow]" + escaped(user or "not found") + "[/]"
         table.add_row(
-            str(index), escape(action.portal), str(action.user_id), *cells,
+            str(index), escaped(action.portal), str(action.user_id), *cells,
             f"{action.finding.code.value} ({action.finding.severity.value})", note,
         )  # fmt: skip
     if len(ordered) > limit:
@@ -251,12 +254,12 @@ def results_table(outcomes: list[Outcome]) -> Table:
     for o in sorted(outcomes, key=lambda o: (o.target.portal, o.target.user_id, o.action)):
         action = o.action if o.group is None else f"{o.action} {o.group['id']}"
         table.add_row(
-            escape(o.target.portal),
+            escaped(o.target.portal),
             str(o.target.user_id),
-            escape(o.target.email),
+            escaped(o.target.email),
             action,
             f"[{style[o.result]}]{o.result}[/]",
-            escape(o.reason),
+            escaped(o.reason),
         )
     return table
 
@@ -298,7 +301,7 @@ def _execute(
             run_targets(targets, cfg, log, command=command, remove_memberships=remove_memberships)
         )
     except (AuditError, KeyboardInterrupt) as exc:
-        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        why = visible("interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc))
         console.print(
             f"{why}: {log.appended} action(s) were logged to {log_path} before it stopped (head {log.head})",
             highlight=False,
@@ -482,7 +485,7 @@ def undo_command(
     for column in ("entry", "portal", "user id", "email", "plan"):
         table.add_column(column)
     for t in targets:
-        table.add_row(str(t.undo_of), escape(t.portal), str(t.user_id), escape(t.email), t.plan_hash[:12])
+        table.add_row(str(t.undo_of), escaped(t.portal), str(t.user_id), escaped(t.email), t.plan_hash[:12])
     console.print(table)
     _confirm(f"Re-enable {len(targets)} account(s)?", yes)
     _execute(targets, cfg, log, "undo", remove_memberships=False, key=key, expect_head=expect_head)
