@@ -191,3 +191,23 @@ async def test_without_an_idp_every_idp_verdict_is_withheld_and_report_exits_3(t
         assert summary["by_code"][code] == "n/a — withheld: no IdP configured: nobody's IdP status is known"
     assert isinstance(summary["by_code"]["dormant"], int)
     assert "n/a — withheld: no IdP configured" in (tmp_path / "out" / "report.md").read_text()
+
+
+async def test_a_failed_counterpart_portal_leaves_cross_portal_findings_not_rechecked(tmp_path: Path):
+    from graph import history
+
+    store, first_run, _, first, _ = await crawl_estate(tmp_path, "history")
+    history.record(store, first)
+    offboarded = {
+        f.id for f in first.findings if f.code.value == "partially_offboarded" and f.portal == "emea"
+    }
+    assert offboarded  # emea accounts of people disabled in apac
+    store.close()
+    broken = FaultConfig(broken_listings=frozenset({("users", "page", "1")}))
+    store, second_run, coverage, second, _ = await crawl_estate(tmp_path, "history", {"apac": broken})
+    assert coverage["emea"].complete and states(coverage["apac"])["users"] == "incomplete"
+    history.record(store, second)
+    changes = history.diff(store, second_run, first_run)
+    assert offboarded <= {e.finding_id for e in changes.not_rechecked}  # never "resolved"
+    assert not offboarded & {e.finding_id for e in changes.resolved}
+    store.close()
