@@ -107,17 +107,10 @@ class PortalCrawl:
             return False
         return True
 
-    async def _walk(
-        self,
-        collection: str,
-        path: str,
-        params: dict[str, Any],
-        reader: PageReader,
-        parse: Callable[[Any], Any],
-        purpose: str,
-        keep: Callable[[Any], bool] | None,
-        boundary_check: bool,
-    ) -> None:
+    async def _walk(self, collection: str, path: str, params: dict[str, Any], reader: PageReader,
+                    parse: Callable[[Any], Any], purpose: str, keep: Callable[[Any], bool] | None,
+                    boundary_check: bool) -> None:  # fmt: skip
+        """The pages of one listing, each committed as it arrives (see `_list`)."""
         rejected = 0
         drift = 0
         pages = iterate_pages(
