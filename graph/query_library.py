@@ -119,7 +119,10 @@ def _parse(path: Path) -> Query:
 
 @cache
 def _load(directory: Path) -> dict[str, Query]:
-    return {q.name: q for q in map(_parse, sorted(directory.glob("*.yaml")))}
+    paths = sorted(directory.glob("*.yaml"))
+    if not paths:  # e.g. an install whose wheel lost its package data: never an empty, silent library
+        raise QueryError(f"the query library at {directory} has no queries (*.yaml): the install is broken")
+    return {q.name: q for q in map(_parse, paths)}
 
 
 def load_queries(directory: Path = QUERIES_DIR) -> dict[str, Query]:
