@@ -3,6 +3,7 @@ query library, and `idgraph query --list` then printed nothing)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,14 +16,32 @@ from graph.query_library import QUERIES_DIR, QueryError, load_queries
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _clean_copy(destination: Path) -> Path:
+    """The tracked files only, as a fresh clone has them: no egg-info or build/ left by an editable install
+    (their file lists would smuggle the data files into the wheel and hide the bug)."""
+    tracked = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, tracked):
+        source = REPO / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination
+
+
 def test_the_wheel_carries_the_query_library(tmp_path: Path) -> None:
+    source = _clean_copy(tmp_path / "src")
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
-         str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
+         str(source)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
-    (wheel,) = tmp_path.glob("idgraph-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("idgraph-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"graph/queries/{p.name}" for p in QUERIES_DIR.glob("*.yaml")}
     assert expected and expected <= names
