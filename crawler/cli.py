@@ -48,6 +48,29 @@ app = typer.Typer(
 console = Console(stderr=True)
 log = logging.getLogger("idgraph")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"idgraph {version('idgraph')}")  # a result: stdout
+        except PackageNotFoundError:
+            print("idgraph (not installed: run from a source tree)")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Crawl every LearnUpon portal and IdP into one identity graph and report the accounts that should
+    not be alive."""
+
+
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display; warnings only.")]
 LogFormatOpt = Annotated[
     str, typer.Option("--log-format", help="text (for people) or json (one object per line, for schedulers).")

@@ -50,3 +50,13 @@ def test_the_wheel_carries_the_query_library(tmp_path: Path) -> None:
 def test_an_empty_query_library_is_an_error_not_silence(tmp_path: Path) -> None:
     with pytest.raises(QueryError, match="has no queries"):
         load_queries(tmp_path)
+
+
+def test_version_is_a_result_on_stdout() -> None:
+    from importlib.metadata import version
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "crawler.cli", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == f"idgraph {version('idgraph')}"
