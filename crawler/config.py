@@ -8,6 +8,7 @@ line naming the offending field, so `idgraph crawl` can exit 2 having written no
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 import tomllib
@@ -64,6 +65,19 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def check_api_root(url: str) -> str:
+    """A base URL for an API that idgraph appends `/api/v1` to: one pasted with it already (from the
+    vendor's docs) would crawl `/api/v1/api/v1/users`, so the suffix is stripped, with a warning."""
+    url = check_base_url(url)
+    if url.casefold().endswith("/api/v1"):
+        stripped = url[: -len("/api/v1")]
+        logging.getLogger("idgraph.config").warning(
+            "base_url %s ends in /api/v1, which idgraph adds itself; using %s", url, stripped
+        )
+        return stripped
+    return url
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -108,7 +122,7 @@ class PortalConfig(_Strict):
     username: SecretStr | None = Field(default=None, exclude=True)
     password: SecretStr | None = Field(default=None, exclude=True)
 
-    _check_url = field_validator("base_url")(classmethod(lambda cls, v: check_base_url(v)))
+    _check_url = field_validator("base_url")(classmethod(lambda cls, v: check_api_root(v)))
 
 
 class _IdPBase(_Strict):
@@ -124,7 +138,7 @@ class OktaConfig(_IdPBase):
     max_concurrency: int = Field(default=2, ge=1, le=10, description="Okta's concurrency limit is org-wide")
     token: SecretStr | None = Field(default=None, exclude=True)
 
-    _check_url = field_validator("base_url")(classmethod(lambda cls, v: check_base_url(v)))
+    _check_url = field_validator("base_url")(classmethod(lambda cls, v: check_api_root(v)))
 
 
 class EntraConfig(_IdPBase):

@@ -108,3 +108,17 @@ def test_remediation_key_comes_from_the_env_var_the_config_names() -> None:
         parse_config({"portals": [portal()], "remediation": {"key": "inline"}}, env=ENV)
     with pytest.raises(ConfigError, match=r"^remediation.plan_max_age_hours"):
         parse_config({"portals": [portal()], "remediation": {"plan_max_age_hours": 0}}, env=ENV)
+
+
+def test_a_base_url_pasted_with_api_v1_is_not_doubled(caplog) -> None:
+    raw = {
+        "portals": [{"name": "emea", "base_url": "https://acme.learnupon.com/api/v1/", "username_env": "U",
+                     "password_env": "P"}],
+        "idps": [{"name": "okta", "type": "okta", "base_url": "https://acme.okta.com/API/v1",
+                  "token_env": "T"}],
+    }  # fmt: skip
+    with caplog.at_level("WARNING", logger="idgraph.config"):
+        cfg = parse_config(raw, env={"U": "u", "P": "p", "T": "t"})
+    assert cfg.portals[0].base_url == "https://acme.learnupon.com"
+    assert cfg.idps[0].base_url == "https://acme.okta.com"
+    assert "ends in /api/v1" in caplog.text
