@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -199,44 +202,70 @@ def report_command(
     raise typer.Exit(EXIT_OK if review.complete and not review.verdicts_withheld else EXIT_INCOMPLETE)
 
 
+DIFF_FORMATS = ("table", "json", "csv")
+DIFF_COLUMNS = ("change", "finding", "severity", "email", "portal", "learnupon_user_id", "finding_id")
+
+
 @app.command("diff")
 def diff_command(
     db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")] = DEFAULT_DB,
-    run: Annotated[int | None, typer.Option("--run", help="Run id (default: the newest).")] = None,
+    to_run: Annotated[
+        int | None, typer.Option("--to", "--run", help="The newer run (default: the newest).")
+    ] = None,
+    from_run: Annotated[
+        int | None, typer.Option("--from", help="The older run (default: the run before --to).")
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="table, json or csv (on stdout).")] = "table",
 ) -> None:
-    """What is new and what was resolved since the previous run.
+    """What is new, resolved and not re-checked between two runs (results on stdout).
 
-    A finding that disappeared because its source was incomplete is listed as "not re-checked", never
-    as resolved.
+    A finding is resolved only when the newer run read every fact it rested on again; a finding that
+    disappeared because a source was incomplete is "not re-checked". Runs never reported are evaluated
+    and recorded first, so diff does not depend on earlier `idgraph report` calls.
 
-    Example: idgraph diff --db snapshots.db
+    Example: idgraph diff --db snapshots.db --from 3 --to 4 --format json > changes.json
     """
-    from graph.review import review_run
+    from graph.reports.csv_report import neutralise
+    from graph.review import diff_runs
 
+    if output not in DIFF_FORMATS:
+        raise _fail_usage(f"--format: expected one of {', '.join(DIFF_FORMATS)}, got {output!r}")
     if not db.exists():
         raise _fail_usage(f"--db: no snapshot at {db}")
     try:
-        review = review_run(db, None, run_id=run)
+        changes = diff_runs(db, to_run, from_run)
     except (LookupError, ValueError) as exc:
         raise _fail_usage(str(exc)) from None
-    changes = review.diff
     if changes.previous_run_id is None:
-        console.print(f"run {review.run_id} is the first reviewed run: nothing to compare with")
+        console.print(f"run {changes.run_id} is the first run of {db}: nothing to compare with")
+        if output == "json":
+            print(json.dumps(changes.as_dict(), indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"run {review.run_id} vs run {changes.previous_run_id}")
-    for column in ("change", "finding", "severity", "email", "portal", "user id"):
-        table.add_column(column)
-    for label, entries in (
-        ("new", changes.new),
-        ("resolved", changes.resolved),
-        ("not re-checked", changes.not_rechecked),
-    ):
-        for entry in entries:
-            table.add_row(
-                label, plain(entry.code), plain(entry.severity or ""), plain(entry.email or ""),
-                plain(entry.portal or ""), plain(entry.learnupon_user_id or ""),
-            )  # fmt: skip
-    console.print(table)
+    rows = [
+        {"change": label, "finding": e.code.value, "severity": e.severity or "", "email": e.email or "",
+         "portal": e.portal or "", "learnupon_user_id": e.learnupon_user_id, "finding_id": e.finding_id}
+        for label, entries in (("new", changes.new), ("resolved", changes.resolved),
+                               ("not_rechecked", changes.not_rechecked), ("still_open", changes.still_open))
+        for e in entries
+    ]  # fmt: skip
+    if output == "json":
+        print(json.dumps(changes.as_dict(), indent=2, ensure_ascii=False))
+    elif output == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=DIFF_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: neutralise(v) for k, v in row.items()} for row in rows)
+    else:
+        table = Table(title=f"run {changes.run_id} vs run {changes.previous_run_id}")
+        for column in ("change", "finding", "severity", "email", "portal", "user id"):
+            table.add_column(column)
+        for row in rows:
+            if row["change"] != "still_open":
+                table.add_row(
+                    row["change"].replace("_", " "), plain(row["finding"]), plain(row["severity"]),
+                    plain(row["email"]), plain(row["portal"]), plain(row["learnupon_user_id"] or ""),
+                )  # fmt: skip
+        # A pipe or a file gets every column whole, not a terminal's 80-column cut.
+        Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160).print(table)
     console.print(
         f"{len(changes.new)} new, {len(changes.resolved)} resolved, {len(changes.not_rechecked)} not "
         f"re-checked, {len(changes.still_open)} still open",

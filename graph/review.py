@@ -73,3 +73,28 @@ def review_run(
                 paths = write_reports(out, report, formats)
             complete = all(c.complete for c in graph.coverage)
             return Review(graph.run.id, findings, changes, paths, complete, withheld_by_quarantine(findings))
+
+
+def diff_runs(db: Path, run_id: int | None = None, previous_run_id: int | None = None) -> history.Diff:
+    """What changed from `previous_run_id` (default: the run before) to `run_id` (default: the newest).
+
+    Either run is evaluated and recorded first if no report ever recorded it, so a diff never depends on
+    which runs someone happened to report.
+    """
+    with SnapshotStore(db) as store:
+        newest = store.run(run_id).id
+        if previous_run_id is None:
+            earlier = [r.id for r in store.runs() if r.id < newest]
+            previous_run_id = earlier[-1] if earlier else None
+        for run in (previous_run_id, newest):
+            if run is None:
+                continue
+            try:
+                history.run_findings(store, run)
+            except LookupError:
+                with load_run(store, run) as graph:
+                    history.record(store, graph.findings(), graph.settings)
+        if previous_run_id is None:
+            return history.Diff(newest, None)
+        store.run(previous_run_id)  # LookupError for a run that does not exist
+        return history.diff(store, newest, previous_run_id)

@@ -63,7 +63,7 @@ def test_demo_runs_end_to_end_and_report_diff_work_offline(tmp_path: Path) -> No
 
     diff = idgraph("diff", "--db", str(out / "idgraph.db"), cwd=tmp_path)
     assert diff.returncode == 0, diff.stderr
-    assert "first reviewed run" in diff.stderr
+    assert "first run" in diff.stderr
 
 
 def test_report_usage_errors_exit_2(tmp_path: Path) -> None:

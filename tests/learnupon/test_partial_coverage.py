@@ -211,3 +211,28 @@ async def test_a_failed_counterpart_portal_leaves_cross_portal_findings_not_rech
     assert offboarded <= {e.finding_id for e in changes.not_rechecked}  # never "resolved"
     assert not offboarded & {e.finding_id for e in changes.resolved}
     store.close()
+
+
+async def test_diff_between_two_runs_needs_no_report_and_writes_json_to_stdout(tmp_path: Path):
+    store, first_run, _, _, _ = await crawl_estate(tmp_path, "diff")
+    store.close()
+    broken = FaultConfig(broken_listings=frozenset({("users", "page", "1")}))
+    store, second_run, _, _, _ = await crawl_estate(tmp_path, "diff", {"apac": broken})
+    store.close()
+    db = str(tmp_path / "diff.db")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "crawler.cli", "diff", "--db", db, *args],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    shown = cli("--from", str(first_run), "--to", str(second_run), "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    changes = json.loads(shown.stdout)  # results on stdout, the summary line on stderr
+    assert (changes["run_id"], changes["previous_run_id"]) == (second_run, first_run)
+    assert changes["not_rechecked"] and not any(e["portal"] == "apac" for e in changes["resolved"])
+    assert "not re-checked" in shown.stderr
+    as_csv = cli("--format", "csv")
+    assert as_csv.returncode == 0 and as_csv.stdout.splitlines()[0].startswith("change,finding,severity")
+    assert cli("--format", "yaml").returncode == 2
