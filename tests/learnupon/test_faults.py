@@ -122,7 +122,10 @@ async def test_the_next_run_starts_from_the_rate_the_last_run_learned(tmp_path: 
 
 async def test_slow_responses_past_the_timeout_are_retried(tmp_path: Path) -> None:
     target = portal(users=120)
-    target.faults = FaultConfig(latency=(0.0, 0.6), seed=11)
+    # A third of the requests outlived the timeout with (0.0, 0.6): five timeouts in a row then hit some
+    # listing often enough (concurrency varies the order the seeded faults meet requests) to flake.
+    # With (0.0, 0.45) one in nine times out: retries still happen, a listing lost to them is ~1e-5.
+    target.faults = FaultConfig(latency=(0.0, 0.45), seed=11)
     store, result = await crawl_portals(tmp_path, [target], crawl={"request_timeout_seconds": 0.4})
     coverage = result.coverage[0]
     assert coverage.complete, coverage.error
