@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from crawler.coverage import CollectionCoverage, SourceCoverage
+from crawler.private import FILE_MODE, make_private_dirs, restrict_file
 from crawler.records import (
     Identity,
     LUCourse,
@@ -188,10 +189,13 @@ class SnapshotStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.path.parent)
             # The snapshot holds people's names and emails: owner-only, like the reports. SQLite gives
-            # its -wal and -shm files the same permissions as the database file.
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            # its -wal and -shm files the same permissions as the database file; an existing file that
+            # is wider (an older idgraph, a copy) is narrowed first, or refused.
+            for existing in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                restrict_file(existing)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, FILE_MODE))
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
