@@ -200,10 +200,14 @@ class SnapshotStore:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._pending = _PendingPages()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._migrate()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            self._migrate()
+        except BaseException:  # not a database, locked, unreadable: no half-open store
+            self._db.close()
+            raise
 
     def _migrate(self) -> None:
         """Bring a snapshot written by an older idgraph up to this schema (columns are only ever added)."""
@@ -241,8 +245,10 @@ class SnapshotStore:
         return int(row[0]) if row else 0
 
     def close(self) -> None:
-        self.flush()
-        self._db.close()
+        try:
+            self.flush()
+        finally:
+            self._db.close()
 
     def __enter__(self) -> SnapshotStore:
         return self
@@ -406,6 +412,31 @@ class SnapshotStore:
                 """INSERT INTO collections(run_id, source, collection, done) VALUES (?, ?, ?, 1)
                    ON CONFLICT(run_id, source, collection) DO UPDATE SET done = 1""",
                 (run_id, source, collection),
+            )
+
+    def drop_listing(
+        self, run_id: int, portal: str, collection: str, table: str, where: dict[str, int] | None = None
+    ) -> None:
+        """Forget what an unfinished listing committed (its rows and progress) before it is listed again.
+
+        A resumed listing starts from its first page, and a record the portal deleted meanwhile must not
+        survive from the earlier attempt. `where` narrows the rows to that listing's (`course_id`, …).
+        """
+        if table not in {t.name for t in _TABLES.values()}:
+            raise ValueError(f"unknown snapshot table {table!r}")
+        columns = {"course_id", "user_id", "group_id"}
+        filters = dict(where or {})
+        if not set(filters) <= columns:
+            raise ValueError(f"cannot narrow a listing by {sorted(set(filters) - columns)}")
+        clause = "".join(f" AND {column} = ?" for column in filters)
+        with self.transaction() as db:
+            db.execute(
+                f"DELETE FROM {table} WHERE run_id = ? AND portal = ?{clause}",
+                (run_id, portal, *filters.values()),
+            )
+            db.execute(
+                "DELETE FROM collections WHERE run_id = ? AND source = ? AND collection = ? AND done = 0",
+                (run_id, portal, collection),
             )
 
     def done_collections(self, run_id: int, source: str) -> set[str]:
