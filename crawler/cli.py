@@ -1,7 +1,10 @@
 """The `idgraph` command line. Its commands, options and exit codes are a public contract (design doc).
 
 Exit codes: 0 — every source complete; 3 — finished, some source incomplete; 2 — bad config or usage
-(one line naming the field; nothing written).
+(one line naming the field; nothing written); 4 — the snapshot file failed (locked by another process,
+not a SQLite database, disk full or I/O error, or readable by others and not ours to narrow): one line
+`idgraph: snapshot error: …`; 130 — interrupted (Ctrl-C, SIGINT): every source stopped, what was read is
+committed, and `idgraph crawl --resume N` finishes the run.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import csv
 import json
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,7 +27,8 @@ from rich.table import Table
 from crawler.config import Config, ConfigError, load_config
 from crawler.errors import SourceError
 from crawler.logs import setup_logging
-from crawler.orchestrator import CrawlResult, LiveSource, crawl
+from crawler.orchestrator import CrawlInterrupted, CrawlResult, LiveSource, crawl
+from crawler.private import PermissionsError
 from crawler.progress import summary_table, with_live_progress
 from crawler.store import SnapshotStore
 from crawler.terminal import escaped, plain
@@ -32,7 +37,7 @@ if TYPE_CHECKING:  # the graph side is imported lazily: `idgraph crawl` does not
     from graph.review import Review
     from graph.rules import ReviewSettings
 
-EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE = 0, 2, 3
+EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_SNAPSHOT, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 DEFAULT_DB = Path("idgraph.db")
 
 app = typer.Typer(
@@ -85,6 +90,27 @@ def _fail_usage(message: str) -> typer.Exit:
     return typer.Exit(EXIT_USAGE)
 
 
+SNAPSHOT_ERRORS = (sqlite3.Error, PermissionsError)
+
+
+def _fail_snapshot(db: Path, exc: BaseException) -> typer.Exit:
+    """One line for a snapshot that cannot be read or written (locked, not SQLite, disk full…)."""
+    detail = str(exc) or type(exc).__name__
+    if str(db) not in detail:
+        detail = f"{db}: {detail}"
+    console.print(f"[bold red]idgraph:[/] snapshot error: {escaped(detail)}", highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_SNAPSHOT)
+
+
+def _interrupted(run_id: int | None) -> typer.Exit:
+    if run_id is None:
+        console.print("interrupted", highlight=False)
+    else:
+        hint = f"interrupted — resume with `idgraph crawl --resume {run_id}`"
+        console.print(hint, highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_INTERRUPTED)
+
+
 async def run_crawl(config: Config, db: Path, *, resume: int | None, show_progress: bool) -> CrawlResult:
     """Crawl with a live table when a person is watching."""
     with SnapshotStore(db) as store:
@@ -106,7 +132,8 @@ def crawl_command(
     """Crawl every portal and IdP in the config into a new snapshot run.
 
     Exit 0 when every source completed, 3 when some source is incomplete (see the coverage table),
-    2 on a bad config. A config without an IdP crawls, with a warning: its IdP verdicts will be withheld.
+    2 on a bad config, 4 when the snapshot file fails, 130 when interrupted (resume with --resume N).
+    A config without an IdP crawls, with a warning: its IdP verdicts will be withheld.
 
     Example: idgraph crawl --config idgraph.toml --db snapshots.db
     """
@@ -121,9 +148,15 @@ def crawl_command(
         result = asyncio.run(
             run_crawl(cfg, db, resume=resume, show_progress=not quiet and log_format == "text")
         )
+        _save_review_settings(db, result.run_id, cfg)
     except SourceError as exc:
         raise _fail_usage(str(exc)) from None
-    _save_review_settings(db, result.run_id, cfg)
+    except CrawlInterrupted as exc:
+        raise _interrupted(exc.run_id) from None
+    except KeyboardInterrupt:  # a second Ctrl-C while the first was stopping the sources
+        raise _interrupted(resume) from None
+    except SNAPSHOT_ERRORS as exc:
+        raise _fail_snapshot(db, exc) from None
     _print_outcome(result, db, quiet, log_format)
     if not cfg.idps:
         log.warning(
@@ -198,6 +231,8 @@ def report_command(
         review = review_run(db, out, run_id=run, formats=formats, settings=settings)
     except (LookupError, ValueError) as exc:
         raise _fail_usage(str(exc)) from None
+    except SNAPSHOT_ERRORS as exc:
+        raise _fail_snapshot(db, exc) from None
     _print_review(review)
     raise typer.Exit(EXIT_OK if review.complete and not review.verdicts_withheld else EXIT_INCOMPLETE)
 
@@ -236,6 +271,8 @@ def diff_command(
         changes = diff_runs(db, to_run, from_run)
     except (LookupError, ValueError) as exc:
         raise _fail_usage(str(exc)) from None
+    except SNAPSHOT_ERRORS as exc:
+        raise _fail_snapshot(db, exc) from None
     if changes.previous_run_id is None:
         console.print(f"run {changes.run_id} is the first run of {db}: nothing to compare with")
         if output == "json":

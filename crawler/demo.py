@@ -17,6 +17,7 @@ from crawler.config import Config, parse_config
 from crawler.idp.fakes import serve
 from crawler.idp.fakes.okta import OktaFake, okta_users_from_people
 from crawler.orchestrator import CrawlResult, LiveSource, crawl
+from crawler.private import make_private_dirs
 from crawler.progress import elapsed_seconds, summary_table, with_live_progress
 from crawler.simulator.server import RunningSimulator, make_portals, run_simulator
 from crawler.store import SnapshotStore
@@ -66,7 +67,7 @@ def _names(count: int) -> list[str]:
 
 async def run_demo(out: Path, *, portals: int, users: int, console: Console, quiet: bool) -> int:
     """Serve, crawl, summarise; returns the process exit code."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(out)
     db = out / "idgraph.db"
     # Dates in the synthetic directory are relative to today, so "dormant" means what it says.
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

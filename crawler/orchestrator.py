@@ -10,6 +10,7 @@ import asyncio
 import gc
 import hashlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,14 @@ class LiveSource:
     ctx: SourceContext | None = None
     state: str = "waiting"  # waiting | running | complete | failed | skipped
     error: str | None = None
+
+
+class CrawlInterrupted(Exception):
+    """The crawl was interrupted (Ctrl-C, SIGINT): every source stopped, what was read is committed."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"run {run_id} interrupted")
+        self.run_id = run_id
 
 
 @dataclass
@@ -145,15 +154,29 @@ async def crawl(
             http, run = IDP_SOURCES[idp.type](idp, connector, config.crawl)
             run = _bounded(http, run, config.crawl, deadline_at)
             jobs.append(_run_source(store, run_id, live[idp.name], http, run, earlier.get(idp.name)))
+        tasks = [asyncio.ensure_future(job) for job in jobs]
         flusher = asyncio.create_task(_flush_while_crawling(store))
         try:
             with fewer_gc_passes():
-                await asyncio.gather(*jobs)
+                await asyncio.gather(*tasks)
+        except BaseException:
+            # Interrupted, or the snapshot failed under one source: no source may write on once the
+            # caller closes the store, so every one is cancelled and awaited (its coverage row saved).
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         finally:
             flusher.cancel()
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        interrupted = True
+    else:
+        interrupted = False
     finally:
         await connector.close()
-    store.finish_run(run_id)
+    store.finish_run(run_id)  # an interrupted run is incomplete, never left "running"
+    if interrupted:
+        raise CrawlInterrupted(run_id)
     return CrawlResult(run_id, store.coverage(run_id))
 
 
@@ -237,8 +260,13 @@ async def _run_source(
     try:
         await run(ctx)
         coverage.complete = True
+    except asyncio.CancelledError:
+        coverage.error = "interrupted before it finished; resume the run to finish it"
+        raise
     except Exception as exc:  # one source's failure never stops the others
         cause = _first_error(exc)
+        if isinstance(cause, sqlite3.Error):
+            raise cause from None  # the snapshot itself failed: every source stops (cli: exit 4)
         if isinstance(cause, SourceError):
             coverage.error = str(cause)
         else:

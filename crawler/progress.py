@@ -11,6 +11,7 @@ whole core at 500 portals: `benchmarks/progress_view.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Iterable
@@ -93,9 +94,15 @@ async def with_live_progress(
     started = time.monotonic()
     task = asyncio.ensure_future(work)
     with Live(live_view(live_sources, started), console=console, auto_refresh=False, transient=True) as view:
-        while not task.done():
-            await asyncio.wait({task}, timeout=refresh)
-            view.update(live_view(live_sources, started), refresh=True)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=refresh)
+                view.update(live_view(live_sources, started), refresh=True)
+        except asyncio.CancelledError:  # interrupted: the work stops before its caller closes anything
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise
     return task.result()
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from crawler.coverage import CollectionCoverage, SourceCoverage
+from crawler.private import FILE_MODE, make_private_dirs, restrict_file
 from crawler.records import (
     Identity,
     LUCourse,
@@ -188,18 +189,25 @@ class SnapshotStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.path.parent)
             # The snapshot holds people's names and emails: owner-only, like the reports. SQLite gives
-            # its -wal and -shm files the same permissions as the database file.
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            # its -wal and -shm files the same permissions as the database file; an existing file that
+            # is wider (an older idgraph, a copy) is narrowed first, or refused.
+            for existing in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                restrict_file(existing)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, FILE_MODE))
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._pending = _PendingPages()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._migrate()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            self._migrate()
+        except BaseException:  # not a database, locked, unreadable: no half-open store
+            self._db.close()
+            raise
 
     def _migrate(self) -> None:
         """Bring a snapshot written by an older idgraph up to this schema (columns are only ever added)."""
@@ -237,8 +245,10 @@ class SnapshotStore:
         return int(row[0]) if row else 0
 
     def close(self) -> None:
-        self.flush()
-        self._db.close()
+        try:
+            self.flush()
+        finally:
+            self._db.close()
 
     def __enter__(self) -> SnapshotStore:
         return self
@@ -402,6 +412,31 @@ class SnapshotStore:
                 """INSERT INTO collections(run_id, source, collection, done) VALUES (?, ?, ?, 1)
                    ON CONFLICT(run_id, source, collection) DO UPDATE SET done = 1""",
                 (run_id, source, collection),
+            )
+
+    def drop_listing(
+        self, run_id: int, portal: str, collection: str, table: str, where: dict[str, int] | None = None
+    ) -> None:
+        """Forget what an unfinished listing committed (its rows and progress) before it is listed again.
+
+        A resumed listing starts from its first page, and a record the portal deleted meanwhile must not
+        survive from the earlier attempt. `where` narrows the rows to that listing's (`course_id`, …).
+        """
+        if table not in {t.name for t in _TABLES.values()}:
+            raise ValueError(f"unknown snapshot table {table!r}")
+        columns = {"course_id", "user_id", "group_id"}
+        filters = dict(where or {})
+        if not set(filters) <= columns:
+            raise ValueError(f"cannot narrow a listing by {sorted(set(filters) - columns)}")
+        clause = "".join(f" AND {column} = ?" for column in filters)
+        with self.transaction() as db:
+            db.execute(
+                f"DELETE FROM {table} WHERE run_id = ? AND portal = ?{clause}",
+                (run_id, portal, *filters.values()),
+            )
+            db.execute(
+                "DELETE FROM collections WHERE run_id = ? AND source = ? AND collection = ? AND done = 0",
+                (run_id, portal, collection),
             )
 
     def done_collections(self, run_id: int, source: str) -> set[str]:

@@ -8,7 +8,10 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+# Exactly the locked versions, each checked against its hash (requirements/test.lock; README, "Production
+# install"); then idgraph itself, without letting pip resolve anything else.
+.venv/bin/python -m pip install -q --require-hashes -r requirements/test.lock
+.venv/bin/python -m pip install -q --no-deps -e .
 
 # Headless Chromium checks the HTML report; Debian's package is the only browser this machine can get.
 if ! command -v chromium >/dev/null 2>&1; then

@@ -70,6 +70,9 @@ class PortalCrawl:
         self.enrollments_via: str | None = None  # set when enrollments took a fallback
         self._per_user_way: tuple[str, str] | None = None
         self._users_listed = asyncio.Event()
+        # Listings an earlier attempt of this run began and did not finish: listed again from the start.
+        progress = ctx.store.collection_progress(ctx.run_id, ctx.name)
+        self._half_listed = {name for name, (done, _, _) in progress.items() if not done}
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -100,6 +103,11 @@ class PortalCrawl:
         """
         if collection in self.ctx.done:
             return True
+        if collection in self._half_listed:
+            self._half_listed.discard(collection)
+            rows = _listing_rows(collection)
+            if rows is not None:  # what the portal deleted meanwhile must not survive the resume
+                self.ctx.store.drop_listing(self.ctx.run_id, self.ctx.name, collection, *rows)
         try:
             await self._walk(collection, path, params, reader, parse, purpose, keep, boundary_check)
         except SourceError as exc:
@@ -393,6 +401,21 @@ def _failure_reason(failures: list[SourceError]) -> str | None:
         return None
     more = f" (and {len(failures) - 1} more listings failed)" if len(failures) > 1 else ""
     return f"{failures[0]}{more}"
+
+
+def _listing_rows(collection: str) -> tuple[str, dict[str, int]] | None:
+    """The snapshot rows one listing alone writes: (table, narrowing columns); None for a re-check, whose
+    rows an earlier, finished listing also vouches for."""
+    if collection in ("users", "groups", "courses"):
+        return f"lu_{collection}", {}
+    kind, _, rest = collection.partition(":")
+    if kind == "members":
+        return "lu_memberships", {"group_id": int(rest)}
+    if kind == "enrollments":
+        column, _, value = rest.partition(":")
+        if column in ("course_id", "user_id"):
+            return "lu_enrollments", {column: int(value)}
+    return None
 
 
 def _fmt(params: dict[str, Any]) -> str:

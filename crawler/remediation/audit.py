@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crawler.private import make_private_dirs
 from crawler.remediation.keys import mac, same
 from crawler.store import utcnow
 
@@ -205,7 +206,7 @@ class AuditLog:
 
     def open(self) -> None:
         if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.path.parent)
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(self.path, flags, FILE_MODE)

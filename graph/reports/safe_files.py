@@ -13,22 +13,18 @@ import os
 import secrets
 from pathlib import Path
 
+from crawler.private import make_private_dirs
+
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
 def ensure_private_dir(path: Path | str) -> Path:
-    """Create `path` (and missing parents) if needed; the directory itself is created 0o700.
+    """Create `path` (and missing parents) if needed; every directory created is 0o700.
 
     An existing directory is left as it is: its permissions are the owner's decision.
     """
-    path = Path(path)
-    if not path.is_dir():
-        if path.parent != path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):  # created meanwhile by someone else: use it
-            os.mkdir(path, DIR_MODE)
-    return path
+    return make_private_dirs(path)
 
 
 def write_private(path: Path | str, data: str | bytes) -> Path:
