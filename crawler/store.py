@@ -480,8 +480,8 @@ class SnapshotStore:
         short identifier a reviewer can look up (an id, an email, a row number); never a secret.
         """
         keys = sorted({a.strip().casefold() for a in addresses if isinstance(a, str) and a.strip()})
-        short_reason = _short(reason, MAX_REASON)
-        short_label = _short(label, MAX_LABEL) if label else None
+        short_reason = _short(redact(reason), MAX_REASON)
+        short_label = _short(redact(label), MAX_LABEL) if label else None
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO quarantine(run_id, source, collection, reason, record, addresses, label) "
@@ -491,7 +491,7 @@ class SnapshotStore:
                     source,
                     collection,
                     short_reason,
-                    json.dumps(record, default=str)[:20_000],
+                    redact(json.dumps(record, default=str))[:20_000],
                     json.dumps(keys),
                     short_label,
                 ),

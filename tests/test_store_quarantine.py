@@ -78,3 +78,16 @@ def test_summary_counts_reasons_with_at_most_three_short_examples(tmp_path: Path
         assert hr.as_dict()["reasons"][1] == {"reason": "no email", "count": 1, "examples": ["row 9"]}
         assert store.quarantined_addresses(1)["person4@acme.com"] == [("hr", "status 'Leave' is unknown")]
         assert len(store.quarantined_addresses(1)) == 5
+
+
+def test_a_quarantined_record_keeps_no_configured_secret(tmp_path) -> None:
+    from crawler.redact import REDACTOR
+
+    secret = "tok-9f8e7d6c5b4a3f2e1d"
+    REDACTOR.add(secret)
+    with SnapshotStore(tmp_path / "s.db") as store:
+        run = store.start_run([("hr", "csv")])
+        store.quarantine(run, "hr", "identities", f"echoed {secret}", {"token": secret}, label=secret)
+        (row,) = store.quarantined(run)
+        assert secret not in f"{row['reason']} {row['label']} {row['record']}"
+        assert secret not in str(store.quarantine_summary(run)["hr"].as_dict())
