@@ -204,6 +204,24 @@ def _print_vocabulary_notes(result: CrawlResult) -> None:
                 console.print(f"[yellow]{escaped(cov.source)}:[/] {escaped(note)}", highlight=False)
 
 
+@app.command("init")
+def init_command(
+    out: Annotated[Path, typer.Argument(help="Where to write the sample config.")] = Path("idgraph.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented sample config that validates as written; edit it, then set its env vars.
+
+    Example: idgraph init idgraph.toml && idgraph crawl --config idgraph.toml
+    """
+    from crawler.sample_config import SAMPLE_CONFIG
+
+    if out.exists() and not force:
+        raise _fail_usage(f"{out} exists; pass --force to overwrite it")
+    out.write_text(SAMPLE_CONFIG, encoding="utf-8")
+    console.print(f"wrote {out}: edit the portals and IdPs, export the variables its *_env keys name, then "
+                  f"`idgraph crawl --config {out}`", highlight=False, markup=False)  # fmt: skip
+
+
 @app.command("report")
 def report_command(
     out: Annotated[Path, typer.Option("--out", help="Directory for the report files.")],

@@ -122,3 +122,20 @@ def test_a_base_url_pasted_with_api_v1_is_not_doubled(caplog) -> None:
     assert cfg.portals[0].base_url == "https://acme.learnupon.com"
     assert cfg.idps[0].base_url == "https://acme.okta.com"
     assert "ends in /api/v1" in caplog.text
+
+
+def test_init_writes_a_sample_config_that_validates(tmp_path) -> None:
+    import subprocess
+    import sys
+    import tomllib
+
+    target = tmp_path / "idgraph.toml"
+    run = [sys.executable, "-m", "crawler.cli", "init", str(target)]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    raw = tomllib.loads(target.read_text())
+    env = {name: "x" * 20 for name in ("LU_EMEA_USERNAME", "LU_EMEA_PASSWORD", "OKTA_API_TOKEN")}
+    cfg = parse_config(raw, env=env)
+    assert [p.name for p in cfg.portals] == ["emea"] and [i.name for i in cfg.idps] == ["okta"]
+    again = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "exists" in again.stderr  # never overwrites without --force
