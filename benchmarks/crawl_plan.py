@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from benchmarks._results import write_section
-from crawler.demo import demo_config
 from crawler.orchestrator import crawl
 from crawler.simulator.server import make_portals, run_simulator
 from crawler.store import SnapshotStore
+from idgraph.demo import demo_config
 
 WINDOW = 2.0
 

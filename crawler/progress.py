@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from crawler.coverage import SourceCoverage
 from crawler.orchestrator import LiveSource
-from crawler.store import SourceCoverage
 from crawler.terminal import escaped
 
 T = TypeVar("T")

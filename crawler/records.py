@@ -8,11 +8,12 @@ quarantined with its reason instead of silently half-stored.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
 from pydantic_core import core_schema
+
+from crawler.vocabulary import IdentityStatus
 
 # A date and time in the one form the snapshot stores: UTC, seconds, "Z". Valid dates only: February
 # stops at 28 (the 29th takes the general path below, which knows leap years).
@@ -57,16 +58,6 @@ UtcTimestamp = Annotated[str, _UtcTimestampSchema]
 # only ever rejects a blank that skipped them: a page read straight from bytes (see `learnupon.dialect`)
 # with a blank string in it goes the general way instead. (Python's `str.strip` also strips \x1c-\x1f.)
 Text = Annotated[str, Field(pattern=r"[^\s\x1c-\x1f]")]
-
-
-# LearnUpon's documented user types; anything else — a missing type included — ranks like an admin.
-UNKNOWN_USER_TYPE = "unknown"
-UNPRIVILEGED_USER_TYPES = frozenset({"learner", "instructor"})
-
-
-def is_privileged(user_type: str | None) -> bool:
-    """Fail-closed: only a type LearnUpon documents as unprivileged is treated as one."""
-    return (user_type or UNKNOWN_USER_TYPE).casefold() not in UNPRIVILEGED_USER_TYPES
 
 
 class _Record(BaseModel):
@@ -122,15 +113,6 @@ class LUMembership(_Record):
     group_id: int
     user_id: int
     membership_id: int | None = None
-
-
-class IdentityStatus(StrEnum):
-    """What the IdP lets the person do, whatever the vendor calls it."""
-
-    ACTIVE = "active"
-    DISABLED = "disabled"
-    NOT_ACTIVATED = "not_activated"
-    DELETED = "deleted"
 
 
 class IdentityAddress(_Record):

@@ -18,8 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from crawler.records import (
     canonical_utc,
 )
 from crawler.redact import redact, redact_optional
+from crawler.runs import QuarantineReason, QuarantineSummary, RunInfo, utcnow
 
 SCHEMA_VERSION = 2  # 2: coverage.collections, quarantine.addresses and quarantine.label
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
@@ -144,43 +145,8 @@ _TABLES: dict[type, _Table] = {
 }
 
 
-def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _cell(value: datetime | None) -> str | None:
     return None if value is None else canonical_utc(value)
-
-
-@dataclass(frozen=True)
-class QuarantineReason:
-    """One distinct reason records of a source were quarantined, with a few short examples."""
-
-    reason: str
-    count: int
-    examples: list[str] = field(default_factory=list)  # short identifiers, never raw records
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"reason": self.reason, "count": self.count, "examples": list(self.examples)}
-
-
-@dataclass(frozen=True)
-class QuarantineSummary:
-    """What one source quarantined in one run: the count and the distinct reasons, most frequent first."""
-
-    count: int = 0
-    reasons: list[QuarantineReason] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "reasons": [r.as_dict() for r in self.reasons]}
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    id: int
-    started_at: str
-    finished_at: str | None
-    status: str
 
 
 class SnapshotStore:

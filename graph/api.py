@@ -23,7 +23,10 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
-from crawler.store import RunInfo, SnapshotStore, SourceCoverage
+from crawler.coverage import SourceCoverage
+from crawler.runs import RunInfo
+from crawler.store import SnapshotStore
+from crawler.vocabulary import is_disabled
 from graph.build import LocalGraph, build_graph
 from graph.history import load_review_settings, save_review_settings
 from graph.model import CONTRACT_COLUMNS, FindingSet
@@ -230,7 +233,7 @@ class IdentityGraph:
                     "identities": len(person.identities),
                     "idps": ";".join(sorted({i.source for i in person.identities})) or None,
                     "idp_statuses": ";".join(statuses) or None,
-                    "idp_disabled": bool(statuses) and all(s in ("disabled", "deleted") for s in statuses),
+                    "idp_disabled": bool(statuses) and all(is_disabled(s) for s in statuses),
                 }
             )
         return pd.DataFrame(

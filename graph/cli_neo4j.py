@@ -1,6 +1,6 @@
 """`idgraph export neo4j` and `idgraph query`: the Neo4j export and the Cypher query library on the CLI.
 
-Mounted by crawler/cli.py (`app.add_typer(export_app, name="export")`, `app.command("query")(query_command)`).
+Mounted by idgraph/cli.py (`app.add_typer(export_app, name="export")`, `app.command("query")(query_command)`).
 The Neo4j password is read only from the environment variable named by `--password-env`; it is never
 printed, logged or put in an error. Exit codes: 0 done, 1 the export or query failed (Neo4j said no), 2 bad
 usage (one line naming the option; nothing written).

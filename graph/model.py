@@ -7,23 +7,22 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+# The codes, severities and their order are defined with the rest of the shared words (crawler.vocabulary).
+from crawler.vocabulary import SEVERITY_ORDER, Code, Severity
 
-class Code(StrEnum):
-    IDP_DISABLED_ACTIVE = "idp_disabled_active"
-    NOT_IN_IDP = "not_in_idp"
-    PARTIALLY_OFFBOARDED = "partially_offboarded"
-    DORMANT = "dormant"
-    DUPLICATE_ACCOUNT = "duplicate_account"
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
+__all__ = [
+    "CONTRACT_COLUMNS",
+    "SEVERITY_ORDER",
+    "Code",
+    "Finding",
+    "FindingSet",
+    "RecallGap",
+    "Severity",
+    "Unavailable",
+    "finding_id",
+]
 
 
 # findings.csv starts with these columns, in this order (design doc contract); DataFrames follow it too.
@@ -37,8 +36,6 @@ CONTRACT_COLUMNS = (
     "idp",
     "idp_status",
 )
-
-SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3}
 
 
 def finding_id(code: str, portal: str | None, learnupon_user_id: int | None, person: str | None) -> str:

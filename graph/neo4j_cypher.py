@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graph.neo4j_model import FINDING, LABELS, NODE_LABELS, REL_TYPES, RUN, TEMPORAL
+from crawler.vocabulary import NODE_LABELS, REL_TYPES
+from graph.neo4j_model import FINDING, LABELS, RUN, TEMPORAL
 
 ACCOUNT, PERSON, IDENTITY = LABELS["account"], LABELS["person"], LABELS["identity"]
 

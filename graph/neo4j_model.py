@@ -28,25 +28,21 @@ from typing import Any
 
 import networkx as nx
 
-from crawler.records import is_privileged
+from crawler.vocabulary import (
+    FINDING_LABEL,
+    NODE_LABELS_BY_KIND,
+    RUN_LABEL,
+    is_privileged,
+)
 from graph.model import Finding
 from graph.resolve import fold
 from graph.rules import parse_time
 
-# networkx node kind -> Neo4j label
-LABELS = {
-    "person": "Person",
-    "account": "LearnUponAccount",
-    "portal": "Portal",
-    "group": "Group",
-    "course": "Course",
-    "identity": "IdPIdentity",
-    "idp": "IdP",
-}
-FINDING = "Finding"
-RUN = "IdgraphRun"
-NODE_LABELS = (*LABELS.values(), FINDING, RUN)
-REL_TYPES = ("HAS_ACCOUNT", "IN_PORTAL", "MEMBER_OF", "ENROLLED_IN", "HAS_IDENTITY", "FROM", "HAS_FINDING")
+# The labels and relationship types are shared words (crawler.vocabulary): the Cypher library is checked
+# against the same definitions.
+LABELS = NODE_LABELS_BY_KIND
+FINDING = FINDING_LABEL
+RUN = RUN_LABEL
 TEMPORAL = frozenset(
     {
         "last_sign_in_at",

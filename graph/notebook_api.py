@@ -74,7 +74,7 @@ def locate_snapshot(db: str | Path, *, build_demo: bool = True) -> Path:
             return candidate.resolve()
     if build_demo and path == Path(DEMO_DB):
         out = root / path.parent
-        command = [sys.executable, "-m", "crawler.cli", "demo", "--out", str(out), "--quiet"]
+        command = [sys.executable, "-m", "idgraph.cli", "demo", "--out", str(out), "--quiet"]
         subprocess.run(command, check=False, timeout=600)  # exit 3 (incomplete) still writes a snapshot
         if (out / path.name).exists():
             return (out / path.name).resolve()

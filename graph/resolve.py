@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from crawler.records import is_privileged
+from crawler.vocabulary import is_privileged
 
 ACCOUNT_SQL = """SELECT portal, id, email, username, user_type, enabled, last_sign_in_at, created_at
                  FROM lu_users WHERE run_id = ? ORDER BY portal, id"""

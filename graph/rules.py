@@ -20,11 +20,10 @@ from typing import Any
 
 from crawler.config import ReviewConfig
 from crawler.coverage import IDENTITIES, USERS, SourceCoverage
-from crawler.records import UNKNOWN_USER_TYPE, is_privileged
+from crawler.vocabulary import UNKNOWN_USER_TYPE, is_disabled, is_privileged
 from graph.model import Code, Finding, FindingSet, RecallGap, Severity, Unavailable
 from graph.resolve import Account, Match, Person, Resolution
 
-DISABLED = frozenset({"disabled", "deleted"})  # `not_activated` is not disabled: it was never let in
 BASE_SEVERITY = {
     Code.IDP_DISABLED_ACTIVE: Severity.HIGH,
     Code.PARTIALLY_OFFBOARDED: Severity.HIGH,
@@ -310,7 +309,7 @@ def idp_disabled_active(inp: RuleInput) -> Verdicts:
                 unavailable.append(gap)
         elif account.match is Match.MATCHED:
             person = _person(inp, account)
-            if person and person.identities and all(i.status in DISABLED for i in person.identities):
+            if person and person.identities and all(is_disabled(i.status) for i in person.identities):
                 findings.append(_finding(inp, code, account))
     return findings, unavailable
 

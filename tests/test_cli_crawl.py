@@ -16,7 +16,7 @@ WINDOW = 1.0
 
 async def run_cli(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crawler.cli", *args,
+        sys.executable, "-m", "idgraph.cli", *args,
         env={**os.environ, **env, "COLUMNS": "200"}, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

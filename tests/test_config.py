@@ -130,7 +130,7 @@ def test_init_writes_a_sample_config_that_validates(tmp_path) -> None:
     import tomllib
 
     target = tmp_path / "idgraph.toml"
-    run = [sys.executable, "-m", "crawler.cli", "init", str(target)]
+    run = [sys.executable, "-m", "idgraph.cli", "init", str(target)]
     first = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0, first.stderr
     raw = tomllib.loads(target.read_text())

@@ -24,7 +24,7 @@ CONTRACT_COLUMNS = [
 
 def idgraph(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "crawler.cli", *args],
+        [sys.executable, "-m", "idgraph.cli", *args],
         cwd=cwd, capture_output=True, text=True, timeout=300,
         env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip

@@ -71,7 +71,7 @@ class Executed:
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo snapshot with two runs (the second usually changes nothing: the simulator is seeded)."""
     out = tmp_path_factory.mktemp("notebook-demo")
-    command = [sys.executable, "-m", "crawler.cli", "demo", "--out", str(out)]
+    command = [sys.executable, "-m", "idgraph.cli", "demo", "--out", str(out)]
     for _ in range(2):
         subprocess.run([*command, "--portals", "3", "--users", "400", "--quiet"], check=True, timeout=300)
     return out / "idgraph.db"

@@ -56,7 +56,7 @@ def test_version_is_a_result_on_stdout() -> None:
     from importlib.metadata import version
 
     shown = subprocess.run(
-        [sys.executable, "-m", "crawler.cli", "--version"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "idgraph.cli", "--version"], capture_output=True, text=True, timeout=60
     )
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip() == f"idgraph {version('idgraph')}"

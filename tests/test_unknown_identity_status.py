@@ -106,7 +106,7 @@ async def test_unknown_hr_statuses_withhold_the_verdicts_they_could_change(tmp_p
             reason = withheld[f"account:emea:{uid}"]
             assert f"status '{status}' is not in the status vocabulary" in reason and "quarantined" in reason
     report = subprocess.run(
-        [sys.executable, "-m", "crawler.cli", "report", "--db", str(db), "--out", str(tmp_path / "out"),
+        [sys.executable, "-m", "idgraph.cli", "report", "--db", str(db), "--out", str(tmp_path / "out"),
          "--format", "json"],
         capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip

@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from crawler.errors import SourceError
-from crawler.records import IdentityAddress, IdentityStatus
+from crawler.records import IdentityAddress
+from crawler.vocabulary import IdentityStatus
 
 # --- statuses --------------------------------------------------------------------------------------
 

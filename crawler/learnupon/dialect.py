@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, Validat
 
 from crawler.errors import TransientError
 from crawler.http import decode_json
-from crawler.records import UNKNOWN_USER_TYPE, LUCourse, LUEnrollment, LUGroup, LUMembership, LUUser
+from crawler.records import LUCourse, LUEnrollment, LUGroup, LUMembership, LUUser
+from crawler.vocabulary import UNKNOWN_USER_TYPE
 
 # Wrapper keys per collection, real dialect first.
 USER_KEYS = ("user", "users")

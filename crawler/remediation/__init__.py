@@ -2,7 +2,8 @@
 
 The path is deliberately split in two so that a second person can stand between the verdict and the write:
 
-    idgraph remediate plan   — findings of one snapshot run -> a reviewable, keyed-hash PLAN.json (offline)
+    idgraph remediate plan   — findings of one snapshot run -> a reviewable, keyed-hash PLAN.json (offline;
+                               built by graph.remediation_plan, where findings live)
     idgraph remediate apply  — re-read each account, skip what changed, log the intent, PUT, read back
     idgraph remediate verify — check the audit log's hash chain and MACs (and that it still has the head)
     idgraph remediate undo   — re-enable accounts a logged disable turned off by mistake
@@ -20,9 +21,7 @@ from crawler.remediation.plan import (
     Plan,
     PlanAction,
     PlanError,
-    build_plan,
     load_plan,
-    plan_from_snapshot,
     write_plan,
 )
 
@@ -39,9 +38,7 @@ __all__ = [
     "Target",
     "UndoError",
     "VerifyResult",
-    "build_plan",
     "load_plan",
-    "plan_from_snapshot",
     "read_entries",
     "resolve_key",
     "run_targets",

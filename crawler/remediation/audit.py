@@ -34,7 +34,7 @@ from typing import Any
 
 from crawler.private import make_private_dirs
 from crawler.remediation.keys import mac, same
-from crawler.store import utcnow
+from crawler.runs import utcnow
 
 GENESIS = "0" * 64
 FILE_MODE = 0o600

@@ -24,9 +24,9 @@ import aiohttp
 from crawler.config import CrawlConfig, OktaConfig
 from crawler.errors import AuthError, SourceError
 from crawler.http import SourceHttp
-from crawler.records import Identity, IdentityStatus
+from crawler.records import Identity
+from crawler.vocabulary import is_disabled
 
-DISABLED = frozenset({IdentityStatus.DISABLED, IdentityStatus.DELETED})
 MAX_PAGES = 5  # one address matches a handful of people at most; more pages means the search was ignored
 
 
@@ -144,8 +144,9 @@ class IdpChecker:
                 verdict.statuses[name] = "not found"
                 continue
             verdict.statuses[name] = ";".join(sorted(i.raw_status for i in identities))
-            verdict.active_in += [f"{name} ({i.raw_status})" for i in identities if i.status not in DISABLED]
-            verdict.disabled_in += [f"{name} ({i.raw_status})" for i in identities if i.status in DISABLED]
+            for i in identities:
+                side = verdict.disabled_in if is_disabled(i.status) else verdict.active_in
+                side.append(f"{name} ({i.raw_status})")
         return verdict
 
     async def close(self) -> None:

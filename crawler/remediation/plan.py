@@ -1,13 +1,15 @@
 """A remediation plan: the accounts to disable, frozen in a file a second person reviews before any change.
 
-A plan is built offline from the findings of one snapshot run. It lists each account with the finding and
-its evidence and the account's state as the crawl saw it, so `apply` can refuse to act on an account that
-changed since. The file is canonical JSON (sorted keys, indent 2, accounts in (portal, user id) order), so
-two plans of the same run diff cleanly, and it carries `plan_hash`, the HMAC-SHA256 of its canonical content
-under the remediation key (`keys`): nobody without the key can edit a plan and make the hash match again.
-The reviewer approves that hash, `apply` refuses a file whose content no longer matches it, and every audit
-entry records it. The content binds the run, the portals by name and `base_url` (a plan cannot be pointed
-at another tenant), when it was made and when it expires.
+This module is the plan *document* — its schema, its keyed hash, reading and refusing it — which `apply`
+acts on. Building one from a run's findings is `graph.remediation_plan` (planning lives where findings
+live). A plan is built offline from the findings of one snapshot run. It lists each account with the finding
+and its evidence and the account's state as the crawl saw it, so `apply` can refuse to act on an account
+that changed since. The file is canonical JSON (sorted keys, indent 2, accounts in (portal, user id) order),
+so two plans of the same run diff cleanly, and it carries `plan_hash`, the HMAC-SHA256 of its canonical
+content under the remediation key (`keys`): nobody without the key can edit a plan and make the hash match
+again. The reviewer approves that hash, `apply` refuses a file whose content no longer matches it, and every
+audit entry records it. The content binds the run, the portals by name and `base_url` (a plan cannot be
+pointed at another tenant), when it was made and when it expires.
 
 Only findings that are facts get here: the rules refuse to emit a finding that depends on an incomplete
 source, and the plan copies what they refused (`unavailable`) so the reviewer sees what was not judged.
@@ -16,8 +18,7 @@ source, and the plan copies what they refused (`unavailable`) so the reviewer se
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -25,16 +26,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crawler.config import Config
+from crawler.coverage import SourceCoverage
+from crawler.private import write_private
 from crawler.remediation.audit import default_actor
 from crawler.remediation.keys import mac, same
-from crawler.store import RunInfo, SourceCoverage, utcnow
-from graph.model import SEVERITY_ORDER, Code, Finding, FindingSet, Severity
-from graph.reports.safe_files import write_private
-from graph.rules import ReviewSettings
+from crawler.vocabulary import REMEDIABLE, Code, Severity
 
 PLAN_FORMAT = "idgraph-remediation-plan/2"
-# Findings whose remedy is "disable the account": the account belongs to nobody the IdPs let in.
-REMEDIABLE = frozenset({Code.IDP_DISABLED_ACTIVE, Code.NOT_IN_IDP})
 # IdP kinds for which `apply` can search the IdP by email before each write (see idp_check.LOOKUPS).
 LOOKUP_KINDS = frozenset({"okta"})
 
@@ -134,11 +132,6 @@ def actor() -> str:
     return f"{who['user']}@{who['host']}"
 
 
-def _plain(value: Any) -> Any:
-    """Evidence as plain JSON values (enums, datetimes and tuples included), so the hash is reproducible."""
-    return json.loads(json.dumps(value, default=str))
-
-
 def describe_recheck(coverage: Iterable[SourceCoverage]) -> dict[str, str]:
     """Per IdP of the run: whether `apply` will search it by email before disabling, or say it could not."""
     out: dict[str, str] = {}
@@ -154,132 +147,7 @@ def describe_recheck(coverage: Iterable[SourceCoverage]) -> dict[str, str]:
     return out
 
 
-def _selected(f: Finding, code: Code, portals: Collection[str], severities: Collection[Severity]) -> bool:
-    return (
-        f.code is code
-        and (not portals or f.portal in portals)
-        and (not severities or f.severity in severities)
-        and f.portal is not None
-        and f.learnupon_user_id is not None
-    )
-
-
-def _scope_portal(scope: str) -> str:
-    """The source an `Unavailable` is about: its scope is "all", a source name or `account:{portal}:{id}`.
-
-    With a portal filter, a gap is left out of the plan only when it is about another portal: IdP gaps
-    and "all" concern every portal.
-    """
-    kind, _, rest = scope.partition(":")
-    return rest.rpartition(":")[0] if kind == "account" and rest else scope
-
-
-def build_plan(
-    findings: FindingSet,
-    accounts: Mapping[tuple[str, int], Mapping[str, Any]],
-    *,
-    run: RunInfo,
-    snapshot: str,
-    coverage: Iterable[SourceCoverage],
-    code: Code,
-    settings: ReviewSettings,
-    key: bytes,
-    base_urls: Mapping[str, str],
-    max_age_hours: int = 72,
-    portals: Collection[str] = (),
-    severities: Collection[Severity] = (),
-    created_at: str | None = None,
-    created_by: str | None = None,
-) -> Plan:
-    """The plan for one finding code over one run's findings and its `lu_users` rows (keyed (portal, id)).
-
-    Pure: no network, no file. Accounts without an email are left out (nothing could re-identify them at
-    apply time) and accounts the snapshot already shows disabled are left out (nothing to do). `base_urls`
-    (portal -> URL, from the config) must name every portal with an action: the plan binds them.
-    """
-    if code not in REMEDIABLE:
-        raise PlanError(
-            f"--finding: {code.value} is not remediable by disabling; "
-            f"choose one of {', '.join(sorted(c.value for c in REMEDIABLE))}"
-        )
-    coverage = list(coverage)
-    known = {c.source for c in coverage if c.kind == "learnupon"}
-    unknown = sorted(set(portals) - known)
-    if unknown:
-        raise PlanError(f"--portal: run {run.id} has no portal named {', '.join(unknown)}")
-    actions: list[PlanAction] = []
-    for f in findings.findings:
-        if not _selected(f, code, portals, severities):
-            continue
-        row = accounts.get((f.portal, f.learnupon_user_id))  # type: ignore[arg-type]
-        email = (row or {}).get("email") or f.email
-        if row is None or not email or not row["enabled"]:
-            continue
-        actions.append(
-            PlanAction(
-                portal=f.portal,  # type: ignore[arg-type]
-                user_id=f.learnupon_user_id,  # type: ignore[arg-type]
-                email=email,
-                finding=PlanFinding(
-                    code=f.code,
-                    id=f.id,
-                    severity=f.severity,
-                    person=f.person,
-                    idp=f.idp,
-                    idp_status=f.idp_status,
-                    evidence=_plain(f.evidence),
-                ),
-                state=AccountState(
-                    enabled=bool(row["enabled"]),
-                    email=row.get("email"),
-                    username=row.get("username"),
-                    first_name=row.get("first_name"),
-                    last_name=row.get("last_name"),
-                    user_type=row.get("user_type"),
-                    last_sign_in_at=row.get("last_sign_in_at"),
-                    updated_at=row.get("updated_at"),
-                    observed_at=run.started_at,
-                ),
-            )
-        )
-    actions.sort(key=lambda a: (a.portal, a.user_id))
-    unavailable = [
-        {"code": u.code.value, "scope": u.scope, "reason": u.reason}
-        for u in findings.unavailable
-        if u.code is code and (not portals or _scope_portal(u.scope) not in known - set(portals))
-    ]
-    unavailable.sort(key=lambda u: (u["scope"], u["reason"]))
-    acting = sorted({a.portal for a in actions})
-    unbound = [p for p in acting if p not in base_urls]
-    if unbound:
-        raise PlanError(f"--config: the config has no portal named {', '.join(unbound)} (run {run.id} has)")
-    created_at = created_at or utcnow()
-    plan = Plan(
-        created_at=created_at,
-        expires_at=_iso(_parse_ts(created_at, "created_at") + timedelta(hours=max_age_hours)),
-        created_by=created_by or actor(),
-        base_urls={p: base_urls[p].rstrip("/") for p in acting},
-        run=PlanRun(
-            id=run.id,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            status=run.status,
-            snapshot=snapshot,
-        ),
-        selection=PlanSelection(
-            finding=code.value,
-            portals=sorted(portals),
-            severities=sorted((s.value for s in severities), key=lambda s: SEVERITY_ORDER[Severity(s)]),
-        ),
-        settings={"managed_domains": list(settings.managed_domains), "dormant_days": settings.dormant_days},
-        idp_recheck=describe_recheck(coverage),
-        unavailable=unavailable,
-        actions=actions,
-    )
-    return plan.model_copy(update={"plan_hash": plan.compute_hash(key)})
-
-
-def _parse_ts(value: str, what: str) -> datetime:
+def parse_timestamp(value: str, what: str) -> datetime:
     try:
         ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -289,77 +157,8 @@ def _parse_ts(value: str, what: str) -> datetime:
     return ts
 
 
-def _iso(ts: datetime) -> str:
+def iso_timestamp(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def plan_from_snapshot(
-    db: Path,
-    *,
-    code: Code,
-    config: Config,
-    key: bytes,
-    run_id: int | None = None,
-    portals: Collection[str] = (),
-    severities: Collection[Severity] = (),
-) -> Plan:
-    """Evaluate the run's findings (graph.api) and build the plan; settings and base_urls from `config`."""
-    from graph.api import load_run
-
-    if not db.exists():
-        raise PlanError(f"--db: no snapshot at {db}")
-    review = config.review
-    try:
-        ig = load_run(
-            db,
-            run_id,
-            managed_domains=None if review is None else review.managed_domains,
-            dormant_days=None if review is None else review.dormant_days,
-        )
-    except LookupError as exc:
-        raise PlanError(f"--run: {exc}") from None
-    with ig:
-        findings = ig.findings()
-        wanted = {(f.portal, f.learnupon_user_id) for f in findings.findings if f.code is code}
-        accounts = _account_rows(ig.store.connection, ig.run.id, wanted)
-        return build_plan(
-            findings,
-            accounts,
-            run=ig.run,
-            snapshot=db.name,
-            coverage=ig.coverage,
-            code=code,
-            settings=ig.settings,
-            key=key,
-            base_urls={p.name: p.base_url for p in config.portals},
-            max_age_hours=config.remediation.plan_max_age_hours,
-            portals=portals,
-            severities=severities,
-        )
-
-
-def _account_rows(
-    db: sqlite3.Connection, run_id: int, keys: Iterable[tuple[str | None, int | None]]
-) -> dict[tuple[str, int], dict[str, Any]]:
-    """The `lu_users` rows of just these accounts (a run can hold a million; a plan needs a few)."""
-    by_portal: dict[str, list[int]] = {}
-    for portal, user_id in keys:
-        if portal is not None and user_id is not None:
-            by_portal.setdefault(portal, []).append(user_id)
-    out: dict[tuple[str, int], dict[str, Any]] = {}
-    for portal, ids in by_portal.items():
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            cursor = db.execute(
-                f"SELECT * FROM lu_users WHERE run_id = ? AND portal = ? AND id IN ({marks})",
-                (run_id, portal, *chunk),
-            )
-            columns = [c[0] for c in cursor.description]
-            for row in cursor:
-                record = dict(zip(columns, row, strict=True))
-                out[(portal, record["id"])] = record
-    return out
 
 
 def render_plan(plan: Plan) -> str:
@@ -404,9 +203,9 @@ def load_plan(
             f"plan: hash {actual[:12]}… is not the approved {expected_hash!r} (give the full hash)"
         )
     now = now or datetime.now().astimezone()
-    if now >= _parse_ts(plan.expires_at, "expires_at"):
+    if now >= parse_timestamp(plan.expires_at, "expires_at"):
         raise PlanError(f"plan: expired at {plan.expires_at} (made {plan.created_at}); make a new plan")
-    if _parse_ts(plan.created_at, "created_at") > now + timedelta(minutes=5):
+    if parse_timestamp(plan.created_at, "created_at") > now + timedelta(minutes=5):
         raise PlanError(f"plan: created_at {plan.created_at} is in the future")
     seen: set[tuple[str, int]] = set()
     for action in plan.actions:

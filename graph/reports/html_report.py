@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from crawler.store import SourceCoverage
+from crawler.coverage import SourceCoverage
 from graph.model import Code, Finding, Severity
 from graph.reports.input import CODE_MEANING, NO_PORTAL, ReportInput, affects, evidence_json, item_id
 from graph.reports.safe_files import write_private

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler.store import QuarantineSummary, RunInfo, SourceCoverage
+from crawler.coverage import SourceCoverage
+from crawler.runs import QuarantineSummary, RunInfo
 from graph.model import (
     CONTRACT_COLUMNS,
     SEVERITY_ORDER,

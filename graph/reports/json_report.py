@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from crawler.store import QuarantineSummary, SourceCoverage
+from crawler.coverage import SourceCoverage
+from crawler.runs import QuarantineSummary
 from graph.reports.input import ReportInput, evidence_json
 from graph.reports.safe_files import write_private
 

@@ -30,7 +30,7 @@ async def test_ctrl_c_mid_crawl_exits_130_with_a_resume_hint_and_the_run_resumes
         env = write_config(config, sim, portals)
         # With the live progress display: the path whose store used to close under running sources.
         first = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crawler.cli", "crawl", "--config", str(config), "--db", str(db),
+            sys.executable, "-m", "idgraph.cli", "crawl", "--config", str(config), "--db", str(db),
             env={**os.environ, **env},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -65,7 +65,7 @@ async def _crawl_cli(db: Path, tmp_path: Path, *args: str) -> tuple[int, str]:
         'username_env = "LU_U"\npassword_env = "LU_P"\n'
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crawler.cli", "crawl", "--config", str(config), "--db", str(db), "--quiet",
+        sys.executable, "-m", "idgraph.cli", "crawl", "--config", str(config), "--db", str(db), "--quiet",
         *args,
         env={**os.environ, "LU_U": "u", "LU_P": "p"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -100,7 +100,7 @@ async def test_a_file_that_is_not_sqlite_is_one_line_and_exit_4(tmp_path: Path) 
     assert "Traceback" not in stderr, stderr
     assert "idgraph: snapshot error:" in stderr and "not a database" in stderr, stderr
     report = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crawler.cli", "report", "--db", str(db), "--out", str(tmp_path / "out"),
+        sys.executable, "-m", "idgraph.cli", "report", "--db", str(db), "--out", str(tmp_path / "out"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, err = await asyncio.wait_for(report.communicate(), timeout=60)

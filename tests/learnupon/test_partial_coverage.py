@@ -14,7 +14,6 @@ import pytest
 from lu_helpers import assert_snapshot_equals_truth, make_portal
 from tenacity import wait_none
 
-from crawler.demo import DEMO_OKTA_TOKEN, demo_config
 from crawler.idp.fakes import serve
 from crawler.idp.fakes.okta import OktaFake, okta_users_from_people
 from crawler.orchestrator import crawl
@@ -23,6 +22,7 @@ from crawler.simulator.population import generate_population
 from crawler.simulator.server import run_simulator
 from crawler.store import SnapshotStore
 from graph.api import load_run
+from idgraph.demo import DEMO_OKTA_TOKEN, demo_config
 
 POPULATION = generate_population(seed=33, size=260)
 
@@ -181,7 +181,7 @@ async def test_without_an_idp_every_idp_verdict_is_withheld_and_report_exits_3(t
             result = await crawl(config, store)
     assert result.complete  # every source it names was read...
     report = subprocess.run(
-        [sys.executable, "-m", "crawler.cli", "report", "--db", str(tmp_path / "no-idp.db"),
+        [sys.executable, "-m", "idgraph.cli", "report", "--db", str(tmp_path / "no-idp.db"),
          "--out", str(tmp_path / "out"), "--format", "json,md"],
         capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
@@ -223,7 +223,7 @@ async def test_diff_between_two_runs_needs_no_report_and_writes_json_to_stdout(t
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "crawler.cli", "diff", "--db", db, *args],
+            [sys.executable, "-m", "idgraph.cli", "diff", "--db", db, *args],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 

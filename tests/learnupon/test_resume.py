@@ -46,7 +46,7 @@ def done_collections(db: Path) -> set[tuple[str, str]]:
 
 async def start_crawl(config: Path, db: Path, env: dict[str, str], *extra: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crawler.cli", "crawl", "--config", str(config), "--db", str(db), "--quiet",
+        sys.executable, "-m", "idgraph.cli", "crawl", "--config", str(config), "--db", str(db), "--quiet",
         *extra,
         env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

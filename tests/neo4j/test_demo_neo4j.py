@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from typer.testing import CliRunner
 
-from crawler.cli import app
+from idgraph.cli import app
 
 if TYPE_CHECKING:
     import neo4j

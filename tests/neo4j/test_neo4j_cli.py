@@ -1,4 +1,4 @@
-"""`idgraph export neo4j` and `idgraph query`, mounted the way crawler/cli.py mounts them."""
+"""`idgraph export neo4j` and `idgraph query`, mounted the way idgraph/cli.py mounts them."""
 
 from __future__ import annotations
 

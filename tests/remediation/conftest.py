@@ -22,11 +22,12 @@ from crawler.idp.fakes import ServedFake, serve
 from crawler.idp.fakes.directory import directory_from_people
 from crawler.idp.fakes.okta import OktaFake
 from crawler.orchestrator import crawl
-from crawler.remediation.plan import Plan, plan_from_snapshot, write_plan
+from crawler.remediation.plan import Plan, write_plan
 from crawler.simulator.app import SimulatedPortal
 from crawler.simulator.server import RunningSimulator, make_portals, run_simulator
 from crawler.store import SnapshotStore
 from graph.model import Code
+from graph.remediation_plan import plan_from_snapshot
 
 WINDOW = 0.5  # the simulated portals' rate window, compressed from 60 s
 PORTALS = ("emea", "amer")
@@ -131,9 +132,9 @@ class Estate:
         return plan, path
 
     async def cli(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        """`python -m crawler.remediation.cli …` in a subprocess, stdin not a terminal."""
+        """`python -m idgraph.remediate …` in a subprocess, stdin not a terminal."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "crawler.remediation.cli", *args,
+            sys.executable, "-m", "idgraph.remediate", *args,
             env={**os.environ, **(env if env is not None else self.env), "COLUMNS": "250"}, cwd=self.tmp,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

@@ -353,7 +353,7 @@ async def run_on_terminal(estate, answer: bytes, *args: str) -> tuple[int, str]:
     """The CLI with a pseudo-terminal as stdin/stdout/stderr, typing `answer` at the prompt."""
     leader, follower = pty.openpty()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crawler.remediation.cli", *args,
+        sys.executable, "-m", "idgraph.remediate", *args,
         env={**os.environ, **estate.env, "COLUMNS": "250"}, cwd=estate.tmp,
         stdin=follower, stdout=follower, stderr=follower,
     )  # fmt: skip

@@ -8,9 +8,10 @@ import json
 import stat
 
 from crawler.orchestrator import crawl
-from crawler.remediation.plan import canonical_json, load_plan, plan_from_snapshot
+from crawler.remediation.plan import canonical_json, load_plan
 from crawler.store import SnapshotStore
 from graph.model import Code
+from graph.remediation_plan import plan_from_snapshot
 
 KEY = b"remediation-SECRET-key-2b7d41c9e8a3"  # conftest.REMEDIATION_KEY
 
@@ -109,9 +110,9 @@ async def test_an_incomplete_idp_crawl_yields_no_actions_and_says_why(estate) ->
 
 
 def test_build_plan_is_pure_and_keeps_only_live_remediable_accounts() -> None:
-    from crawler.remediation.plan import build_plan
     from crawler.store import RunInfo, SourceCoverage
     from graph.model import Finding, FindingSet, Severity, Unavailable
+    from graph.remediation_plan import build_plan
     from graph.rules import ReviewSettings
 
     def finding(code: Code, portal: str, uid: int, email: str | None, severity=Severity.HIGH) -> Finding:

@@ -55,7 +55,7 @@ async def cli_on_a_full_disk(estate, limit: int, *args: str) -> tuple[int, str, 
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))\n"
         "sys.argv = ['remediate', *sys.argv[1:]]\n"
-        "runpy.run_module('crawler.remediation.cli', run_name='__main__', alter_sys=True)\n"
+        "runpy.run_module('idgraph.remediate', run_name='__main__', alter_sys=True)\n"
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", boot, *args,

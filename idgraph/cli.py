@@ -33,7 +33,7 @@ from crawler.progress import summary_table, with_live_progress
 from crawler.store import SnapshotStore
 from crawler.terminal import escaped, plain
 
-if TYPE_CHECKING:  # the graph side is imported lazily: `idgraph crawl` does not need it loaded
+if TYPE_CHECKING:  # the rules and report writers load in the commands that use them, not for `crawl`
     from graph.review import Review
     from graph.rules import ReviewSettings
 
@@ -385,7 +385,7 @@ def demo_command(
 
     Example: idgraph demo --out ./demo --portals 5 --users 5000 --neo4j bolt://127.0.0.1:7687
     """
-    from crawler.demo import run_demo
+    from idgraph.demo import run_demo
 
     setup_logging("text", quiet)
     auth = None
@@ -441,8 +441,8 @@ def simulate_command(
 
 def _mount_subcommands() -> None:
     """Command groups that live beside the concept they drive."""
-    from crawler.remediation.cli import remediate_app
     from graph.cli_neo4j import export_app, query_command
+    from idgraph.remediate import remediate_app
 
     app.add_typer(remediate_app, name="remediate")
     app.add_typer(export_app, name="export")

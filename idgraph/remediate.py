@@ -1,4 +1,4 @@
-"""`idgraph remediate …`: plan, apply, verify, undo. Mounted by crawler/cli.py as the `remediate` group.
+"""`idgraph remediate …`: plan, apply, verify, undo. Mounted by idgraph/cli.py as the `remediate` group.
 
 Exit codes: 0 — done (every planned action done or legitimately skipped; a log that verifies);
 1 — `verify` found a broken chain, or the operator answered no; 2 — bad usage, config, plan or log, or
@@ -53,11 +53,10 @@ from crawler.remediation.plan import (
     PlanError,
     check_config,
     load_plan,
-    plan_from_snapshot,
     write_plan,
 )
 from crawler.terminal import escaped, visible
-from graph.model import SEVERITY_ORDER, Code, Severity
+from crawler.vocabulary import SEVERITY_ORDER, Code, Severity
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 DEFAULT_DB = Path("idgraph.db")
@@ -175,6 +174,8 @@ def plan_command(
     cfg = _config(config)
     key = _key(cfg, key_env)
     try:
+        from graph.remediation_plan import plan_from_snapshot  # evaluating findings: loaded when planning
+
         plan = plan_from_snapshot(
             db, code=code, config=cfg, key=key, run_id=run, portals=_split(portal), severities=severities
         )
@@ -491,5 +492,5 @@ def undo_command(
     _execute(targets, cfg, log, "undo", remove_memberships=False, key=key, expect_head=expect_head)
 
 
-if __name__ == "__main__":  # `python -m crawler.remediation.cli …` until the lead mounts it under idgraph
+if __name__ == "__main__":  # `python -m idgraph.remediate …`, as the tests drive the group alone
     remediate_app()
