@@ -36,4 +36,6 @@ else
 fi
 
 .venv/bin/ruff check .
+# The layer contract (pyproject.toml, [tool.importlinter]): crawler/ never imports graph/ or idgraph/.
+.venv/bin/lint-imports
 .venv/bin/pytest -q "$@"
