@@ -39,8 +39,11 @@ from crawler.records import (
 )
 from crawler.redact import redact, redact_optional
 from crawler.runs import QuarantineReason, QuarantineSummary, RunInfo, utcnow
+from crawler.snapshot_reader import SnapshotReader
 
-SCHEMA_VERSION = 2  # 2: coverage.collections, quarantine.addresses and quarantine.label
+# 2: coverage.collections, quarantine.addresses and quarantine.label. The finding-history tables joined
+# this schema later without a new version: graph.history of schema 2 created the same tables itself.
+SCHEMA_VERSION = 2
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
 FLUSH_ROWS = 5_000
 
@@ -115,6 +118,23 @@ CREATE TABLE IF NOT EXISTS quarantine (
 );
 CREATE TABLE IF NOT EXISTS rate_state (
     source TEXT PRIMARY KEY, rate_per_second REAL NOT NULL, updated_at TEXT NOT NULL
+);
+-- What the review side recorded about each run (graph.history writes them through `transaction`).
+CREATE TABLE IF NOT EXISTS finding_history (
+    finding_id TEXT PRIMARY KEY, code TEXT NOT NULL, severity TEXT, email TEXT, person TEXT, portal TEXT,
+    learnupon_user_id INTEGER, user_type TEXT, idp TEXT, idp_status TEXT,
+    first_seen_run INTEGER NOT NULL, last_seen_run INTEGER NOT NULL,
+    first_seen_at TEXT, last_seen_at TEXT, depends_on TEXT
+);
+CREATE TABLE IF NOT EXISTS finding_occurrences (
+    run_id INTEGER NOT NULL, finding_id TEXT NOT NULL, PRIMARY KEY (run_id, finding_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS finding_occurrences_by_id ON finding_occurrences(finding_id, run_id);
+CREATE TABLE IF NOT EXISTS finding_runs (
+    run_id INTEGER PRIMARY KEY, findings INTEGER NOT NULL, unavailable TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS review_settings (
+    run_id INTEGER PRIMARY KEY, managed_domains TEXT NOT NULL, dormant_days INTEGER NOT NULL
 );
 """
 
@@ -195,6 +215,9 @@ class SnapshotStore:
                     self._db.execute("ALTER TABLE quarantine ADD COLUMN addresses TEXT NOT NULL DEFAULT '[]'")
                 if "label" not in columns:
                     self._db.execute("ALTER TABLE quarantine ADD COLUMN label TEXT")
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(finding_history)")}
+                if "depends_on" not in columns:  # recorded by an idgraph that did not keep dependencies
+                    self._db.execute("ALTER TABLE finding_history ADD COLUMN depends_on TEXT")
                 self._db.execute(
                     "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
@@ -534,7 +557,8 @@ class SnapshotStore:
 
     @staticmethod
     def _where(table: str, run_id: int, source: str | None) -> tuple[str, tuple[Any, ...]]:
-        if table not in {t.name for t in _TABLES.values()} | {"idp_identities", "idp_addresses"}:
+        known = {t.name for t in _TABLES.values()} | {"idp_identities", "idp_addresses", "collections"}
+        if table not in known:
             raise ValueError(f"unknown snapshot table {table!r}")
         if source is None:
             return "run_id = ?", (run_id,)
@@ -571,11 +595,13 @@ class SnapshotStore:
         )
         return [row[0] for row in rows]
 
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """Read access for the graph builder, which streams large tables with its own SQL."""
+    def reader(self) -> SnapshotReader:
+        """The read queries (`crawler.snapshot_reader`) over this store's connection, pages flushed first.
+
+        For a file, `SnapshotReader.open(store.path)` gives a private read-only connection instead.
+        """
         self.flush()
-        return self._db
+        return SnapshotReader(self._db)
 
     # --- learned rates (kept between runs) --------------------------------------------------------
     def learned_rate(self, source: str) -> float | None:

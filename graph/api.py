@@ -12,9 +12,7 @@ several GB (see BENCHMARKS.md). `neighbourhood` never needs it.
 
 from __future__ import annotations
 
-import sqlite3
-from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from datetime import UTC
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +23,7 @@ import pandas as pd
 
 from crawler.coverage import SourceCoverage
 from crawler.runs import RunInfo
+from crawler.snapshot_reader import SnapshotReader
 from crawler.store import SnapshotStore
 from crawler.vocabulary import is_disabled
 from graph.build import LocalGraph, build_graph
@@ -32,50 +31,6 @@ from graph.history import load_review_settings, save_review_settings
 from graph.model import CONTRACT_COLUMNS, FindingSet
 from graph.resolve import Account, Collision, Person, Resolution, fold, gc_paused, load_resolution
 from graph.rules import AccountDetails, ReviewSettings, RuleInput, Sources, evaluate, parse_time
-
-_KEYS_TABLE = "temp.idgraph_finding_accounts"
-
-
-def load_account_details(
-    db: sqlite3.Connection, run_id: int, keys: Collection[tuple[str, int]]
-) -> AccountDetails:
-    """Group titles and enrollment counts by status for just these accounts (one pass over each table)."""
-    groups: dict[tuple[str, int], list[str]] = defaultdict(list)
-    enrollments: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
-    if not keys:
-        return AccountDetails(groups, enrollments)
-    db.execute(
-        f"CREATE TABLE IF NOT EXISTS {_KEYS_TABLE}(portal TEXT, user_id INTEGER, "
-        "PRIMARY KEY (portal, user_id)) WITHOUT ROWID"
-    )
-    db.execute("BEGIN")
-    try:
-        db.execute(f"DELETE FROM {_KEYS_TABLE}")
-        db.executemany(f"INSERT OR IGNORE INTO {_KEYS_TABLE} VALUES (?, ?)", sorted(keys))  # 4x faster
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    cursor = db.cursor()
-    cursor.row_factory = None
-    for portal, user_id, group_id, title in cursor.execute(
-        f"""SELECT m.portal, m.user_id, m.group_id, g.title FROM lu_memberships m
-            JOIN {_KEYS_TABLE} k ON k.portal = m.portal AND k.user_id = m.user_id
-            LEFT JOIN lu_groups g ON g.run_id = m.run_id AND g.portal = m.portal AND g.id = m.group_id
-            WHERE m.run_id = ?""",
-        (run_id,),
-    ):
-        groups[(portal, user_id)].append(title if title is not None else f"group {group_id}")
-    for portal, user_id, status, count in cursor.execute(
-        f"""SELECT e.portal, e.user_id, COALESCE(e.status, 'unknown'), COUNT(*) FROM lu_enrollments e
-            JOIN {_KEYS_TABLE} k ON k.portal = e.portal AND k.user_id = e.user_id
-            WHERE e.run_id = ? GROUP BY e.portal, e.user_id, e.status""",
-        (run_id,),
-    ):
-        enrollments[(portal, user_id)][status] = count
-    db.execute(f"DELETE FROM {_KEYS_TABLE}")
-    return AccountDetails(groups, enrollments)
-
 
 # The columns of `IdentityGraph.exposure`: one row per group or course an account still holds.
 EXPOSURE_COLUMNS = (
@@ -101,27 +56,20 @@ class IdentityGraph:
         self.run = run
         self.settings = settings
         self._owns_store = owns_store
-        # A private read connection when the snapshot is a file: our temp tables never meet a writer's.
+        # A private read-only connection when the snapshot is a file: our temp tables never meet a writer's.
         in_memory = str(store.path) == ":memory:"
-        self._db = (
-            store.connection
-            if in_memory
-            else sqlite3.connect(
-                f"{store.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
-            )
-        )
+        self._snapshot = store.reader() if in_memory else SnapshotReader.open(store.path)
         self.coverage: list[SourceCoverage] = store.coverage(run.id)
-        self.resolution: Resolution = load_resolution(self._db, run.id)
+        self.resolution: Resolution = load_resolution(self._snapshot, run.id)
         self.sources = Sources.from_coverage(
             self.coverage, self.resolution, store.quarantined_addresses(run.id)
         )
         self._findings: FindingSet | None = None
-        self._local = LocalGraph(self._db, run.id, self.resolution, self.sources)
+        self._local = LocalGraph(self._snapshot, run.id, self.resolution, self.sources)
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def close(self) -> None:
-        if self._db is not self.store.connection:
-            self._db.close()
+        self._snapshot.close()  # closes only a connection it opened
         if self._owns_store:
             self.store.close()
 
@@ -143,7 +91,8 @@ class IdentityGraph:
         if self._findings is None:
             with gc_paused():
                 self._findings = evaluate(
-                    self.rule_input(), lambda keys: load_account_details(self._db, self.run.id, keys)
+                    self.rule_input(),
+                    lambda keys: AccountDetails(*self._snapshot.account_details(self.run.id, keys)),
                 )
         return self._findings
 
@@ -263,7 +212,7 @@ class IdentityGraph:
         """The whole networkx graph of the run, built on first use (about a minute at 1M accounts)."""
         with gc_paused():
             return build_graph(
-                self._db, self.run.id, self.resolution, self.sources.portals, self.sources.idps
+                self._snapshot, self.run.id, self.resolution, self.sources.portals, self.sources.idps
             )
 
     def neighbourhood(self, node_id: str, radius: int = 1) -> nx.DiGraph:

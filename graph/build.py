@@ -16,7 +16,6 @@ of a million accounts costs about a minute and 6 GB (BENCHMARKS.md), so rules ne
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,14 +23,9 @@ from typing import Any
 
 import networkx as nx
 
-from graph.resolve import Account, IdentityRecord, Resolution, account_node, plain_rows
+from crawler.snapshot_reader import SnapshotReader
+from graph.resolve import Account, IdentityRecord, Resolution, account_node
 
-GROUP_SQL = "SELECT portal, id, title FROM lu_groups WHERE run_id = ? {where} ORDER BY portal, id"
-COURSE_SQL = "SELECT portal, id, name, status FROM lu_courses WHERE run_id = ? {where} ORDER BY portal, id"
-MEMBERSHIP_SQL = "SELECT portal, group_id, user_id FROM lu_memberships WHERE run_id = ? {where}"
-ENROLLMENT_SQL = """SELECT portal, user_id, course_id, id, status, percentage, percentage_complete,
-                    date_enrolled, date_completed, date_lastaccessed, unenrolled
-                    FROM lu_enrollments WHERE run_id = ? {where} ORDER BY portal, id"""
 Edge = tuple[str, str, dict[str, Any]]
 
 
@@ -112,7 +106,7 @@ def enrollment_attrs(row: tuple[Any, ...], previous: dict[str, Any] | None) -> d
 
 # --- the whole graph ---------------------------------------------------------------------------------------
 def build_graph(
-    db: sqlite3.Connection,
+    snapshot: SnapshotReader,
     run_id: int,
     resolution: Resolution,
     portals: Mapping[str, str | None] | None = None,
@@ -140,26 +134,26 @@ def build_graph(
             graph.add_node(node, **attrs)
             graph.add_edge(node, portal_node(portal), type="IN_PORTAL")
 
-    for portal, group_id, title in plain_rows(db, GROUP_SQL.format(where=""), (run_id,)):
+    for portal, group_id, title in snapshot.groups(run_id):
         holder(
             portal,
             group_node(portal, group_id),
             {"kind": "group", "portal": portal, "id": group_id, "title": title},
         )
-    for portal, course_id, name, status in plain_rows(db, COURSE_SQL.format(where=""), (run_id,)):
+    for portal, course_id, name, status in snapshot.courses(run_id):
         holder(
             portal,
             course_node(portal, course_id),
             {"kind": "course", "portal": portal, "id": course_id, "name": name, "status": status},
         )
-    for portal, group_id, user_id in plain_rows(db, MEMBERSHIP_SQL.format(where=""), (run_id,)):
+    for portal, group_id, user_id in snapshot.memberships(run_id):
         node = account_node(portal, user_id)
         if node in graph:  # a membership of an account we never saw is no edge
             target = group_node(portal, group_id)
             holder(portal, target, {"kind": "group", "portal": portal, "id": group_id, "title": None})
             graph.add_edge(node, target, type="MEMBER_OF")
     succ = graph.succ
-    for row in plain_rows(db, ENROLLMENT_SQL.format(where=""), (run_id,)):
+    for row in snapshot.enrollments(run_id):
         node = account_node(row[0], row[1])
         if node in graph:
             target = course_node(row[0], row[2])
@@ -192,8 +186,8 @@ class _PortalCollections:
 class LocalGraph:
     """Builds the nodes and edges around one node, identical to the same part of `build_graph`'s graph."""
 
-    def __init__(self, db: sqlite3.Connection, run_id: int, resolution: Resolution, sources: Any) -> None:
-        self.db, self.run_id, self.resolution = db, run_id, resolution
+    def __init__(self, snapshot: SnapshotReader, run_id: int, resolution: Resolution, sources: Any) -> None:
+        self.snapshot, self.run_id, self.resolution = snapshot, run_id, resolution
         self.portals: Mapping[str, str | None] = sources.portals
         self.idps: Mapping[str, str | None] = sources.idps
         self._collections: dict[str, _PortalCollections] = {}
@@ -248,17 +242,17 @@ class LocalGraph:
         return self._collections[portal]
 
     def _load(self, portal: str) -> _PortalCollections:
-        c, where, params = _PortalCollections(), "AND portal = ?", (self.run_id, portal)
-        for _, gid, title in plain_rows(self.db, GROUP_SQL.format(where=where), params):
+        c = _PortalCollections()
+        for _, gid, title in self.snapshot.groups(self.run_id, portal):
             c.groups[gid] = {"kind": "group", "portal": portal, "id": gid, "title": title}
-        for _, cid, name, status in plain_rows(self.db, COURSE_SQL.format(where=where), params):
+        for _, cid, name, status in self.snapshot.courses(self.run_id, portal):
             c.courses[cid] = {"kind": "course", "portal": portal, "id": cid, "name": name, "status": status}
-        for _, gid, uid in plain_rows(self.db, MEMBERSHIP_SQL.format(where=where), params):
+        for _, gid, uid in self.snapshot.memberships(self.run_id, portal):
             if self.resolution.account(portal, uid) is not None:
                 c.groups.setdefault(gid, {"kind": "group", "portal": portal, "id": gid, "title": None})
                 c.member_of[uid].append(gid)
                 c.members[gid].append(uid)
-        for row in plain_rows(self.db, ENROLLMENT_SQL.format(where=where), params):
+        for row in self.snapshot.enrollments(self.run_id, portal):
             uid, cid = row[1], row[2]
             if self.resolution.account(portal, uid) is not None:
                 c.courses.setdefault(

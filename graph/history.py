@@ -1,12 +1,12 @@
 """Finding history across runs, and what changed since the previous run.
 
-Tables live in the snapshot file next to the runs they describe (created here, never in the crawler's
-schema). A finding is identified by `Finding.id`, which is stable across runs. The one subtle verdict:
-a finding that is gone from a newer run is *resolved* only if that run read again every fact it rested
-on (`Finding.depends_on`: its account, the other accounts it names, every IdP) and the verdict was not
-withheld for it; anything else is *not re-checked* — absence from a partial crawl proves nothing. An
-account is read again when its record was read, or when its portal's users listing completed without it
-(then it is gone, which is a fact too).
+Tables live in the snapshot file next to the runs they describe (`crawler.store.SCHEMA`); this module writes
+them through `SnapshotStore.transaction` and reads them through `crawler.snapshot_reader`. A finding is
+identified by `Finding.id`, which is stable across runs. The one subtle verdict: a finding that is gone from
+a newer run is *resolved* only if that run read again every fact it rested on (`Finding.depends_on`: its
+account, the other accounts it names, every IdP) and the verdict was not withheld for it; anything else is
+*not re-checked* — absence from a partial crawl proves nothing. An account is read again when its record was
+read, or when its portal's users listing completed without it (then it is gone, which is a fact too).
 """
 
 from __future__ import annotations
@@ -18,40 +18,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crawler.coverage import IDENTITIES, USERS
+from crawler.snapshot_reader import HISTORY_COLUMNS
 from crawler.store import SnapshotStore
 from graph.model import Code, FindingSet, Unavailable
 from graph.rules import FACTS, IDPS_FACT, ReviewSettings
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS finding_history (
-    finding_id TEXT PRIMARY KEY, code TEXT NOT NULL, severity TEXT, email TEXT, person TEXT, portal TEXT,
-    learnupon_user_id INTEGER, user_type TEXT, idp TEXT, idp_status TEXT,
-    first_seen_run INTEGER NOT NULL, last_seen_run INTEGER NOT NULL,
-    first_seen_at TEXT, last_seen_at TEXT, depends_on TEXT
-);
-CREATE TABLE IF NOT EXISTS finding_occurrences (
-    run_id INTEGER NOT NULL, finding_id TEXT NOT NULL, PRIMARY KEY (run_id, finding_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS finding_occurrences_by_id ON finding_occurrences(finding_id, run_id);
-CREATE TABLE IF NOT EXISTS finding_runs (
-    run_id INTEGER PRIMARY KEY, findings INTEGER NOT NULL, unavailable TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS review_settings (
-    run_id INTEGER PRIMARY KEY, managed_domains TEXT NOT NULL, dormant_days INTEGER NOT NULL
-);
-"""
-
-_ROW_COLUMNS = (
-    "code",
-    "severity",
-    "email",
-    "person",
-    "portal",
-    "learnupon_user_id",
-    "user_type",
-    "idp",
-    "idp_status",
-)
+_ROW_COLUMNS = HISTORY_COLUMNS
 _AS_LAST_SEEN = ("severity", "email", "user_type", "idp", "idp_status", "last_seen_at", "depends_on")
 _UPSERT_SQL = (
     f"INSERT INTO finding_history(finding_id, {', '.join(_ROW_COLUMNS)}, first_seen_run, last_seen_run, "
@@ -67,17 +39,9 @@ _UPSERT_SQL = (
 )  # SET expressions read the old row, so their order does not matter
 
 
-def ensure_schema(store: SnapshotStore) -> None:
-    db = store.connection
-    db.executescript(SCHEMA)
-    if "depends_on" not in {r[1] for r in db.execute("PRAGMA table_info(finding_history)")}:
-        db.execute("ALTER TABLE finding_history ADD COLUMN depends_on TEXT")  # recorded before it existed
-
-
 # --- review settings --------------------------------------------------------------------------------------
 def save_review_settings(store: SnapshotStore, run_id: int, settings: ReviewSettings) -> None:
     """Remember the `[review]` settings a run was judged with, so a report needs no config file."""
-    ensure_schema(store)
     with store.transaction() as db:
         db.execute(
             "INSERT OR REPLACE INTO review_settings(run_id, managed_domains, dormant_days) VALUES (?,?,?)",
@@ -85,28 +49,17 @@ def save_review_settings(store: SnapshotStore, run_id: int, settings: ReviewSett
         )
 
 
-def _has_table(store: SnapshotStore, name: str) -> bool:
-    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-    return store.connection.execute(query, (name,)).fetchone() is not None
-
-
 def load_review_settings(store: SnapshotStore, run_id: int) -> ReviewSettings | None:
-    """The settings saved for a run, or None. Reading never creates tables."""
-    if not _has_table(store, "review_settings"):
-        return None
-    row = store.connection.execute(
-        "SELECT managed_domains, dormant_days FROM review_settings WHERE run_id = ?", (run_id,)
-    ).fetchone()
-    return None if row is None else ReviewSettings(tuple(json.loads(row[0])), int(row[1]))
+    """The settings saved for a run, or None."""
+    saved = store.reader().review_settings(run_id)
+    return None if saved is None else ReviewSettings(tuple(saved[0]), saved[1])
 
 
 # --- recording ----------------------------------------------------------------------------------------------
 def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings | None = None) -> None:
     """Record one run's findings. Idempotent: recording a run again replaces what it said before."""
-    ensure_schema(store)
     run_id = findings.run_id
-    started = store.connection.execute("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
-    seen_at = started[0] if started else None
+    seen_at = store.reader().run_started_at(run_id)
     unique = {f.id: f for f in findings.findings}
     seen = (run_id, run_id, seen_at, seen_at)  # first/last seen run, first/last seen at
     with store.transaction() as db:
@@ -196,23 +149,17 @@ def _entry(row: sqlite3.Row | tuple[Any, ...]) -> HistoryEntry:
     return HistoryEntry(*values)
 
 
-_ENTRY_SQL = f"""SELECT finding_id, {", ".join(_ROW_COLUMNS)}, first_seen_run, last_seen_run, first_seen_at,
-                 last_seen_at, depends_on FROM finding_history"""
-
-
 def entries(store: SnapshotStore, finding_ids: set[str] | None = None) -> dict[str, HistoryEntry]:
-    ensure_schema(store)
-    rows = store.connection.execute(_ENTRY_SQL).fetchall()
+    rows = store.reader().history()
     return {r[0]: _entry(r) for r in rows if finding_ids is None or r[0] in finding_ids}
 
 
 def run_findings(store: SnapshotStore, run_id: int) -> set[str]:
     """The finding ids a recorded run produced; LookupError if the run was never recorded."""
-    ensure_schema(store)
-    if store.connection.execute("SELECT 1 FROM finding_runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+    recorded = store.reader().recorded_findings(run_id)
+    if recorded is None:
         raise LookupError(f"findings of run {run_id} were never recorded")
-    rows = store.connection.execute("SELECT finding_id FROM finding_occurrences WHERE run_id = ?", (run_id,))
-    return {r[0] for r in rows}
+    return recorded
 
 
 def first_seen(store: SnapshotStore, finding_ids: set[str] | None = None) -> dict[str, str]:
@@ -253,10 +200,8 @@ class _RunChecks:
 
     @classmethod
     def of(cls, store: SnapshotStore, run_id: int) -> _RunChecks:
-        row = store.connection.execute(
-            "SELECT unavailable FROM finding_runs WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        unavailable = [Unavailable(Code(u["code"]), u["scope"], u["reason"]) for u in json.loads(row[0])]
+        withheld = store.reader().withheld(run_id)
+        unavailable = [Unavailable(Code(u["code"]), u["scope"], u["reason"]) for u in withheld]
         coverage = store.coverage(run_id)
         users = {c.source: c.collection_complete(USERS) for c in coverage if c.kind == "learnupon"}
         idps = [c.collection_complete(IDENTITIES) for c in coverage if c.kind != "learnupon"]
@@ -264,12 +209,9 @@ class _RunChecks:
 
     def account(self, portal: str, user_id: int) -> tuple[bool, bool]:
         """(read again: its record was read, or its users listing completed without it; still enabled)."""
-        row = self.store.connection.execute(
-            "SELECT enabled FROM lu_users WHERE run_id = ? AND portal = ? AND id = ?",
-            (self.run_id, portal, user_id),
-        ).fetchone()
-        if row is not None:
-            return True, bool(row[0])
+        enabled = self.store.reader().account_enabled(self.run_id, portal, user_id)
+        if enabled is not None:
+            return True, enabled
         return self.users_complete.get(portal, False), False
 
     def fact_read(self, fact: str) -> bool:
@@ -320,10 +262,7 @@ def diff(store: SnapshotStore, run_id: int, previous_run_id: int | None = None) 
     """
     current = run_findings(store, run_id)
     if previous_run_id is None:
-        row = store.connection.execute(
-            "SELECT MAX(run_id) FROM finding_runs WHERE run_id < ?", (run_id,)
-        ).fetchone()
-        previous_run_id = row[0]
+        previous_run_id = store.reader().previous_recorded_run(run_id)
     result = Diff(run_id, previous_run_id)
     previous = run_findings(store, previous_run_id) if previous_run_id is not None else set()
     known = entries(store, current | previous)

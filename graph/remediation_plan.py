@@ -8,7 +8,6 @@ never reads findings) can refuse an account that changed since.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -193,7 +192,7 @@ def plan_from_snapshot(
     with ig:
         findings = ig.findings()
         wanted = {(f.portal, f.learnupon_user_id) for f in findings.findings if f.code is code}
-        accounts = _account_rows(ig.store.connection, ig.run.id, wanted)
+        accounts = ig.store.reader().user_records(ig.run.id, wanted)
         return build_plan(
             findings,
             accounts,
@@ -208,27 +207,3 @@ def plan_from_snapshot(
             portals=portals,
             severities=severities,
         )
-
-
-def _account_rows(
-    db: sqlite3.Connection, run_id: int, keys: Iterable[tuple[str | None, int | None]]
-) -> dict[tuple[str, int], dict[str, Any]]:
-    """The `lu_users` rows of just these accounts (a run can hold a million; a plan needs a few)."""
-    by_portal: dict[str, list[int]] = {}
-    for portal, user_id in keys:
-        if portal is not None and user_id is not None:
-            by_portal.setdefault(portal, []).append(user_id)
-    out: dict[tuple[str, int], dict[str, Any]] = {}
-    for portal, ids in by_portal.items():
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            cursor = db.execute(
-                f"SELECT * FROM lu_users WHERE run_id = ? AND portal = ? AND id IN ({marks})",
-                (run_id, portal, *chunk),
-            )
-            columns = [c[0] for c in cursor.description]
-            for row in cursor:
-                record = dict(zip(columns, row, strict=True))
-                out[(portal, record["id"])] = record
-    return out

@@ -15,7 +15,6 @@ identity with no usable address at all is keyed `<idp>:<id>` (no `@`, so no emai
 from __future__ import annotations
 
 import gc
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,14 +22,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from crawler.snapshot_reader import SnapshotReader
 from crawler.vocabulary import is_privileged
-
-ACCOUNT_SQL = """SELECT portal, id, email, username, user_type, enabled, last_sign_in_at, created_at
-                 FROM lu_users WHERE run_id = ? ORDER BY portal, id"""
-IDENTITY_SQL = """SELECT source, idp_id, raw_status, status, status_changed_at, last_login, user_type,
-                  display_name FROM idp_identities WHERE run_id = ? ORDER BY source, idp_id"""
-ADDRESS_SQL = """SELECT source, idp_id, address, is_primary, kind FROM idp_addresses
-                 WHERE run_id = ? ORDER BY source, idp_id, address"""
 
 # When an identity flags no primary address, prefer a mailbox over a login name or an alias.
 _KIND_RANK = {"email": 0, "proxy": 1, "upn": 2, "alias": 3}
@@ -367,18 +360,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def plain_rows(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
-    """A cursor yielding plain tuples (sqlite3.Row costs time and memory at a million rows)."""
-    cursor = db.cursor()
-    cursor.row_factory = None
-    return cursor.execute(sql, params)
-
-
-def load_resolution(db: sqlite3.Connection, run_id: int) -> Resolution:
+def load_resolution(snapshot: SnapshotReader, run_id: int) -> Resolution:
     """Resolve one run straight from the snapshot, streaming rows instead of materialising them."""
     with gc_paused():
-        return resolve(
-            plain_rows(db, ACCOUNT_SQL, (run_id,)),
-            plain_rows(db, IDENTITY_SQL, (run_id,)),
-            plain_rows(db, ADDRESS_SQL, (run_id,)),
-        )
+        return resolve(snapshot.accounts(run_id), snapshot.identities(run_id), snapshot.addresses(run_id))

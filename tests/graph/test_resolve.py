@@ -7,7 +7,7 @@ from graph.resolve import Match, Resolution, load_resolution, resolve
 
 
 def _resolve(snapshot, run_id: int) -> Resolution:
-    return load_resolution(snapshot.store.connection, run_id)
+    return load_resolution(snapshot.store.reader(), run_id)
 
 
 def test_case_variants_are_one_person_and_keep_their_spelling(snapshot):

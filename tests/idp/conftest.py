@@ -83,9 +83,7 @@ class Outcome:
         }
 
     def collections(self) -> dict[str, dict[str, Any]]:
-        rows = self.ctx.store.connection.execute(
-            "SELECT * FROM collections WHERE run_id = ? AND source = ?", (self.run_id, self.ctx.name)
-        )
+        rows = self.ctx.store.rows("collections", self.run_id, self.ctx.name)
         return {r["collection"]: dict(r) for r in rows}
 
 

@@ -225,9 +225,10 @@ def test_schema_uses_uniqueness_constraints_only() -> None:
 
 def test_timestamps_become_datetimes_and_garbled_ones_null(exporter: Exporter, store: SnapshotStore) -> None:
     run = write_estate(store)
-    store.connection.execute(
-        "UPDATE lu_users SET last_sign_in_at = 'yesterday-ish' WHERE run_id = ? AND id = 1", (run,)
-    )
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE lu_users SET last_sign_in_at = 'yesterday-ish' WHERE run_id = ? AND id = 1", (run,)
+        )
     exporter()
     rows = exporter.rows(
         "MATCH (a:LearnUponAccount) WHERE a.uid IN ['emea:1', 'emea:2'] "
