@@ -18,35 +18,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crawler.coverage import IDENTITIES, USERS
+from crawler.review_tables import record_findings, write_review_settings
 from crawler.snapshot_reader import HISTORY_COLUMNS
 from crawler.store import SnapshotStore
 from graph.model import Code, FindingSet, Unavailable
 from graph.rules import FACTS, IDPS_FACT, ReviewSettings
 
-_ROW_COLUMNS = HISTORY_COLUMNS
-_AS_LAST_SEEN = ("severity", "email", "user_type", "idp", "idp_status", "last_seen_at", "depends_on")
-_UPSERT_SQL = (
-    f"INSERT INTO finding_history(finding_id, {', '.join(_ROW_COLUMNS)}, first_seen_run, last_seen_run, "
-    f"first_seen_at, last_seen_at, depends_on) VALUES ({', '.join('?' * 15)}) "
-    "ON CONFLICT(finding_id) DO UPDATE SET "
-    "first_seen_at = CASE WHEN excluded.first_seen_run < first_seen_run THEN excluded.first_seen_at "
-    "ELSE first_seen_at END, first_seen_run = MIN(first_seen_run, excluded.first_seen_run), "
-    + "".join(
-        f"{c} = CASE WHEN excluded.last_seen_run >= last_seen_run THEN excluded.{c} ELSE {c} END, "
-        for c in _AS_LAST_SEEN
-    )
-    + "last_seen_run = MAX(last_seen_run, excluded.last_seen_run)"
-)  # SET expressions read the old row, so their order does not matter
-
 
 # --- review settings --------------------------------------------------------------------------------------
 def save_review_settings(store: SnapshotStore, run_id: int, settings: ReviewSettings) -> None:
     """Remember the `[review]` settings a run was judged with, so a report needs no config file."""
-    with store.transaction() as db:
-        db.execute(
-            "INSERT OR REPLACE INTO review_settings(run_id, managed_domains, dormant_days) VALUES (?,?,?)",
-            (run_id, json.dumps(list(settings.managed_domains)), settings.dormant_days),
-        )
+    write_review_settings(store, run_id, list(settings.managed_domains), settings.dormant_days)
 
 
 def load_review_settings(store: SnapshotStore, run_id: int) -> ReviewSettings | None:
@@ -61,57 +43,19 @@ def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings 
     run_id = findings.run_id
     seen_at = store.reader().run_started_at(run_id)
     unique = {f.id: f for f in findings.findings}
-    seen = (run_id, run_id, seen_at, seen_at)  # first/last seen run, first/last seen at
-    with store.transaction() as db:
-        before = {
-            r[0] for r in db.execute("SELECT finding_id FROM finding_occurrences WHERE run_id = ?", (run_id,))
-        }
-        db.execute("DELETE FROM finding_occurrences WHERE run_id = ?", (run_id,))
-        db.executemany(
-            "INSERT INTO finding_occurrences(run_id, finding_id) VALUES (?, ?)",
-            [(run_id, fid) for fid in unique],
+    rows = [
+        (
+            fid,
+            f.code.value,
+            f.severity.value,
+            *(getattr(f, c) for c in HISTORY_COLUMNS[2:]),
+            list(f.depends_on),
         )
-        db.executemany(
-            _UPSERT_SQL,
-            [
-                (
-                    fid,
-                    f.code.value,
-                    f.severity.value,
-                    *(getattr(f, c) for c in _ROW_COLUMNS[2:]),
-                    *seen,
-                    json.dumps(list(f.depends_on)),
-                )
-                for fid, f in unique.items()
-            ],
-        )
-        for fid in before - unique.keys():  # said before by this run, not any more: recompute its span
-            _recompute(db, fid)
-        db.execute(
-            "INSERT OR REPLACE INTO finding_runs(run_id, findings, unavailable) VALUES (?, ?, ?)",
-            (run_id, len(unique), json.dumps([asdict(u) for u in findings.unavailable])),
-        )
+        for fid, f in unique.items()
+    ]
+    record_findings(store, run_id, seen_at, rows, [asdict(u) for u in findings.unavailable])
     if settings is not None:
         save_review_settings(store, run_id, settings)
-
-
-def _recompute(db: sqlite3.Connection, finding_id: str) -> None:
-    runs = [
-        r[0]
-        for r in db.execute(
-            "SELECT run_id FROM finding_occurrences WHERE finding_id = ? ORDER BY run_id", (finding_id,)
-        )
-    ]
-    if not runs:
-        db.execute("DELETE FROM finding_history WHERE finding_id = ?", (finding_id,))
-        return
-    first, last = runs[0], runs[-1]
-    db.execute(
-        """UPDATE finding_history SET first_seen_run = ?, last_seen_run = ?,
-           first_seen_at = (SELECT started_at FROM runs WHERE id = ?),
-           last_seen_at = (SELECT started_at FROM runs WHERE id = ?) WHERE finding_id = ?""",
-        (first, last, first, last, finding_id),
-    )
 
 
 # --- reading ------------------------------------------------------------------------------------------------

@@ -1,0 +1,91 @@
+"""Writes to the snapshot's review tables: finding history per run, and the settings a run was judged with.
+
+The graph side decides what a finding is (graph.history); the SQL that keeps it sits here, beside the
+schema (`crawler.store.SCHEMA`) and the reader (`crawler.snapshot_reader`), and runs inside
+`SnapshotStore.transaction`, under the store's lock. Rows arrive as plain values: this module knows
+nothing of `Finding`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from crawler.snapshot_reader import HISTORY_COLUMNS
+from crawler.store import SnapshotStore
+
+_AS_LAST_SEEN = ("severity", "email", "user_type", "idp", "idp_status", "last_seen_at", "depends_on")
+_UPSERT_SQL = (
+    f"INSERT INTO finding_history(finding_id, {', '.join(HISTORY_COLUMNS)}, first_seen_run, last_seen_run, "
+    f"first_seen_at, last_seen_at, depends_on) VALUES ({', '.join('?' * 15)}) "
+    "ON CONFLICT(finding_id) DO UPDATE SET "
+    "first_seen_at = CASE WHEN excluded.first_seen_run < first_seen_run THEN excluded.first_seen_at "
+    "ELSE first_seen_at END, first_seen_run = MIN(first_seen_run, excluded.first_seen_run), "
+    + "".join(
+        f"{c} = CASE WHEN excluded.last_seen_run >= last_seen_run THEN excluded.{c} ELSE {c} END, "
+        for c in _AS_LAST_SEEN
+    )
+    + "last_seen_run = MAX(last_seen_run, excluded.last_seen_run)"
+)  # SET expressions read the old row, so their order does not matter
+
+
+def write_review_settings(
+    store: SnapshotStore, run_id: int, managed_domains: list[str], dormant_days: int
+) -> None:
+    with store.transaction() as db:
+        db.execute(
+            "INSERT OR REPLACE INTO review_settings(run_id, managed_domains, dormant_days) VALUES (?,?,?)",
+            (run_id, json.dumps(managed_domains), dormant_days),
+        )
+
+
+def record_findings(
+    store: SnapshotStore,
+    run_id: int,
+    seen_at: str | None,
+    rows: Sequence[tuple[Any, ...]],
+    unavailable: list[dict[str, Any]],
+) -> None:
+    """Replace what run `run_id` said: `rows` are (finding_id, *HISTORY_COLUMNS, depends_on list).
+
+    Idempotent. A finding this run said before and no longer says gets its first/last-seen span recomputed
+    from the runs that still say it (and is forgotten when none does).
+    """
+    seen = (run_id, run_id, seen_at, seen_at)  # first/last seen run, first/last seen at
+    with store.transaction() as db:
+        before = {
+            r[0] for r in db.execute("SELECT finding_id FROM finding_occurrences WHERE run_id = ?", (run_id,))
+        }
+        db.execute("DELETE FROM finding_occurrences WHERE run_id = ?", (run_id,))
+        db.executemany(
+            "INSERT INTO finding_occurrences(run_id, finding_id) VALUES (?, ?)",
+            [(run_id, r[0]) for r in rows],
+        )
+        db.executemany(_UPSERT_SQL, [(*r[:-1], *seen, json.dumps(r[-1])) for r in rows])
+        for fid in before - {r[0] for r in rows}:
+            _recompute(db, fid)
+        db.execute(
+            "INSERT OR REPLACE INTO finding_runs(run_id, findings, unavailable) VALUES (?, ?, ?)",
+            (run_id, len(rows), json.dumps(unavailable)),
+        )
+
+
+def _recompute(db: sqlite3.Connection, finding_id: str) -> None:
+    runs = [
+        r[0]
+        for r in db.execute(
+            "SELECT run_id FROM finding_occurrences WHERE finding_id = ? ORDER BY run_id", (finding_id,)
+        )
+    ]
+    if not runs:
+        db.execute("DELETE FROM finding_history WHERE finding_id = ?", (finding_id,))
+        return
+    first, last = runs[0], runs[-1]
+    db.execute(
+        """UPDATE finding_history SET first_seen_run = ?, last_seen_run = ?,
+           first_seen_at = (SELECT started_at FROM runs WHERE id = ?),
+           last_seen_at = (SELECT started_at FROM runs WHERE id = ?) WHERE finding_id = ?""",
+        (first, last, first, last, finding_id),
+    )
