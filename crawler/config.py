@@ -13,8 +13,9 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -201,16 +202,50 @@ class RemediationConfig(_Strict):
     key: SecretStr | None = Field(default=None, exclude=True)
 
 
+@dataclass(frozen=True)
+class IdpType:
+    """One IdP `type` of the config, and everything else that knows it — the one place a vendor is added.
+
+    `source` and `fake` are dotted paths, imported on first use: the config must not import the network
+    code, and an Okta-only run loads no JWT library.
+    """
+
+    config: type[_IdPBase]
+    source: str  # module with `open_source(cfg, connector, crawl_config)` (crawler.idp)
+    fake: str | None  # "module:Class" of the faithful fake server (crawler.idp.fakes); None for a file
+    secrets: tuple[tuple[str, str], ...] = ()  # (env-var field, secret field it fills)
+    lookup_by_email: bool = False  # `remediate apply` can re-check a person in it (remediation.idp_check)
+
+
+IDP_TYPES: dict[str, IdpType] = {
+    "okta": IdpType(
+        OktaConfig, "crawler.idp.okta", "crawler.idp.fakes.okta:OktaFake", (("token_env", "token"),), True
+    ),
+    "entra": IdpType(
+        EntraConfig,
+        "crawler.idp.entra",
+        "crawler.idp.fakes.entra:EntraFake",
+        (("client_secret_env", "client_secret"),),
+    ),
+    "google": IdpType(GoogleConfig, "crawler.idp.google", "crawler.idp.fakes.google:GoogleFake"),
+    "scim": IdpType(
+        ScimConfig, "crawler.idp.scim", "crawler.idp.fakes.scim:ScimFake", (("token_env", "token"),)
+    ),
+    "csv": IdpType(CsvConfig, "crawler.idp.csv_source", None),
+}
+
+# The union pydantic validates `[[idps]]` with; spelled out for the type checker, and held to the
+# registry at import time so a vendor cannot be half-added.
 IdPConfig = Annotated[
     OktaConfig | EntraConfig | GoogleConfig | ScimConfig | CsvConfig, Field(discriminator="type")
 ]
+if set(get_args(get_args(IdPConfig)[0])) != {t.config for t in IDP_TYPES.values()}:
+    raise RuntimeError("crawler.config: IdPConfig and IDP_TYPES name different IdP config classes")
 
 # For each config class: the env-var field and the secret field it fills.
 _SECRET_FIELDS: dict[type[BaseModel], list[tuple[str, str]]] = {
     PortalConfig: [("username_env", "username"), ("password_env", "password")],
-    OktaConfig: [("token_env", "token")],
-    EntraConfig: [("client_secret_env", "client_secret")],
-    ScimConfig: [("token_env", "token")],
+    **{t.config: list(t.secrets) for t in IDP_TYPES.values() if t.secrets},
 }
 
 
@@ -246,7 +281,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("okta", "entra", "google", "scim", "csv") and out.startswith("idps"):
+        elif part in IDP_TYPES and out.startswith("idps"):
             continue
         else:
             out += f".{part}" if out else str(part)
@@ -307,7 +342,8 @@ def _resolve_remediation_key(resolved: dict[str, Any], env: Mapping[str, str]) -
 
 
 def _idp_class(item: dict[str, Any]) -> type[BaseModel] | None:
-    return {"okta": OktaConfig, "entra": EntraConfig, "scim": ScimConfig}.get(item.get("type"))
+    kind = IDP_TYPES.get(str(item.get("type")))
+    return None if kind is None else kind.config
 
 
 def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:

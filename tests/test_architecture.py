@@ -73,3 +73,20 @@ def test_the_graph_builder_uses_only_the_vocabularys_kinds_and_relationships() -
     assert {k for pair in kinds for k in pair if k} <= set(vocabulary.NODE_LABELS_BY_KIND)
     assert {r for pair in rel_types for r in pair if r} <= set(vocabulary.REL_TYPES)
     assert rel_types  # the patterns still match the builder's spelling
+
+
+def test_every_idp_type_is_registered_once_with_a_config_a_source_and_a_fake() -> None:
+    import importlib
+
+    from crawler.config import IDP_TYPES
+    from crawler.idp import IDP_SOURCES
+    from crawler.remediation.idp_check import LOOKUPS
+
+    assert set(IDP_SOURCES) == set(IDP_TYPES)
+    for name, kind in IDP_TYPES.items():
+        assert kind.config.model_fields["type"].annotation.__args__ == (name,)  # Literal[name]
+        assert callable(importlib.import_module(kind.source).open_source)
+        if kind.fake is not None:
+            module, _, cls = kind.fake.partition(":")
+            assert isinstance(getattr(importlib.import_module(module), cls), type)
+    assert set(LOOKUPS) == {name for name, kind in IDP_TYPES.items() if kind.lookup_by_email}

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from crawler.config import CrawlConfig
+from crawler.config import IDP_TYPES, CrawlConfig
 from crawler.http import SourceHttp
 from crawler.source import SourceContext
 
@@ -31,11 +31,5 @@ def _lazy(module: str) -> OpenSource:
     return open_source
 
 
-# type name in config -> the vendor's open_source; filled in as vendors are added.
-IDP_SOURCES: dict[str, OpenSource] = {
-    "okta": _lazy("crawler.idp.okta"),
-    "entra": _lazy("crawler.idp.entra"),
-    "google": _lazy("crawler.idp.google"),
-    "scim": _lazy("crawler.idp.scim"),
-    "csv": _lazy("crawler.idp.csv_source"),
-}
+# type name in config -> the vendor's open_source, from the one registry (crawler.config.IDP_TYPES).
+IDP_SOURCES: dict[str, OpenSource] = {name: _lazy(kind.source) for name, kind in IDP_TYPES.items()}

@@ -96,7 +96,8 @@ class OktaLookup:
         await self.http.close()
 
 
-# IdP `type` -> a lookup built from that IdP's config (plan.LOOKUP_KINDS names the same kinds).
+# IdP `type` -> a lookup built from that IdP's config: the types `IDP_TYPES` marks `lookup_by_email`
+# (tests/test_architecture.py holds the two together).
 LOOKUPS: dict[str, Callable[[Any, aiohttp.BaseConnector, CrawlConfig], IdpLookup]] = {
     "okta": OktaLookup,
 }

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from crawler.config import Config
+from crawler.config import IDP_TYPES, Config
 from crawler.coverage import SourceCoverage
 from crawler.private import write_private
 from crawler.remediation.audit import default_actor
@@ -34,7 +34,7 @@ from crawler.vocabulary import REMEDIABLE, Code, Severity
 
 PLAN_FORMAT = "idgraph-remediation-plan/2"
 # IdP kinds for which `apply` can search the IdP by email before each write (see idp_check.LOOKUPS).
-LOOKUP_KINDS = frozenset({"okta"})
+LOOKUP_KINDS = frozenset(name for name, kind in IDP_TYPES.items() if kind.lookup_by_email)
 
 
 class PlanError(ValueError):
