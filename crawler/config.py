@@ -381,14 +381,31 @@ def register_secrets(config: Config) -> None:
                 REDACTOR.add(value.get_secret_value())
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a TOML config file."""
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
-    return parse_config(raw, env)
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML config file."""
+    return parse_config(_read_toml(path), env)
+
+
+def load_review_config(path: Path) -> ReviewConfig:
+    """Only the `[review]` table of a config file: what offline commands (report, export) need.
+
+    Nothing else is validated and no secret is resolved, so a reviewer can point `report --config` and
+    `export neo4j --config` at the crawl's config without its credentials; both read it the same way.
+    """
+    try:
+        return ReviewConfig.model_validate(_read_toml(path).get("review", {}))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"review.{where}: {first['msg']}") from None

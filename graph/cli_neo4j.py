@@ -12,19 +12,17 @@ import csv
 import json
 import os
 import sys
-import tomllib
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from crawler.config import ReviewConfig
+from crawler.config import ConfigError, load_review_config
 from crawler.terminal import plain
 from graph.query_library import QueryError, get_query, load_queries, run_query, write_cypher_files
 
@@ -73,16 +71,9 @@ def _review_settings(config: Path | None) -> tuple[list[str] | None, int | None]
     if config is None:
         return None, None
     try:
-        raw = tomllib.loads(config.read_text(encoding="utf-8"))
-        review = ReviewConfig.model_validate(raw.get("review", {}))
-    except OSError as exc:
-        raise _fail(f"--config: cannot read {config}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise _fail(f"--config: {config} is not valid TOML: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise _fail(f"--config: review.{where}: {first['msg']}") from None
+        review = load_review_config(config)
+    except ConfigError as exc:
+        raise _fail(f"--config: {str(exc).removeprefix('config: ')}") from None
     return list(review.managed_domains), review.dormant_days
 
 

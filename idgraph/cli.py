@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from crawler.config import Config, ConfigError, load_config
+from crawler.config import Config, ConfigError, load_config, load_review_config
 from crawler.errors import SourceError
 from crawler.logs import setup_logging
 from crawler.orchestrator import CrawlInterrupted, CrawlResult, LiveSource, crawl
@@ -229,7 +229,10 @@ def report_command(
     run: Annotated[int | None, typer.Option("--run", help="Run id (default: the newest).")] = None,
     formats: Annotated[str, typer.Option("--format", help="Any of csv,json,html,md.")] = "csv,json,html,md",
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Take [review] settings from this config.")
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Config file: only its review table is read (no secrets needed)."
+        ),
     ] = None,
 ) -> None:
     """Write the findings of a run as CSV, JSON, HTML and Markdown (offline: no source is queried).
@@ -332,10 +335,10 @@ def _review_settings(config_path: Path) -> ReviewSettings:
     from graph.rules import ReviewSettings
 
     try:
-        cfg = load_config(config_path)
+        review = load_review_config(config_path)  # the [review] table only, as `export neo4j` reads it
     except ConfigError as exc:
         raise _fail_usage(f"config error: {exc}") from None
-    return ReviewSettings.from_config(cfg.review)
+    return ReviewSettings.from_config(review)
 
 
 def _print_review(review: Review) -> None:
