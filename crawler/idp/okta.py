@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 
 from crawler.config import CrawlConfig, OktaConfig
 from crawler.errors import AuthError, SourceError
@@ -24,7 +25,7 @@ from crawler.http import SourceHttp, make_session
 from crawler.idp.auth_hint import auth_hint
 from crawler.idp.status import AddressBook, okta_status, parse_time, require_id, same_origin_link
 from crawler.paging_guard import PageGuard, new_ids
-from crawler.ratelimit import RateController, Ticket, parse_retry_after
+from crawler.ratelimit import RateController, Ticket, parse_int_header, parse_retry_after
 from crawler.records import Identity
 from crawler.source import SourceContext
 
@@ -41,20 +42,12 @@ _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup on a plain mapping."""
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
+    """Case-insensitive, whatever mapping the headers came in (a test's dict included)."""
+    return CIMultiDict(headers).get(name)
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
-    value = header(headers, name)
-    try:
-        return int(float(value.strip())) if value is not None else None
-    except ValueError:
-        return None
+    return parse_int_header(CIMultiDict(headers), name)
 
 
 def next_link(headers: Mapping[str, str]) -> str | None:
