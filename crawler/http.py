@@ -1,6 +1,7 @@
 """One auth context per source: its own session, credentials, rate controller, counters and failure.
 
-`SourceHttp.get_json` is the only way sources talk to the network. It counts every request by purpose,
+`SourceHttp.request` (and `get_json` on it) is how sources, token exchanges and remediation writes reach the
+network: sessions come from `make_session`, and nothing else sends. It counts every request by purpose,
 sends throttled requests back through the rate controller, retries transient faults with full-jitter
 back-off (tenacity), and turns everything else into a `SourceError` whose message is ours — no URL with
 credentials, no request headers, no chained aiohttp exception that could print them, and any text taken

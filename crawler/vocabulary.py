@@ -48,7 +48,7 @@ def is_privileged(user_type: str | None) -> bool:
 
 
 class Code(StrEnum):
-    """Finding codes: a public contract (design doc)."""
+    """Finding codes: a public contract (docs/architecture.md, "Public contracts")."""
 
     IDP_DISABLED_ACTIVE = "idp_disabled_active"
     NOT_IN_IDP = "not_in_idp"

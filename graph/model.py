@@ -1,6 +1,7 @@
 """The findings vocabulary shared by rules, reports, history, Neo4j export and notebooks.
 
-Codes are a public contract (see the design doc); so are the CSV columns built from these fields.
+Codes are a public contract (docs/architecture.md, "Public contracts"); so are the CSV columns built from
+these fields.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 
-# findings.csv starts with these columns, in this order (design doc contract); DataFrames follow it too.
+# findings.csv starts with these columns, in this order (a public contract); DataFrames follow it too.
 CONTRACT_COLUMNS = (
     "finding",
     "severity",

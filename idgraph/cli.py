@@ -1,4 +1,5 @@
-"""The `idgraph` command line. Its commands, options and exit codes are a public contract (design doc).
+"""The `idgraph` command line. Its commands, options and exit codes are a public contract (README;
+docs/architecture.md, "Public contracts").
 
 Exit codes: 0 — every source complete; 3 — finished, some source incomplete; 2 — bad config or usage
 (one line naming the field; nothing written); 4 — the snapshot file failed (locked by another process,
