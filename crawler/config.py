@@ -298,7 +298,9 @@ def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, A
                 items.append(item)
                 continue
             item = dict(item)
-            for env_field, secret_field in _SECRET_FIELDS.get(cls_for(item), []):
+            config_class = cls_for(item)
+            secret_fields = _SECRET_FIELDS.get(config_class, []) if config_class is not None else []
+            for env_field, secret_field in secret_fields:
                 if secret_field in item:
                     raise ConfigError(
                         f"{kind}[{index}].{secret_field}: secrets never go in the config file; "

@@ -50,8 +50,15 @@ class CollectionCoverage:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CollectionCoverage:
-        return cls(**{k: data.get(k) for k in ("name", "state", "reason", "via")},
-                   **{k: int(data.get(k) or 0) for k in ("requests", "pages", "records")})  # fmt: skip
+        return cls(
+            name=str(data["name"]),
+            state=data["state"],
+            reason=data.get("reason"),
+            via=data.get("via"),
+            requests=int(data.get("requests") or 0),
+            pages=int(data.get("pages") or 0),
+            records=int(data.get("records") or 0),
+        )
 
     @property
     def complete(self) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from multidict import CIMultiDict
+from multidict import CIMultiDict, MultiMapping
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 from yarl import URL
 
@@ -300,7 +300,7 @@ async def _read_capped(
         chunks.append(chunk)
 
 
-def _joined_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
+def _joined_headers(headers: MultiMapping[str]) -> CIMultiDict[str]:
     """Case-insensitive headers with repeated fields joined by ", " (RFC 9110 §5.3).
 
     Keeping only one of repeated fields can lose Okta's `Link: …; rel="next"` when it is not last.
@@ -308,7 +308,7 @@ def _joined_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
     joined: CIMultiDict[str] = CIMultiDict()
     for key in headers:
         if key not in joined:
-            joined[key] = ", ".join(headers.getall(key))  # type: ignore[attr-defined]
+            joined[key] = ", ".join(headers.getall(key))
     return joined
 
 

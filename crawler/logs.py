@@ -41,8 +41,8 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(log_format: str = "text", quiet: bool = False) -> None:
     """Route idgraph's loggers; library loggers stay at WARNING so their chatter never hides ours."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     if log_format == "json":
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())

@@ -84,8 +84,9 @@ class RedactingFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = redact(str(record.exc_info[1]))
-            if text != str(record.exc_info[1]):
-                record.exc_info, record.exc_text = None, f"{type(record.exc_info[1]).__name__}: {text}"
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            text = redact(str(error))
+            if text != str(error):
+                record.exc_info, record.exc_text = None, f"{type(error).__name__}: {text}"
         return True

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from neo4j import Driver, GraphDatabase, ManagedTransaction
+from neo4j import Driver, GraphDatabase, ManagedTransaction, NotificationDisabledClassification
 
 from crawler.store import SnapshotStore
 from graph.api import IdentityGraph, load_run
@@ -49,7 +49,8 @@ log = logging.getLogger("idgraph.neo4j")
 
 DEFAULT_BATCH_SIZE = 1000  # chosen by the sweep in BENCHMARKS.md, section neo4j
 DEFAULT_DATABASE = "neo4j"
-_QUIET = ["UNRECOGNIZED"]  # "property key does not exist" on a fresh graph is expected, not news
+# "property key does not exist" on a fresh graph is expected, not news
+_QUIET = [NotificationDisabledClassification.UNRECOGNIZED]
 
 
 class ExportError(RuntimeError):

@@ -94,16 +94,17 @@ def build_plan(
         raise PlanError(f"--portal: run {run.id} has no portal named {', '.join(unknown)}")
     actions: list[PlanAction] = []
     for f in findings.findings:
-        if not _selected(f, code, portals, severities):
+        portal, user_id = f.portal, f.learnupon_user_id
+        if portal is None or user_id is None or not _selected(f, code, portals, severities):
             continue
-        row = accounts.get((f.portal, f.learnupon_user_id))  # type: ignore[arg-type]
+        row = accounts.get((portal, user_id))
         email = (row or {}).get("email") or f.email
         if row is None or not email or not row["enabled"]:
             continue
         actions.append(
             PlanAction(
-                portal=f.portal,  # type: ignore[arg-type]
-                user_id=f.learnupon_user_id,  # type: ignore[arg-type]
+                portal=portal,
+                user_id=user_id,
                 email=email,
                 finding=PlanFinding(
                     code=f.code,

@@ -326,9 +326,10 @@ def resolve(
                 account.match, account.person = Match.MATCHED, person_of_address[key]
             else:
                 account.match, account.person = Match.NO_IDENTITY, key
-            person = persons.get(account.person)  # type: ignore[arg-type]
+            person_key = account.person or key  # every branch above set it
+            person = persons.get(person_key)
             if person is None:
-                person = persons[account.person] = Person(account.person)  # type: ignore[arg-type]
+                person = persons[person_key] = Person(person_key)
             person.accounts.append(account)
         accounts.append(account)
 

@@ -15,6 +15,7 @@ from graph import history
 from graph.api import load_run
 from graph.model import FindingSet
 from graph.reports import ReportInput, write_reports
+from graph.reports.input import RunDiff
 from graph.rules import ReviewSettings
 
 
@@ -65,7 +66,9 @@ def review_run(
                     coverage=graph.coverage,
                     findings=findings,
                     first_seen=history.first_seen(store, {f.id for f in findings.findings}),
-                    diff=changes.as_dict() if changes.previous_run_id is not None else None,
+                    diff=RunDiff.from_mapping(changes.as_dict())
+                    if changes.previous_run_id is not None
+                    else None,
                     collisions=len({c.address for c in graph.collisions}),
                     unmatchable=len(graph.unmatchable),
                     quarantine=store.quarantine_summary(graph.run.id),

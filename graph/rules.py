@@ -304,9 +304,9 @@ def idp_disabled_active(inp: RuleInput) -> Verdicts:
     for account in _live(inp):
         if account.match is Match.COLLISION:
             unavailable.append(_collision_gap(inp, code, account))
-        elif (gap := _quarantine_gap(inp, code, account)) is not None:
+        elif (quarantined := _quarantine_gap(inp, code, account)) is not None:
             if account.match is Match.MATCHED:
-                unavailable.append(gap)
+                unavailable.append(quarantined)
         elif account.match is Match.MATCHED:
             person = _person(inp, account)
             if person and person.identities and all(is_disabled(i.status) for i in person.identities):
@@ -329,8 +329,8 @@ def not_in_idp(inp: RuleInput) -> Verdicts:
             continue
         if account.match is Match.COLLISION:
             unavailable.append(_collision_gap(inp, code, account))
-        elif account.match is Match.NO_IDENTITY and (gap := _quarantine_gap(inp, code, account)):
-            unavailable.append(gap)  # an IdP lists this address: the person is not absent
+        elif account.match is Match.NO_IDENTITY and (quarantined := _quarantine_gap(inp, code, account)):
+            unavailable.append(quarantined)  # an IdP lists this address: the person is not absent
         elif account.match is Match.NO_IDENTITY:
             findings.append(_finding(inp, code, account, domain=account.email_key.rpartition("@")[2]))
     return findings, unavailable
@@ -365,7 +365,10 @@ def dormant(inp: RuleInput) -> Verdicts:
     """
     code = Code.DORMANT
     cutoff = inp.run_started_at - timedelta(days=inp.settings.dormant_days)
-    extra = {"dormant_days": inp.settings.dormant_days, "cutoff": cutoff.isoformat().replace("+00:00", "Z")}
+    extra: dict[str, Any] = {
+        "dormant_days": inp.settings.dormant_days,
+        "cutoff": cutoff.isoformat().replace("+00:00", "Z"),
+    }
     findings = []
     for account in _live(inp):
         last = parse_time(account.last_sign_in_at)
@@ -412,9 +415,12 @@ RULES: dict[Code, Callable[[RuleInput], Verdicts]] = {
 def attach_details(findings: Iterable[Finding], details: AccountDetails) -> None:
     """Add groups and enrollment counts to each finding's evidence (evidence dicts are filled in place)."""
     for f in findings:
-        key = (f.portal, f.learnupon_user_id)
-        f.evidence["groups"] = sorted(details.groups.get(key, ()))  # type: ignore[arg-type]
-        f.evidence["enrollments"] = dict(sorted(details.enrollments.get(key, {}).items()))  # type: ignore[arg-type]
+        if f.portal is None or f.learnupon_user_id is None:  # a person-level finding holds nothing itself
+            f.evidence["groups"], f.evidence["enrollments"] = [], {}
+        else:
+            key = (f.portal, f.learnupon_user_id)
+            f.evidence["groups"] = sorted(details.groups.get(key, ()))
+            f.evidence["enrollments"] = dict(sorted(details.enrollments.get(key, {}).items()))
         if gaps := details.gaps.get(f.portal or ""):
             f.evidence["evidence_incomplete"] = list(gaps)
 
@@ -435,8 +441,12 @@ def evaluate(
             recall += _recall_gaps(inp, code)
     if details is not None:
         if callable(details):
-            keys = {(f.portal, f.learnupon_user_id) for f in findings}
-            details = details(keys)  # type: ignore[arg-type]
+            keys = {
+                (f.portal, f.learnupon_user_id)
+                for f in findings
+                if f.portal is not None and f.learnupon_user_id is not None
+            }
+            details = details(keys)
         if inp.sources.evidence_gaps and not details.gaps:
             details = AccountDetails(details.groups, details.enrollments, inp.sources.evidence_gaps)
         attach_details(findings, details)

@@ -320,7 +320,7 @@ def diff_command(
         for row in rows:
             if row["change"] != "still_open":
                 table.add_row(
-                    row["change"].replace("_", " "), plain(row["finding"]), plain(row["severity"]),
+                    str(row["change"]).replace("_", " "), plain(row["finding"]), plain(row["severity"]),
                     plain(row["email"]), plain(row["portal"]), plain(row["learnupon_user_id"] or ""),
                 )  # fmt: skip
         # A pipe or a file gets every column whole, not a terminal's 80-column cut.

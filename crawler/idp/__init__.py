@@ -25,7 +25,7 @@ def _lazy(module: str) -> OpenSource:
     def open_source(
         cfg: Any, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
     ) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
-        return importlib.import_module(module).open_source(cfg, connector, crawl_config)  # type: ignore[no-any-return]
+        return importlib.import_module(module).open_source(cfg, connector, crawl_config)
 
     open_source.__qualname__ = f"{module}.open_source"
     return open_source

@@ -80,7 +80,7 @@ def load_key(path: Path, source: str) -> ServiceAccountKey:
 def make_assertion(key: ServiceAccountKey, subject: str, source: str, now: float | None = None) -> str:
     """The signed JWT Google exchanges for a token (RS256, one hour at most)."""
     issued = int(time.time() if now is None else now)
-    claims = {"iss": key.client_email, "sub": subject, "scope": SCOPE, "aud": key.token_uri}
+    claims: dict[str, Any] = {"iss": key.client_email, "sub": subject, "scope": SCOPE, "aud": key.token_uri}
     claims |= {"iat": issued, "exp": issued + 3600}
     headers = {"kid": key.private_key_id} if key.private_key_id else None
     try:

@@ -138,7 +138,8 @@ class PageReader:
             page = create_model(  # {"<real dialect key>": [records...], ...anything else ignored}
                 f"{fast_record.__name__}Page",
                 __config__=ConfigDict(extra="ignore"),
-                **{keys[0]: (list[fast_record], ...)},  # type: ignore[call-overload]
+                # The record model is chosen at run time, which the type checker cannot follow.
+                **{keys[0]: (list[fast_record], ...)},  # type: ignore[call-overload, valid-type]
             )
             self._fast = TypeAdapter(page)
 

@@ -93,7 +93,7 @@ class PlanSelection(_Frozen):
 
 
 class Plan(_Frozen):
-    format: Literal["idgraph-remediation-plan/2"] = PLAN_FORMAT
+    format: Literal["idgraph-remediation-plan/2"] = "idgraph-remediation-plan/2"  # PLAN_FORMAT
     created_at: str
     expires_at: str
     created_by: str
@@ -209,10 +209,10 @@ def load_plan(
         raise PlanError(f"plan: created_at {plan.created_at} is in the future")
     seen: set[tuple[str, int]] = set()
     for action in plan.actions:
-        key = (action.portal, action.user_id)
-        if key in seen:
+        account = (action.portal, action.user_id)
+        if account in seen:
             raise PlanError(f"plan: account {action.portal}/{action.user_id} is listed twice")
-        seen.add(key)
+        seen.add(account)
         if action.finding.code not in REMEDIABLE:
             raise PlanError(f"plan: {action.finding.code.value} is not a remediable finding")
         if action.portal not in plan.base_urls:

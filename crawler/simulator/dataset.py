@@ -351,7 +351,7 @@ def _plan_accounts(spec: PortalSpec, population: list[Person], rng: random.Rando
     duplicates = [_Account(acc.person, case_variant(acc.person.email, rng)) for acc in take(n_dup)]
 
     # IdP-disabled admins and managers make the high-severity findings the demo must show.
-    roles = (
+    roles: tuple[tuple[str, int, list[_Account]], ...] = (
         ("admin", spec.admins, pinned[:1]),
         ("manager", spec.managers, pinned[1:2]),
         ("instructor", spec.instructors, []),
@@ -520,11 +520,12 @@ def _enrollment(
 ) -> dict[str, Any]:
     """One enrollment row whose dates and percentages agree with its status."""
     enrolled = _between(rng, datetime.fromisoformat(user["created_at"]), ref)
-    started = completed = None
+    started: datetime | None = None
+    completed: datetime | None = None
     if status != "not_started":
         started = min(ref, enrolled + timedelta(days=rng.uniform(0, 30)))
-    if status in ("completed", "passed", "failed"):
-        completed = min(ref, started + timedelta(days=rng.uniform(0, 60)))  # type: ignore[operator]
+    if started is not None and status in ("completed", "passed", "failed"):
+        completed = min(ref, started + timedelta(days=rng.uniform(0, 60)))
     certified = status in ("completed", "passed") and rng.random() < 0.3
     last_touch = completed or started
     return {

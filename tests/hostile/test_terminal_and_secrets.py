@@ -142,7 +142,7 @@ def test_every_typer_app_hides_traceback_locals() -> None:
 
     root = Path(__file__).resolve().parents[2]
     calls = []
-    for path in [*root.glob("crawler/**/*.py"), *root.glob("graph/**/*.py")]:
+    for path in [*root.glob("crawler/**/*.py"), *root.glob("graph/**/*.py"), *root.glob("idgraph/**/*.py")]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and ast.unparse(node.func) in ("typer.Typer", "Typer"):
                 kwargs = {k.arg: k.value for k in node.keywords}

@@ -8,10 +8,11 @@ Every exchange is recorded, so tests can check what the client sent and what it 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -56,7 +57,7 @@ class Exchange:
         return [v for k, v in self.response_headers if k.lower() == name.lower()]
 
 
-def recording_middleware(exchanges: list[Exchange], *, keep: int = 10_000) -> Callable[..., object]:
+def recording_middleware(exchanges: list[Exchange], *, keep: int = 10_000) -> Middleware:
     """Record every (request, response) pair, newest last; only the last `keep` are kept."""
 
     @web.middleware
@@ -92,7 +93,7 @@ def _append(
     request_body: bytes,
     status: int,
     content_type: str,
-    headers: object,
+    headers: Mapping[str, str],
     body: bytes,
 ) -> None:
     exchanges.append(
@@ -104,7 +105,7 @@ def _append(
             request_body=request_body,
             status=status,
             content_type=content_type,
-            response_headers=tuple(headers.items()),  # type: ignore[attr-defined]
+            response_headers=tuple(headers.items()),
             body=body,
         )
     )

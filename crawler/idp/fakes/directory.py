@@ -88,13 +88,23 @@ class FakePerson:
 class PersonLike(Protocol):
     """What the simulator's `Person` offers; any object with these attributes will do."""
 
-    key: int
-    given_name: str
-    family_name: str
-    email: str
-    aliases: tuple[str, ...]
-    idp_status: str  # active|disabled|deprovisioned|suspended|locked_out|not_activated|absent
-    status_changed_at: datetime
+    # Read-only (properties), so a frozen dataclass satisfies it.
+    @property
+    def key(self) -> int: ...
+    @property
+    def given_name(self) -> str: ...
+    @property
+    def family_name(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def aliases(self) -> tuple[str, ...]: ...
+    @property
+    def idp_status(
+        self,
+    ) -> str: ...  # active|disabled|deprovisioned|suspended|locked_out|not_activated|absent
+    @property
+    def status_changed_at(self) -> datetime: ...
 
 
 def directory_from_people(people: Iterable[PersonLike]) -> list[FakePerson]:
