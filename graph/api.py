@@ -74,6 +74,29 @@ def load_account_details(
     return AccountDetails(groups, enrollments)
 
 
+def load_account_names(
+    db: sqlite3.Connection, run_id: int, keys: Collection[tuple[str, int]]
+) -> dict[tuple[str, int], str]:
+    """First and last name as LearnUpon has them, for just these accounts: read here, not in the
+    resolution, so a million-account run does not carry every name in memory."""
+    wanted = set(keys)
+    names: dict[tuple[str, int], str] = {}
+    if not wanted:
+        return names
+    cursor = db.cursor()
+    cursor.row_factory = None
+    for portal, user_id, first, last in cursor.execute(
+        "SELECT portal, id, first_name, last_name FROM lu_users WHERE run_id = ? "
+        "AND (first_name IS NOT NULL OR last_name IS NOT NULL)",
+        (run_id,),
+    ):
+        if (portal, user_id) in wanted:
+            name = " ".join(p.strip() for p in (first, last) if p and p.strip())
+            if name:
+                names[(portal, user_id)] = name
+    return names
+
+
 # The columns of `IdentityGraph.exposure`: one row per group or course an account still holds.
 EXPOSURE_COLUMNS = (
     "person",
@@ -142,6 +165,12 @@ class IdentityGraph:
                 self._findings = evaluate(
                     self.rule_input(), lambda keys: load_account_details(self._db, self.run.id, keys)
                 )
+                names = load_account_names(
+                    self._db, self.run.id, {(f.portal, f.learnupon_user_id) for f in self._findings.findings}
+                )
+                for f in self._findings.findings:
+                    if name := names.get((f.portal, f.learnupon_user_id)):  # type: ignore[arg-type]
+                        f.evidence["name"] = name
         return self._findings
 
     def save_settings(self) -> None:
