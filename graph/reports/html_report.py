@@ -59,9 +59,9 @@ def _header(report: ReportInput) -> str:
     )
 
 
-def _who(people: int, accounts: int) -> str:
+def _who(people: int, accounts: int, at_least: str) -> str:
     noun = "person" if people == 1 else "people"
-    return f'<span class="who">{people:,} {noun}, {plural(accounts, "account")}</span>'
+    return f'<span class="who">{at_least}{people:,} {noun}, {at_least}{plural(accounts, "account")}</span>'
 
 
 def _summary(report: ReportInput) -> str:
@@ -74,13 +74,13 @@ def _summary(report: ReportInput) -> str:
     total, people, accounts = reach["total"]
     cards = [
         f'<div class="card total"{hint}><span class="n">{at_least}{total:,}</span><span>findings</span>'
-        f"{_who(people, accounts)}</div>"
+        f"{_who(people, accounts, at_least)}</div>"
     ]
     for sev in Severity:
         n, people, accounts = reach[sev.value]
         cards.append(
             f'<div class="card sev-{sev.value}"{hint}><span class="n">{at_least}{n:,}</span>'
-            f"<span>{sev.value}</span>{_who(people, accounts)}</div>"
+            f"<span>{sev.value}</span>{_who(people, accounts, at_least)}</div>"
         )
     _, people, accounts = reach["total"]
     lead = (

@@ -38,7 +38,7 @@ def test_counts_by_severity_and_by_person_come_first(realistic_report: ReportInp
     n_people = len({f.person for f in critical})
     assert (
         f'<span class="n">≥ {len(critical)}</span><span>critical</span>'
-        f'<span class="who">{n_people} {"person" if n_people == 1 else "people"}, '
+        f'<span class="who">≥ {n_people} {"person" if n_people == 1 else "people"}, '
     ) in summary
     assert realistic_report.reach()["total"] == (30, len(people), len(accounts))
 
