@@ -32,6 +32,13 @@ from graph.model import CONTRACT_COLUMNS, FindingSet
 from graph.resolve import Account, Collision, Person, Resolution, fold, gc_paused, load_resolution
 from graph.rules import AccountDetails, ReviewSettings, RuleInput, Sources, evaluate, parse_time
 
+
+def display_name(record: dict[str, Any]) -> str | None:
+    """First and last name as LearnUpon has them, blank parts dropped; None when there is neither."""
+    parts = (record.get("first_name"), record.get("last_name"))
+    return " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip()) or None
+
+
 # The columns of `IdentityGraph.exposure`: one row per group or course an account still holds.
 EXPOSURE_COLUMNS = (
     "person",
@@ -94,6 +101,14 @@ class IdentityGraph:
                     self.rule_input(),
                     lambda keys: AccountDetails(*self._snapshot.account_details(self.run.id, keys)),
                 )
+                # Names are read for the finding accounts only, not carried by the resolution.
+                records = self._snapshot.user_records(
+                    self.run.id, {(f.portal, f.learnupon_user_id) for f in self._findings.findings}
+                )
+                for f in self._findings.findings:
+                    record = records.get((f.portal or "", f.learnupon_user_id or 0))
+                    if record is not None and (name := display_name(record)):
+                        f.evidence["name"] = name
         return self._findings
 
     def save_settings(self) -> None:

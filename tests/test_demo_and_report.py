@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 CONTRACT_COLUMNS = [
     "finding",
@@ -48,6 +51,7 @@ def test_demo_runs_end_to_end_and_report_diff_work_offline(tmp_path: Path) -> No
     with (out / "findings.csv").open(newline="") as handle:
         header = next(csv.reader(handle))
     assert header[: len(CONTRACT_COLUMNS)] == CONTRACT_COLUMNS
+    _check_flat_columns(out, header, document)
 
     # the report is rebuilt offline from the snapshot, with the settings saved at crawl time
     again = tmp_path / "again"
@@ -64,6 +68,40 @@ def test_demo_runs_end_to_end_and_report_diff_work_offline(tmp_path: Path) -> No
     diff = idgraph("diff", "--db", str(out / "idgraph.db"), cwd=tmp_path)
     assert diff.returncode == 0, diff.stderr
     assert "first run" in diff.stderr
+
+
+def _check_flat_columns(out: Path, header: list[str], document: dict[str, Any]) -> None:
+    """The flat columns come after the contract's and `evidence`, and say what the snapshot says."""
+    flat = ["name", "last_sign_in_at", "idp_disabled_at", "days_since_disabled", "groups"]
+    assert header[header.index("evidence") + 1 :] == flat
+    with sqlite3.connect(out / "idgraph.db") as db:
+        names = {
+            (portal, uid): " ".join(p for p in (first, last) if p)
+            for portal, uid, first, last in db.execute(
+                "SELECT portal, id, first_name, last_name FROM lu_users"
+            )
+        }
+    run_time = datetime.fromisoformat(document["run"]["started_at"].replace("Z", "+00:00"))
+    with (out / "findings.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(document["findings"])
+    dated = 0
+    for row in rows:
+        evidence = json.loads(row["evidence"])
+        assert row["name"] == names[(row["portal"], int(row["learnupon_user_id"]))]
+        assert row["last_sign_in_at"] == (evidence["last_sign_in_at"] or "")
+        assert row["groups"] == "; ".join(evidence["groups"])
+        if row["finding"] == "idp_disabled_active":
+            assert row["idp_disabled_at"]  # the simulated Okta says when (statusChanged)
+        if row["idp_disabled_at"]:
+            assert all(i["status"] in ("disabled", "deleted") for i in evidence["identities"])
+            changed = [i["status_changed_at"] for i in evidence["identities"]]
+            assert row["idp_disabled_at"] == max(changed)  # Okta's statusChanged, the only IdP here
+            disabled = datetime.fromisoformat(row["idp_disabled_at"].replace("Z", "+00:00"))
+            assert int(row["days_since_disabled"]) == (run_time - disabled).days
+            dated += 1
+    assert any(row["name"] for row in rows)
+    assert dated >= sum(1 for row in rows if row["finding"] == "idp_disabled_active") > 0
 
 
 def test_report_usage_errors_exit_2(tmp_path: Path) -> None:

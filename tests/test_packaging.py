@@ -14,6 +14,7 @@ import pytest
 from graph.query_library import QUERIES_DIR, QueryError, load_queries
 
 REPO = Path(__file__).resolve().parents[1]
+REPORT_ASSETS = REPO / "graph" / "reports" / "assets"
 
 
 def _clean_copy(destination: Path) -> Path:
@@ -33,7 +34,7 @@ def _clean_copy(destination: Path) -> Path:
     return destination
 
 
-def test_the_wheel_carries_the_query_library(tmp_path: Path) -> None:
+def test_the_wheel_carries_the_query_library_and_report_assets(tmp_path: Path) -> None:
     source = _clean_copy(tmp_path / "src")
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
@@ -45,6 +46,10 @@ def test_the_wheel_carries_the_query_library(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"graph/queries/{p.name}" for p in QUERIES_DIR.glob("*.yaml")}
     assert expected and expected <= names
+    # report.html inlines these at run time: without them every HTML report fails to render.
+    assets = {f"graph/reports/assets/{p.name}" for p in REPORT_ASSETS.iterdir() if p.is_file()}
+    assert {"graph/reports/assets/report.css", "graph/reports/assets/report.js"} <= assets
+    assert "graph/reports/assets/page.html" in assets and assets <= names
 
 
 def test_an_empty_query_library_is_an_error_not_silence(tmp_path: Path) -> None:

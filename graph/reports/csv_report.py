@@ -1,4 +1,7 @@
-"""findings.csv: the contract columns first, one row per finding, safe to open in a spreadsheet."""
+"""findings.csv: the contract columns first, one row per finding, safe to open in a spreadsheet.
+
+Every cell, the flat copies of evidence included, goes through `neutralise`.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ def render_csv(report: ReportInput) -> str:
     for finding in report.ordered():
         record = report.record(finding)
         record["evidence"] = evidence_json(finding.evidence)
+        record["groups"] = "; ".join(record["groups"])
         writer.writerow(neutralise(_cell(record[column])) for column in CSV_COLUMNS)
     return buffer.getvalue()
 

@@ -10,10 +10,12 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from crawler.coverage import SourceCoverage
 from crawler.runs import QuarantineSummary, RunInfo
+from crawler.vocabulary import is_disabled
 from graph.model import (
     CONTRACT_COLUMNS,
     SEVERITY_ORDER,
@@ -24,10 +26,13 @@ from graph.model import (
     Severity,
     Unavailable,
 )
+from graph.rules import parse_time
 
 # Contract columns (design doc), then ours. Never reorder: spreadsheets and scripts read by position too.
 EXTRA_COLUMNS = ("finding_id", "first_seen", "person", "evidence")
-CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
+# Flat copies of what a reviewer filters on, so nobody has to parse the evidence JSON in a spreadsheet.
+FLAT_COLUMNS = ("name", "last_sign_in_at", "idp_disabled_at", "days_since_disabled", "groups")
+CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS + FLAT_COLUMNS
 
 CODE_ORDER = {code: rank for rank, code in enumerate(Code)}
 
@@ -152,14 +157,37 @@ class ReportInput:
         return bool(self.findings.unavailable)
 
     def record(self, finding: Finding) -> dict[str, Any]:
-        """One finding as a flat dict: contract columns, then id, first_seen, person, evidence."""
+        """One finding as a flat dict: contract columns, then id, first_seen, person, evidence, then the
+        flat copies of evidence (`FLAT_COLUMNS`; groups as a list)."""
         row = finding.as_row()
         record = {column: _plain(row.get(column)) for column in CONTRACT_COLUMNS}
         record["finding_id"] = finding.id
         record["first_seen"] = self.first_seen.get(finding.id)
         record["person"] = finding.person
         record["evidence"] = finding.evidence
+        record.update(flat_fields(finding, parse_time(self.run.started_at)))
         return record
+
+    def reach(self) -> dict[str, tuple[int, int, int]]:
+        """Per severity, and "total": (findings, people, accounts). Many findings are one account and many
+        accounts one person; a reviewer acts per person. An account with no person counts as its own."""
+        found: dict[str, tuple[Counter[str], set[Any], set[Any]]] = {}
+        for f in self.findings.findings:
+            account = (f.portal, f.learnupon_user_id, None if f.learnupon_user_id is not None else f.email)
+            person = f.person or f"account:{account}"
+            for key in (f.severity.value, "total"):
+                n, people, accounts = found.setdefault(key, (Counter(), set(), set()))
+                n["n"] += 1
+                people.add(person)
+                accounts.add(account)
+        return {
+            key: (found[key][0]["n"], len(found[key][1]), len(found[key][2])) if key in found else (0, 0, 0)
+            for key in [*(s.value for s in Severity), "total"]
+        }
+
+    def coverage_clean(self) -> bool:
+        """Every source complete, no verdict withheld, no listing short: coverage fits on one line."""
+        return bool(self.coverage) and not (self.incomplete() or self.unavailable or self.recall_gaps)
 
     def summary(self) -> dict[str, Any]:
         findings = self.findings.findings
@@ -223,6 +251,44 @@ def collections_line(cov: SourceCoverage) -> str:
         else:
             parts.append(f"{c.name} {c.state}: {c.reason or 'not read'} — {affects(c.name)}")
     return "; ".join(parts)
+
+
+def flat_fields(finding: Finding, run_time: datetime | None) -> dict[str, Any]:
+    """name, last sign-in, when the IdPs disabled the person, days since then, groups: from the evidence.
+
+    `idp_disabled_at` is given only when every identity is disabled and each says when its status
+    changed (the latest change, when the last IdP let go); otherwise it is unknown and left empty.
+    """
+    ev = finding.evidence
+    first_last = " ".join(str(p) for p in (ev.get("first_name"), ev.get("last_name")) if p)
+    name = ev.get("name") or first_last or None
+    identities = [i for i in ev.get("identities") or () if isinstance(i, Mapping)]
+    changed = [parse_time(_iso(i.get("status_changed_at"))) for i in identities]
+    disabled_at: datetime | None = None
+    if identities and all(is_disabled(i.get("status")) for i in identities) and all(changed):
+        disabled_at = max(c for c in changed if c is not None)
+    days = None
+    if disabled_at is not None and run_time is not None:
+        days = (run_time - disabled_at).days
+    groups = ev.get("groups")
+    group_list = sorted(str(g) for g in groups) if isinstance(groups, list | tuple | set | frozenset) else []
+    return {
+        "name": name,
+        "last_sign_in_at": _iso(ev.get("last_sign_in_at")),
+        "idp_disabled_at": _iso_z(disabled_at),
+        "days_since_disabled": days,
+        "groups": group_list,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _iso_z(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def finding_sort_key(f: Finding) -> tuple[Any, ...]:

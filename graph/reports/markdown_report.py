@@ -1,4 +1,5 @@
-"""report.md: a summary to paste into a ticket — coverage, counts, then findings grouped by code."""
+"""report.md: a summary to paste into a ticket — what to act on (counts by severity and person, coverage in
+one line when complete), coverage, totals, then findings grouped by code."""
 
 from __future__ import annotations
 
@@ -40,59 +41,93 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     return lines
 
 
+def _coverage_summary(report: ReportInput) -> list[str]:
+    """One line when every source is complete and every verdict given; otherwise each gap, quoted."""
+    out: list[str] = []
+    incomplete = report.incomplete()
+    if not report.coverage:
+        return ["> **No coverage recorded for this run:** nothing proves any source was read completely."]
+    if report.coverage_clean():
+        quarantined = sum(q.count for _, q in report.quarantined_sources())
+        unread = (
+            f" {quarantined} record{'' if quarantined == 1 else 's'} could not be understood (see "
+            "Quarantined records)."
+            if quarantined
+            else ""
+        )
+        return [f"All {len(report.coverage)} sources completed; every verdict was evaluated.{unread}"]
+    if incomplete:
+        out.append(
+            f"> **Coverage incomplete:** {len(incomplete)} of {len(report.coverage)} sources did not "
+            "complete. Findings below are not the whole picture."
+        )
+    for cov in incomplete:
+        out.append(
+            f"> - {md_cell(cov.source)} ({md_cell(cov.kind)}): {md_cell(cov.error or 'did not complete')}"
+        )
+    if report.unavailable:
+        if incomplete:
+            out.append(">")
+        out.append("> **Verdicts not given** (withheld, not guessed: a fact they need was not read):")
+        for u in report.unavailable:
+            scope = "all portals" if u.scope == "all" else md_cell(u.scope)
+            out.append(f"> - `{u.code!s}` ({scope}): {md_cell(u.reason)}")
+    if report.recall_gaps:
+        if out:
+            out.append(">")
+        out.append("> **Findings may be missing** (verdicts were given for every record read):")
+        for g in report.recall_gaps:
+            out.append(f"> - `{g.code!s}` on {md_cell(g.portal)}: {md_cell(g.reason)}")
+    return out
+
+
 def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> str:
     run = report.run
     summary = report.summary()
     out: list[str] = [f"# {md_cell(report.title)} — run {run.id}", ""]
     out.append(
         f"Run **{run.id}** ({md_cell(run.status)}), started {md_cell(run.started_at)}, "
-        f"finished {md_cell(run.finished_at)}. **{summary['total']}** findings."
+        f"finished {md_cell(run.finished_at)}."
     )
+    out.append("")
+
+    # --- what to act on: counts by severity and by person, and whether the coverage holds ----------
+    out += ["## What to act on", ""]
+    reach = report.reach()
+    at_least = "≥ " if summary["withheld"] else ""
+    total, people, accounts = reach["total"]
+    out.append(
+        f"**{at_least}{people} {'person' if people == 1 else 'people'}, {at_least}{accounts} "
+        f"account{'' if accounts == 1 else 's'}**, {at_least}{total} finding{'' if total == 1 else 's'}."
+    )
+    out.append("")
+    out += _table(
+        ("severity", "findings", "people", "accounts"),
+        ((sev, *reach[sev]) for sev in summary["by_severity"]),
+    )
+    out.append("")
+    if summary["withheld"]:
+        out += [
+            "_Counts are lower bounds: "
+            + ", ".join(f"`{code}`" for code in summary["withheld"])
+            + " could not be judged this run._",
+            "",
+        ]
+    out += _coverage_summary(report)
     out.append("")
 
     # --- coverage ---------------------------------------------------------------------------------
     out += ["## Coverage", ""]
-    incomplete = report.incomplete()
-    if not report.coverage:
-        out.append("> **No coverage recorded for this run:** nothing proves any source was read completely.")
-    elif incomplete or report.unavailable or report.recall_gaps:
-        if incomplete:
-            out.append(
-                f"> **Coverage incomplete:** {len(incomplete)} of {len(report.coverage)} sources did not "
-                "complete. Findings below are not the whole picture."
-            )
-        for cov in incomplete:
-            out.append(
-                f"> - {md_cell(cov.source)} ({md_cell(cov.kind)}): {md_cell(cov.error or 'did not complete')}"
-            )
-        if report.unavailable:
-            if incomplete:
-                out.append(">")
-            out.append("> **Verdicts not given** (withheld, not guessed: a fact they need was not read):")
-            for u in report.unavailable:
-                scope = "all portals" if u.scope == "all" else md_cell(u.scope)
-                out.append(f"> - `{u.code!s}` ({scope}): {md_cell(u.reason)}")
-        if report.recall_gaps:
-            out.append(">")
-            out.append("> **Findings may be missing** (verdicts were given for every record read):")
-            for g in report.recall_gaps:
-                out.append(f"> - `{g.code!s}` on {md_cell(g.portal)}: {md_cell(g.reason)}")
-    else:
-        out.append(f"All {len(report.coverage)} sources completed; every verdict was evaluated.")
-    out.append("")
     out += _table(
-        ("source", "kind", "complete", "collections", "requests", "429s", "records", "quarantined", "notes"),
+        ("source", "kind", "complete", "what was read", "records", "quarantined"),
         (
             (
                 c.source,
                 c.kind,
                 "✓" if c.complete else "✗",
                 collections_line(c) or c.error,
-                c.requests,
-                c.throttled,
                 c.records,
                 c.quarantined,
-                "; ".join(c.notes or []),
             )
             for c in report.ordered_coverage()
         ),
@@ -117,6 +152,22 @@ def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> s
         out += _table(("source", "reason", "records", "examples"), rows)
         out.append("")
 
+    out += [
+        "### Crawl detail",
+        "",
+        "How the crawl went, for whoever runs idgraph: requests, rate limiting, and LearnUpon's own "
+        "counters checked against the listings.",
+        "",
+    ]
+    out += _table(
+        ("source", "requests", "429s", "retries", "notes"),
+        (
+            (c.source, c.requests, c.throttled, c.retries, "; ".join(c.notes or []))
+            for c in report.ordered_coverage()
+        ),
+    )
+    out.append("")
+
     # --- counts -----------------------------------------------------------------------------------
     out += ["## Totals", ""]
     out += _table(
@@ -124,15 +175,6 @@ def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> s
         ((Verbatim(c.value), summary["by_code"][c.value], CODE_MEANING[c]) for c in Code),
     )
     out.append("")
-    out += _table(("severity", "count"), summary["by_severity"].items())
-    out.append("")
-    if summary["withheld"]:
-        out += [
-            "_Severity counts are lower bounds: "
-            + ", ".join(f"`{code}`" for code in summary["withheld"])
-            + " could not be judged this run._",
-            "",
-        ]
     if summary["by_portal"]:
         out += _table(("portal", "count"), summary["by_portal"].items())
         out.append("")
@@ -170,10 +212,10 @@ def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> s
         out += ["No findings.", ""]
     new_ids = report.diff.new_ids() if report.diff is not None else set()
     for code in sorted(grouped, key=lambda c: list(Code).index(c)):
-        items = grouped[code]
-        out += [f"### `{code.value}` ({len(items)})", "", CODE_MEANING[code] + ".", ""]
+        findings = grouped[code]
+        out += [f"### `{code.value}` ({len(findings)})", "", CODE_MEANING[code] + ".", ""]
         rows = []
-        for f in items[:max_rows]:
+        for f in findings[:max_rows]:
             first_seen = report.first_seen.get(f.id)
             rows.append(
                 (
@@ -202,10 +244,10 @@ def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> s
             ),
             rows,
         )
-        if len(items) > max_rows:
+        if len(findings) > max_rows:
             out += [
                 "",
-                f"_Showing {max_rows} of {len(items)}; the rest are in findings.csv / findings.json._",
+                f"_Showing {max_rows} of {len(findings)}; the rest are in findings.csv / findings.json._",
             ]
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"

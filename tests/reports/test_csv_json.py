@@ -8,6 +8,7 @@ import json
 import os
 import stat
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from graph.reports.input import CODE_ORDER
 from graph.reports.safe_files import write_private
 
 CONTRACT = ["finding", "severity", "email", "portal", "learnupon_user_id", "user_type", "idp", "idp_status"]
+FLAT = ["name", "last_sign_in_at", "idp_disabled_at", "days_since_disabled", "groups"]
 
 
 def _rows(text: str) -> list[dict[str, str]]:
@@ -33,7 +35,7 @@ def _mode(path: Path) -> int:
 def test_csv_columns_contract_first_then_ours(realistic_report: ReportInput) -> None:
     header = next(csv.reader(io.StringIO(render_csv(realistic_report))))
     assert header[: len(CONTRACT)] == CONTRACT
-    assert header == [*CONTRACT, "finding_id", "first_seen", "person", "evidence"]
+    assert header == [*CONTRACT, "finding_id", "first_seen", "person", "evidence", *FLAT]
     assert tuple(header) == CSV_COLUMNS
 
 
@@ -123,7 +125,7 @@ def test_json_has_exactly_the_contract_shape(realistic_report: ReportInput) -> N
     assert [c["source"] for c in doc["coverage"]] == ["amer", "apac", "emea", "entra", "okta"]
     assert len(doc["findings"]) == 30
     for record in doc["findings"]:
-        assert list(record) == [*CONTRACT, "finding_id", "first_seen", "person", "evidence"]
+        assert list(record) == [*CONTRACT, "finding_id", "first_seen", "person", "evidence", *FLAT]
         assert isinstance(record["evidence"], dict)
     summary = doc["summary"]
     assert summary["total"] == 30
@@ -226,3 +228,69 @@ def test_unknown_format_is_rejected_before_anything_is_written(
         write_reports(tmp_path / "out", realistic_report, ["csv", "pdf"])
     assert not (tmp_path / "out").exists()
     assert parse_formats("CSV, markdown,csv") == ["csv", "md"]
+
+
+# --- flat columns after the contract's --------------------------------------------------------------
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_csv_flat_columns_copy_the_evidence(realistic_report: ReportInput) -> None:
+    run_time = _utc(realistic_report.run.started_at)
+    rows = {r["finding_id"]: r for r in _rows(render_csv(realistic_report))}
+    disabled_seen = 0
+    for finding in realistic_report.findings.findings:
+        row, ev = rows[finding.id], finding.evidence
+        assert row["name"] == ev["name"]
+        assert row["last_sign_in_at"] == (ev["last_sign_in_at"] or "")
+        assert row["groups"] == "; ".join(sorted(ev["groups"]))
+        if finding.code is Code.IDP_DISABLED_ACTIVE:
+            # disabled everywhere: the latest status change is when the last IdP let the person go
+            latest = max(_utc(i["status_changed_at"]) for i in ev["identities"])
+            assert _utc(row["idp_disabled_at"]) == latest
+            assert row["days_since_disabled"] == str((run_time - latest).days)
+            disabled_seen += 1
+        else:
+            assert row["idp_disabled_at"] == row["days_since_disabled"] == ""
+    assert disabled_seen == 13
+
+
+def test_idp_disabled_at_is_left_empty_when_unknown(realistic_report: ReportInput) -> None:
+    """No timestamp on one identity, or one identity still active: when it happened is not known."""
+    base = next(f for f in realistic_report.ordered() if f.code is Code.IDP_DISABLED_ACTIVE)
+    identity = {"idp": "okta", "status": "disabled", "status_changed_at": "2025-09-01T00:00:00Z"}
+    cases = [
+        [identity, {**identity, "idp": "entra", "status_changed_at": None}],
+        [identity, {**identity, "idp": "entra", "status": "active"}],
+        [],
+    ]
+    for identities in cases:
+        finding = replace(base, evidence={**base.evidence, "identities": identities})
+        row = _rows(render_csv(replace(realistic_report, findings=FindingSet(42, [finding]))))[0]
+        assert row["idp_disabled_at"] == row["days_since_disabled"] == "", identities
+
+
+def test_csv_neutralises_the_flat_cells_too(realistic_report: ReportInput) -> None:
+    base = realistic_report.ordered()[0]
+    evidence = {
+        **base.evidence,
+        "name": '=HYPERLINK("https://evil.invalid")',
+        "last_sign_in_at": "@SUM(A1)",
+        "groups": ["+cmd", "-2+3"],
+    }
+    finding = replace(base, evidence=evidence)
+    row = _rows(render_csv(replace(realistic_report, findings=FindingSet(42, [finding]))))[0]
+    assert row["name"] == "'" + evidence["name"]
+    assert row["last_sign_in_at"] == "'@SUM(A1)"
+    assert row["groups"] == "'+cmd; -2+3"
+
+
+def test_json_records_carry_the_flat_fields(realistic_report: ReportInput) -> None:
+    """findings.json's schema is open to additive fields (design doc): the same values, groups a list."""
+    doc = json.loads(render_json(realistic_report))
+    by_id = {f.id: f for f in realistic_report.findings.findings}
+    for record in doc["findings"]:
+        finding = by_id[record["finding_id"]]
+        assert record["name"] == finding.evidence["name"]
+        assert record["groups"] == sorted(finding.evidence["groups"])
+        assert isinstance(record["days_since_disabled"], int | None)

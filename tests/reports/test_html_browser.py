@@ -77,17 +77,20 @@ def test_html_escapes_hostile_strings(hostile_report: ReportInput) -> None:
     assert all("evil" not in url for url in scan.urls)
 
 
-def test_html_coverage_first_and_incomplete_banner(realistic_report: ReportInput) -> None:
+def test_html_summary_first_and_incomplete_banner(realistic_report: ReportInput) -> None:
     html = render_html(realistic_report)
     main = html.split("<main>", 1)[1]
-    assert main.lstrip().startswith('<section id="coverage"')
+    assert main.lstrip().startswith('<section id="summary"')
+    summary = main.split('<section id="summary"', 1)[1].split("</section>", 1)[0]
+    assert 'id="coverage-banner"' in summary  # incompleteness stays on the first screen
     banner = html.split('id="coverage-banner"', 1)[1].split("</div>", 1)[0]
     assert "Coverage incomplete: 1 of 5 sources did not complete." in banner
     assert "<strong>entra</strong> (entra): HTTP 503 Service Unavailable" in banner
     assert "Verdicts not given." in banner
     assert "<code>not_in_idp</code> — all portals: IdP &#x27;entra&#x27; did not complete" in banner
     assert "<code>idp_disabled_active</code> — entra: people known only to" in banner
-    assert html.index('id="coverage"') < html.index('id="totals"') < html.index('id="findings"')
+    assert html.index('id="summary"') < html.index('id="findings"') < html.index('id="coverage"')
+    assert html.index('id="coverage"') < html.index('id="totals"')
 
 
 def test_html_when_every_source_completed(realistic_report: ReportInput) -> None:
@@ -181,7 +184,7 @@ async def test_report_loads_clean_and_offline(
     page = await _open(browser, realistic_report, tmp_path)
     assert await page.evaluate("document.querySelectorAll('tbody.finding').length") == 30
     assert await page.evaluate("document.getElementById('count').textContent") == "30 of 30 findings"
-    assert await page.evaluate("document.querySelector('main > section').id") == "coverage"
+    assert await page.evaluate("document.querySelector('main > section').id") == "summary"
     banner = await page.evaluate("document.getElementById('coverage-banner').innerText")
     assert "entra" in banner and "not_in_idp" in banner and "503" in banner
     assert await page.evaluate("document.querySelectorAll('svg.chart rect').length") > 10

@@ -35,13 +35,19 @@ def test_md_cell_escapes_pipes_newlines_and_markup() -> None:
 def test_sections_in_order_coverage_first(realistic_report: ReportInput) -> None:
     text = render_markdown(realistic_report)
     headings = [line for line in text.splitlines() if line.startswith("## ")]
-    assert headings == ["## Coverage", "## Totals", "## Changes since run 41", "## Findings"]
+    assert headings == [
+        "## What to act on",
+        "## Coverage",
+        "## Totals",
+        "## Changes since run 41",
+        "## Findings",
+    ]
     assert text.startswith("# Acme LearnUpon access review — run 42\n")
 
 
 def test_incomplete_idp_says_which_verdict_is_unavailable_and_why(realistic_report: ReportInput) -> None:
     text = render_markdown(realistic_report)
-    coverage = text.split("## Coverage", 1)[1].split("## Totals", 1)[0]
+    coverage = text.split("## What to act on", 1)[1].split("## Totals", 1)[0]
     assert "**Coverage incomplete:** 1 of 5 sources did not complete" in coverage
     assert (
         "> - entra (entra): HTTP 503 Service Unavailable on GET /v1.0/users (page 14) after 5 retries"
@@ -102,5 +108,34 @@ def test_no_findings_and_no_coverage(realistic_report: ReportInput) -> None:
 def test_only_some_sources_listed_in_coverage_table(realistic_report: ReportInput) -> None:
     cov = [SourceCoverage(source="a|b", kind="csv", complete=True, notes=["x\ny"])]
     text = render_markdown(replace(realistic_report, coverage=cov, findings=FindingSet(42, [])))
-    row = next(line for line in text.splitlines() if line.startswith("| a"))
-    assert _cells(row) == [r"a\|b", "csv", "✓", "—", "0", "0", "0", "0", "x y"]
+    coverage_row, crawl_row = (line for line in text.splitlines() if line.startswith("| a"))
+    assert _cells(coverage_row) == [r"a\|b", "csv", "✓", "—", "0", "0"]
+    assert _cells(crawl_row) == [r"a\|b", "0", "0", "0", "x y"]  # requests, 429s, retries, notes
+
+
+def test_first_section_is_counts_by_severity_and_person(realistic_report: ReportInput) -> None:
+    text = render_markdown(realistic_report)
+    first = text.split("## What to act on", 1)[1].split("## Coverage", 1)[0]
+    findings = realistic_report.findings.findings
+    people = len({f.person for f in findings})
+    assert first.lstrip().startswith(f"**≥ {people} people, ≥ ")  # lower bounds: not_in_idp is withheld
+    rows = [_cells(line) for line in first.splitlines() if line.startswith("| ") and "severity" not in line]
+    assert [r[0] for r in rows] == ["critical", "high", "medium", "low"]
+    critical = [f for f in findings if f.severity.value == "critical"]
+    assert rows[0][1:3] == [str(len(critical)), str(len({f.person for f in critical}))]
+    assert first.index("| severity |") < first.index("**Coverage incomplete:**")
+
+
+def test_complete_coverage_is_one_line_in_the_first_section(realistic_report: ReportInput) -> None:
+    coverage = [replace(c, complete=True, error=None) for c in realistic_report.coverage]
+    findings = FindingSet(42, realistic_report.findings.findings, [])
+    text = render_markdown(replace(realistic_report, coverage=coverage, findings=findings))
+    first = text.split("## What to act on", 1)[1].split("## Coverage", 1)[0]
+    lines = [line for line in first.splitlines() if "sources completed" in line]
+    assert lines == [
+        "All 5 sources completed; every verdict was evaluated. 6 records could not be understood "
+        "(see Quarantined records)."
+    ]
+    assert ">" not in first
+    notes = [n for c in realistic_report.coverage for n in c.notes or []]
+    assert notes and not any(n in first for n in notes)  # LearnUpon's counters are in "Crawl detail"
