@@ -38,4 +38,6 @@ fi
 .venv/bin/ruff check .
 # The layer contract (pyproject.toml, [tool.importlinter]): crawler/ never imports graph/ or idgraph/.
 .venv/bin/lint-imports
+# Types of crawler/, graph/ and idgraph/ (pyproject.toml, [tool.mypy]).
+.venv/bin/mypy
 .venv/bin/pytest -q "$@"
