@@ -21,6 +21,7 @@ from crawler.idp.auth_hint import auth_hint
 from crawler.idp.server_paced import ServerPacedController
 from crawler.idp.status import (
     AddressBook,
+    addresses_reader,
     entra_status,
     entra_user_type,
     parse_proxy_addresses,
@@ -51,9 +52,7 @@ def _address_book(raw: Mapping[str, Any]) -> AddressBook:
     return book
 
 
-def user_addresses(raw: Any) -> list[str]:
-    """The casefolded addresses of a raw user, even one `parse_user` refuses (for the quarantine)."""
-    return _address_book(raw).keys() if isinstance(raw, Mapping) else []
+user_addresses = addresses_reader(_address_book)
 
 
 def parse_user(raw: Mapping[str, Any]) -> Identity:

@@ -26,7 +26,7 @@ from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceE
 from crawler.http import SourceHttp, make_session
 from crawler.idp.auth_hint import auth_hint
 from crawler.idp.server_paced import ServerPacedController
-from crawler.idp.status import AddressBook, google_status, parse_time, require_id
+from crawler.idp.status import AddressBook, addresses_reader, google_status, parse_time, require_id
 from crawler.idp.tokens import TokenRefused, bearer_http, token_from_response
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.records import Identity
@@ -132,9 +132,7 @@ def _address_book(raw: Mapping[str, Any]) -> AddressBook:
     return book
 
 
-def user_addresses(raw: Any) -> list[str]:
-    """The casefolded addresses of a raw user, even one `parse_user` refuses (for the quarantine)."""
-    return _address_book(raw).keys() if isinstance(raw, Mapping) else []
+user_addresses = addresses_reader(_address_book)
 
 
 def parse_user(raw: Mapping[str, Any]) -> Identity:

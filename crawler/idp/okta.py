@@ -23,7 +23,14 @@ from crawler.config import CrawlConfig, OktaConfig
 from crawler.errors import AuthError, SourceError
 from crawler.http import SourceHttp, make_session
 from crawler.idp.auth_hint import auth_hint
-from crawler.idp.status import AddressBook, okta_status, parse_time, require_id, same_origin_link
+from crawler.idp.status import (
+    AddressBook,
+    addresses_reader,
+    okta_status,
+    parse_time,
+    require_id,
+    same_origin_link,
+)
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.ratelimit import RateController, Ticket, parse_int_header, parse_retry_after
 from crawler.records import Identity
@@ -125,9 +132,7 @@ def _address_book(raw: Mapping[str, Any]) -> AddressBook:
     return book
 
 
-def user_addresses(raw: Any) -> list[str]:
-    """The casefolded addresses of a raw user, even one `parse_user` refuses (for the quarantine)."""
-    return _address_book(raw).keys() if isinstance(raw, Mapping) else []
+user_addresses = addresses_reader(_address_book)
 
 
 def parse_user(raw: Mapping[str, Any]) -> Identity:

@@ -18,7 +18,7 @@ from crawler.errors import AuthError, SourceError
 from crawler.http import SourceHttp, make_session
 from crawler.idp.auth_hint import auth_hint
 from crawler.idp.server_paced import ServerPacedController
-from crawler.idp.status import AddressBook, is_email, require_id, scim_status
+from crawler.idp.status import AddressBook, addresses_reader, is_email, require_id, scim_status
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.records import Identity
 from crawler.source import SourceContext
@@ -39,9 +39,7 @@ def _address_book(raw: Mapping[str, Any]) -> AddressBook:
     return book
 
 
-def user_addresses(raw: Any) -> list[str]:
-    """The casefolded addresses of a raw user, even one `parse_user` refuses (for the quarantine)."""
-    return _address_book(raw).keys() if isinstance(raw, Mapping) else []
+user_addresses = addresses_reader(_address_book)
 
 
 def parse_user(raw: Mapping[str, Any]) -> Identity:

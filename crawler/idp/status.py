@@ -7,7 +7,7 @@ means, so a new status is a deliberate choice here and never a silent default. A
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -217,3 +217,13 @@ def same_origin_link(link: str, current: str, base_url: str, source: str) -> str
             f"{source}: a paging link points to {got.netloc or 'another host'}; refusing to follow"
         )
     return target
+
+
+def addresses_reader(book: Callable[[Mapping[str, Any]], AddressBook]) -> Callable[[Any], list[str]]:
+    """A vendor's `user_addresses`: the casefolded addresses of a raw user, even one its `parse_user`
+    refuses, so a quarantined record still says which people it concerns."""
+
+    def user_addresses(raw: Any) -> list[str]:
+        return book(raw).keys() if isinstance(raw, Mapping) else []
+
+    return user_addresses
