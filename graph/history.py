@@ -19,7 +19,7 @@ from typing import Any
 
 from crawler.coverage import IDENTITIES, USERS
 from crawler.review_tables import record_findings, write_review_settings
-from crawler.snapshot_reader import HISTORY_COLUMNS
+from crawler.snapshot_reader import HISTORY_COLUMNS, SnapshotReader
 from crawler.store import SnapshotStore
 from graph.model import Code, FindingSet, Unavailable
 from graph.rules import FACTS, IDPS_FACT, ReviewSettings
@@ -136,7 +136,7 @@ class Diff:
 class _RunChecks:
     """What one run read, and which verdicts it withheld."""
 
-    store: SnapshotStore
+    snapshot: SnapshotReader  # one reader for every account looked up: `store.reader()` flushes each time
     run_id: int
     unavailable: list[Unavailable]
     users_complete: dict[str, bool]  # portal -> its users listing completed
@@ -144,16 +144,17 @@ class _RunChecks:
 
     @classmethod
     def of(cls, store: SnapshotStore, run_id: int) -> _RunChecks:
-        withheld = store.reader().withheld(run_id)
+        snapshot = store.reader()
+        withheld = snapshot.withheld(run_id)
         unavailable = [Unavailable(Code(u["code"]), u["scope"], u["reason"]) for u in withheld]
         coverage = store.coverage(run_id)
         users = {c.source: c.collection_complete(USERS) for c in coverage if c.kind == "learnupon"}
         idps = [c.collection_complete(IDENTITIES) for c in coverage if c.kind != "learnupon"]
-        return cls(store, run_id, unavailable, users, bool(idps) and all(idps))
+        return cls(snapshot, run_id, unavailable, users, bool(idps) and all(idps))
 
     def account(self, portal: str, user_id: int) -> tuple[bool, bool]:
         """(read again: its record was read, or its users listing completed without it; still enabled)."""
-        enabled = self.store.reader().account_enabled(self.run_id, portal, user_id)
+        enabled = self.snapshot.account_enabled(self.run_id, portal, user_id)
         if enabled is not None:
             return True, enabled
         return self.users_complete.get(portal, False), False

@@ -79,7 +79,7 @@ def coverage_banner(report: ReportInput) -> str:
             "this run.</strong> Nothing here proves that any source was read completely.</p></div>"
         )
     if not incomplete and not unavailable and not gaps:
-        quarantined = sum(q.count for _, q in report.quarantined_sources())
+        quarantined = report.quarantined_count()
         unread = (
             f' <a href="#quarantine" class="warn">{plural(quarantined, "record")} could not be understood</a>'
             "; they are listed under Coverage."

@@ -110,6 +110,10 @@ class ReportInput:
             return summary
         return QuarantineSummary(count=cov.quarantined or 0)
 
+    def quarantined_count(self) -> int:
+        """Records quarantined across every source of the run."""
+        return sum(q.count for _, q in self.quarantined_sources())
+
     def quarantined_sources(self) -> list[tuple[SourceCoverage, QuarantineSummary]]:
         """The sources that quarantined something, in coverage order."""
         out = []
@@ -210,7 +214,7 @@ class ReportInput:
             "sources_incomplete": sorted(c.source for c in self.coverage if not c.complete),
             "collisions": self.collisions,
             "unmatchable": self.unmatchable,
-            "quarantined": sum(q.count for _, q in self.quarantined_sources()),
+            "quarantined": self.quarantined_count(),
         }
         if self.diff is not None:
             summary["changes"] = self.diff.as_dict()

@@ -48,7 +48,7 @@ def _coverage_summary(report: ReportInput) -> list[str]:
     if not report.coverage:
         return ["> **No coverage recorded for this run:** nothing proves any source was read completely."]
     if report.coverage_clean():
-        quarantined = sum(q.count for _, q in report.quarantined_sources())
+        quarantined = report.quarantined_count()
         unread = (
             f" {quarantined} record{'' if quarantined == 1 else 's'} could not be understood (see "
             "Quarantined records)."
