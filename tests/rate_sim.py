@@ -1,0 +1,170 @@
+"""Drive the real `RateController` against a modelled server in virtual time, for the dynamics tests.
+
+`run_virtual` runs a coroutine on an event loop whose clock only moves when every task waits: a sleep of a
+minute returns at once, and the controller (given `wall_clock=loop.time`), aiolimiter and the modelled
+servers all read that clock. So a crawl of a thousand requests at a 60 s window runs in well under a
+second, deterministically, and the tests can assert on what the controller decided — counts of requests
+and 429s, and when (in virtual seconds) it settled — never on how long the test took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import selectors
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from crawler.ratelimit import RateController
+
+T = TypeVar("T")
+
+
+class _VirtualSelector(selectors.DefaultSelector):
+    """Never blocks: a wait for `timeout` seconds moves the loop's clock instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None:
+            raise RuntimeError("virtual time: every task waits on something that never comes")
+        self.now += max(0.0, timeout)
+        return super().select(0)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    def __init__(self) -> None:
+        self._virtual = _VirtualSelector()
+        super().__init__(self._virtual)
+
+    def time(self) -> float:
+        return self._virtual.now
+
+
+def run_virtual(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+class Server(Protocol):
+    limit: int
+    window: float
+
+    def admit(self, now: float) -> bool: ...
+
+
+class TokenBucket:
+    """`limit` per `window`, refilled continuously, at most `burst` at once (starts full)."""
+
+    def __init__(self, limit: int, window: float, burst: float = 5.0) -> None:
+        self.limit, self.window, self.burst = limit, window, burst
+        self.rate = limit / window
+        self.tokens, self.updated = burst, 0.0
+
+    def admit(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class FixedWindow:
+    """`limit` per window; a window opens at the first request after the last one closed (as LearnUpon's)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self.end, self.count = -math.inf, 0
+
+    def admit(self, now: float) -> bool:
+        if now >= self.end:
+            self.end, self.count = now + self.window, 0
+        self.count += 1
+        return self.count <= self.limit
+
+
+@dataclass
+class Trace:
+    """What the server saw: every request's arrival time and whether it was admitted."""
+
+    allowed_rate: float  # budget_share × min(the server's limit, the ceiling) ÷ window
+    sends: list[tuple[float, bool]] = field(default_factory=list)
+    finished: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return len(self.sends)
+
+    @property
+    def throttled(self) -> int:
+        return sum(1 for _, ok in self.sends if not ok)
+
+    @property
+    def eta(self) -> float:
+        """Ideal time (the answered requests at the allowed rate) ÷ the time the crawl took."""
+        return (self.requests - self.throttled) / self.allowed_rate / self.finished
+
+    def settled_at(self, span: int = 10, tolerance: float = 0.10) -> int:
+        """The index of the first request from which the sending rate (over every `span` consecutive
+        requests, 429s included) stays within `tolerance` of the allowed rate; `requests` if never."""
+        times = [t for t, _ in self.sends]
+        settled = len(times)
+        for i in range(len(times) - span - 1, -1, -1):
+            rate = span / max(times[i + span] - times[i], 1e-9)
+            if abs(rate / self.allowed_rate - 1.0) > tolerance:
+                break
+            settled = i
+        return settled
+
+    def settled_seconds(self, span: int = 10, tolerance: float = 0.10) -> float:
+        index = self.settled_at(span, tolerance)
+        return self.sends[index][0] if index < len(self.sends) else math.inf
+
+
+def drive(
+    make: Callable[[Callable[[], float]], RateController],
+    server: Server,
+    *,
+    answered: int,
+    ceiling: int = 300,
+    budget_share: float = 0.8,
+    concurrency: int = 8,
+    latency: float = 0.05,
+) -> Trace:
+    """`answered` requests (each retried on 429, as `SourceHttp` does) through the controller `make`
+    builds, by `concurrency` workers with demand always above the rate; `latency` is the round trip."""
+    allowed = budget_share * min(server.limit, ceiling) / server.window
+    trace = Trace(allowed)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        gate = make(loop.time)
+        todo = answered
+
+        async def worker() -> None:
+            nonlocal todo
+            while todo > 0:
+                todo -= 1
+                while True:
+                    ticket = await gate.acquire()
+                    await asyncio.sleep(latency / 2)
+                    ok = server.admit(loop.time())
+                    trace.sends.append((loop.time(), ok))
+                    await asyncio.sleep(latency / 2)
+                    if ok:
+                        gate.on_success({}, ticket)
+                        break
+                    gate.on_throttled({}, ticket)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        trace.finished = loop.time()
+
+    run_virtual(main)
+    return trace
