@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import selectors
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ class Trace:
     """What the server saw: every request's arrival time and whether it was admitted."""
 
     allowed_rate: float  # budget_share × min(the server's limit, the ceiling) ÷ window
-    sends: list[tuple[float, bool]] = field(default_factory=list)
+    sends: list[tuple[float, bool]] = field(default_factory=list)  # in arrival order
     finished: float = 0.0
 
     @property
@@ -137,9 +138,13 @@ def drive(
     budget_share: float = 0.8,
     concurrency: int = 8,
     latency: float = 0.05,
+    jitter: float = 0.0,
+    seed: int = 0,
 ) -> Trace:
     """`answered` requests (each retried on 429, as `SourceHttp` does) through the controller `make`
-    builds, by `concurrency` workers with demand always above the rate; `latency` is the round trip."""
+    builds, by `concurrency` workers with demand always above the rate; `latency` is the round trip,
+    each half of it stretched by up to `jitter` seconds at random (seeded)."""
+    rng = random.Random(seed)
     allowed = budget_share * min(server.limit, ceiling) / server.window
     trace = Trace(allowed)
 
@@ -154,10 +159,10 @@ def drive(
                 todo -= 1
                 while True:
                     ticket = await gate.acquire()
-                    await asyncio.sleep(latency / 2)
+                    await asyncio.sleep(latency / 2 + rng.uniform(0, jitter))
                     ok = server.admit(loop.time())
                     trace.sends.append((loop.time(), ok))
-                    await asyncio.sleep(latency / 2)
+                    await asyncio.sleep(latency / 2 + rng.uniform(0, jitter))
                     if ok:
                         gate.on_success({}, ticket)
                         break
