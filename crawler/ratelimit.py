@@ -277,17 +277,7 @@ class RateController:
         self._answered(ticket)
         self.throttled += 1
         now = self._clock()
-        hold = True
-        if not self.headers_seen:
-            before = self.blind.rate
-            sent_at, gap, probe = (
-                (ticket.sent_at, ticket.gap, ticket.probe) if ticket else (now, math.inf, False)
-            )
-            hold = self.blind.throttled(sent_at, gap, now, probe=probe)
-            if hold:  # the pause below spaces the next request: slots reserved before it are void
-                self._next_slot, self._slots_reset = now, self._slots_reset + 1
-            elif self.blind.rate < before:
-                self._respace()
+        hold = self._learn_from_429(ticket, now) if not self.headers_seen else True
         wait = parse_retry_after(headers.get("Retry-After"), now, cap=self.max_retry_after)
         if ticket is not None and ticket.probe:
             self._end_probe(succeeded=False)
@@ -296,12 +286,26 @@ class RateController:
         elif self.headers_seen:
             self._pause_for_next_window(now)
         elif hold or self._probing:
-            self.blind.held()
             if not self._probing:
-                self._probing, self._probe_pause = True, self.blind.probe_pause(now, None)
+                self._probing, self._probe_pause = True, self._first_probe_pause(now)
             assert self._probe_pause is not None
             self.pause_until(now + self._probe_pause)
         return max(0.0, self._resume_at - now)
+
+    def _learn_from_429(self, ticket: Ticket | None, now: float) -> bool:
+        """Without rate headers: adapt the pace to a 429; whether to hold the source for a probe."""
+        before = self.blind.rate
+        sent_at, gap, probe = (ticket.sent_at, ticket.gap, ticket.probe) if ticket else (now, math.inf, False)
+        hold = self.blind.throttled(sent_at, gap, now, probe=probe)
+        if hold:  # the pause that follows spaces the next request: slots reserved before it are void
+            self._next_slot, self._slots_reset = now, self._slots_reset + 1
+            self.blind.held()
+        elif self.blind.rate < before:
+            self._respace()
+        return hold
+
+    def _first_probe_pause(self, now: float) -> float:
+        return self.blind.probe_pause(now, None)
 
     def on_other_outcome(self, ticket: Ticket) -> None:
         """The request failed for another reason (5xx, reset): it was not throttled, so a probe is over."""

@@ -5,19 +5,19 @@ ceiling, doubling every window/20 while requests waited; on a 429 one multiplica
 epoch, to `budget_share` × the successes of the last window; the first probe after window/16, doubling.
 At a 60 s window those are 3 s epochs and a 3.75 s first pause, which the time-compressed benchmark hid.
 
-Only that part is frozen, as overrides of today's `RateController` (main at 0e89d3b, `_take_slot`,
-`_maybe_grow`, `_cut`, the no-header branch of `on_throttled`, `_end_probe`, `learned_rate`): the
+Only that part is frozen, as overrides of today's `RateController` (main at 0e89d3b: `_take_slot`,
+`_maybe_grow`, `_cut`, what a 429 teaches, the probe pauses, `learned_rate`): the
 header-paced path, the ceiling, pauses and the weekly reserve are the same in both.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from crawler.ratelimit import RateController, Ticket, parse_retry_after
+from crawler.ratelimit import RateController, Ticket
 
 EPOCHS_PER_WINDOW = 20  # how often (per window) the adaptive rate may grow
 FIRST_PROBE_FRACTION = 1 / 16  # first pause after a 429 without Retry-After, as a share of the window
@@ -26,34 +26,17 @@ FIRST_PROBE_FRACTION = 1 / 16  # first pause after a 429 without Retry-After, as
 class WindowEpochController(RateController):
     """`RateController` as it paced without headers before issue 16."""
 
-    def __init__(
-        self,
-        ceiling: int,
-        window_seconds: float = 60.0,
-        budget_share: float = 0.8,
-        *,
-        weekly_reserve: int = 0,
-        initial_rate: float | None = None,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(
-            ceiling,
-            window_seconds,
-            budget_share,
-            weekly_reserve=weekly_reserve,
-            initial_rate=initial_rate,
-            wall_clock=wall_clock,
-        )
+    def __init__(self, *args: Any, initial_rate: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, initial_rate=initial_rate, **kwargs)
         learned = min(initial_rate, self.max_rate) if initial_rate else None
         self._old_rate = learned or self.max_rate / 4
-        self.ssthresh = learned or budget_share * self.max_rate
-        self.cap = learned or budget_share * self.max_rate
+        self.ssthresh = learned or self.budget_share * self.max_rate
+        self.cap = learned or self.budget_share * self.max_rate
         self._epoch_started = -math.inf
         self._tick_started = self._clock()
         self._demand = False
         self._successes: deque[float] = deque()
         self._first_success = math.inf
-        self._old_probe_pause = window_seconds * FIRST_PROBE_FRACTION
         self.cuts = 0
 
     @property
@@ -88,25 +71,14 @@ class WindowEpochController(RateController):
             self._successes.popleft()
         super().on_success(headers, ticket)
 
-    def on_throttled(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> float:
-        self._answered(ticket)
-        self.throttled += 1
-        now = self._clock()
+    def _learn_from_429(self, ticket: Ticket | None, now: float) -> bool:
         sent_at = ticket.sent_at if ticket is not None else now
         if sent_at >= self._epoch_started:
             self._cut(now)
-        wait = parse_retry_after(headers.get("Retry-After"), now, cap=self.max_retry_after)
-        if ticket is not None and ticket.probe:
-            self._end_probe(succeeded=False)
-        if wait is not None:
-            self.pause_until(now + wait)
-        elif self.headers_seen:
-            self._pause_for_next_window(now)
-        else:
-            if not self._probing:
-                self._probing, self._old_probe_pause = True, self.window_seconds * FIRST_PROBE_FRACTION
-            self.pause_until(now + self._old_probe_pause)
-        return max(0.0, self._resume_at - now)
+        return True
+
+    def _first_probe_pause(self, now: float) -> float:
+        return self.window_seconds * FIRST_PROBE_FRACTION
 
     def _cut(self, now: float) -> None:
         span = min(self.window_seconds, now - self._first_success) if self._successes else 0.0
@@ -125,7 +97,7 @@ class WindowEpochController(RateController):
         if succeeded:
             self._probing = False
         else:
-            self._old_probe_pause = min(self._old_probe_pause * 2, self.window_seconds)
+            self._probe_pause = min((self._probe_pause or 0.0) * 2, self.window_seconds)
         self._probe_released.set()
 
     def learned_rate(self) -> float | None:
