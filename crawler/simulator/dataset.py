@@ -79,6 +79,7 @@ class PortalSpec(BaseModel):
     definitions_key_typo: bool = False  # spell it `customDataFieldDefintions`, as some portals do
     rate_limit_per_window: int = Field(300, ge=1)
     rate_limiter: Literal["fixed_window", "token_bucket"] = "fixed_window"  # LearnUpon: a fixed window
+    rate_burst: int = Field(0, ge=0)  # token bucket only: the most it holds; 0: a tenth of the limit
     week_budget: int = Field(500_000, ge=1)
     id_offset: int = Field(0, ge=0)
     reference_time: datetime = DEFAULT_REFERENCE_TIME
