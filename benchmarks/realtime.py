@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import crawl as compressed
-from benchmarks._results import write_section
+from benchmarks._results import publish
 from benchmarks.baselines.fixed_rate import crawl_with_controller
 from benchmarks.baselines.window_epochs import WindowEpochController
 from benchmarks.sim_process import PortalInfo, SimProcess, SimSpec
-from crawler.config import Config, parse_config
+from crawler.config import Config
 from crawler.orchestrator import crawl
+from crawler.simulator.pace import Arrivals
 from crawler.store import SnapshotStore
 
 WINDOW = 60.0  # LearnUpon's rate window, not compressed
@@ -98,22 +99,15 @@ def portal_name(scenario: Scenario, crawler: str) -> str:
 
 
 # --- measuring ----------------------------------------------------------------------------------------
-@dataclass
-class Result:
+@dataclass(kw_only=True)
+class Result(Arrivals):
+    """One crawler on one scenario's portal; `sends` is the server's view (arrival time, admitted)."""
+
     scenario: Scenario
     crawler: str
     minimal: int
     seconds: float  # idgraph: its coverage timestamps; the baseline: wall time of its crawl
     complete: bool
-    sends: list[tuple[float, bool]]  # the server's view: arrival time, admitted
-
-    @property
-    def requests(self) -> int:
-        return len(self.sends)
-
-    @property
-    def throttled(self) -> int:
-        return sum(1 for _, ok in self.sends if not ok)
 
     @property
     def ideal(self) -> float:
@@ -129,38 +123,19 @@ class Result:
 
     def settled_after(self) -> float | None:
         """Seconds from the first request until the sending rate stays within `TOLERANCE` of the allowed
-        rate: every rate over `SPAN` consecutive requests from then on is; None if it never does."""
-        times = [t for t, _ in self.sends]
-        if len(times) <= SPAN:
-            return None
-        allowed = self.scenario.allowed_rate
-        settled = len(times)
-        for i in range(len(times) - SPAN - 1, -1, -1):
-            rate = SPAN / max(times[i + SPAN] - times[i], 1e-9)
-            if abs(rate / allowed - 1.0) > TOLERANCE:
-                break
-            settled = i
-        return times[settled] - times[0] if settled < len(times) - SPAN else None
+        rate (`crawler.simulator.pace`); None if it never does."""
+        index = self.settled_at(self.scenario.allowed_rate, SPAN, TOLERANCE)
+        return self.sends[index][0] - self.sends[0][0] if index < self.requests - SPAN else None
 
 
 def config_for(scenarios: Sequence[Scenario], portals: dict[str, PortalInfo]) -> Config:
-    env: dict[str, str] = {}
-    entries = []
-    for s in scenarios:
-        p = portals[portal_name(s, "idgraph")]
-        env[f"{p.name}_U"], env[f"{p.name}_P"] = p.username, p.password
-        entries.append(
-            {
-                "name": p.name,
-                "base_url": p.base_url,
-                "username_env": f"{p.name}_U",
-                "password_env": f"{p.name}_P",
-                "requests_per_minute": CEILING,
-                "rate_window_seconds": WINDOW,
-                "budget_share": s.share,
-            }
-        )
-    return parse_config({"portals": entries}, env=env)
+    """The benchmark's usual config (`benchmarks.crawl.config_for`: ceiling 300, 60 s) with each
+    scenario's budget share."""
+    twins = [portals[portal_name(s, "idgraph")] for s in scenarios]
+    config = compressed.config_for(twins, WINDOW)
+    shares = {portal_name(s, "idgraph"): s.share for s in scenarios}
+    portals_cfg = [p.model_copy(update={"budget_share": shares[p.name]}) for p in config.portals]
+    return config.model_copy(update={"portals": portals_cfg})
 
 
 def _seconds(start: str | None, end: str | None) -> float:
@@ -241,7 +216,16 @@ async def run_realtime(scenarios: Sequence[Scenario]) -> list[Result]:
         ):
             name = portal_name(s, crawler)
             minimal = sum(portals[name].minimal.values())
-            results.append(Result(s, crawler, minimal, seconds, complete, traces[name]))
+            results.append(
+                Result(
+                    sends=traces[name],
+                    scenario=s,
+                    crawler=crawler,
+                    minimal=minimal,
+                    seconds=seconds,
+                    complete=complete,
+                )
+            )
     return results
 
 
@@ -382,10 +366,9 @@ def main() -> None:
     started = time.perf_counter()
     results, runs = asyncio.run(main_async(scenarios, with_compressed=not (args.quick or args.only)))
     command = ".venv/bin/python -m benchmarks.realtime" + (" --quick" if args.quick else "")
-    text = render(results, runs, command, time.perf_counter() - started)
-    if not args.no_write:
-        write_section("realtime", text)
-    print(text)
+    publish(
+        "realtime", render(results, runs, command, time.perf_counter() - started), write=not args.no_write
+    )
 
 
 if __name__ == "__main__":

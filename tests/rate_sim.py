@@ -14,10 +14,11 @@ import math
 import random
 import selectors
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from crawler.ratelimit import RateController
+from crawler.simulator.pace import Arrivals
 
 T = TypeVar("T")
 
@@ -91,41 +92,24 @@ class FixedWindow:
         return self.count <= self.limit
 
 
-@dataclass
-class Trace:
-    """What the server saw: every request's arrival time and whether it was admitted."""
+@dataclass(kw_only=True)
+class Trace(Arrivals):
+    """What the server saw, and what the crawl should have kept to."""
 
     allowed_rate: float  # budget_share × min(the server's limit, the ceiling) ÷ window
-    sends: list[tuple[float, bool]] = field(default_factory=list)  # in arrival order
     finished: float = 0.0
-
-    @property
-    def requests(self) -> int:
-        return len(self.sends)
-
-    @property
-    def throttled(self) -> int:
-        return sum(1 for _, ok in self.sends if not ok)
 
     @property
     def eta(self) -> float:
         """Ideal time (the answered requests at the allowed rate) ÷ the time the crawl took."""
         return (self.requests - self.throttled) / self.allowed_rate / self.finished
 
-    def settled_at(self, span: int = 10, tolerance: float = 0.10) -> int:
-        """The index of the first request from which the sending rate (over every `span` consecutive
-        requests, 429s included) stays within `tolerance` of the allowed rate; `requests` if never."""
-        times = [t for t, _ in self.sends]
-        settled = len(times)
-        for i in range(len(times) - span - 1, -1, -1):
-            rate = span / max(times[i + span] - times[i], 1e-9)
-            if abs(rate / self.allowed_rate - 1.0) > tolerance:
-                break
-            settled = i
-        return settled
+    def settled_at(self, target: float | None = None, span: int = 10, tolerance: float = 0.10) -> int:
+        """The first request from which the sending rate stays within 10% of the allowed rate."""
+        return super().settled_at(target or self.allowed_rate, span, tolerance)
 
-    def settled_seconds(self, span: int = 10, tolerance: float = 0.10) -> float:
-        index = self.settled_at(span, tolerance)
+    def settled_seconds(self) -> float:
+        index = self.settled_at()
         return self.sends[index][0] if index < len(self.sends) else math.inf
 
 
@@ -146,7 +130,7 @@ def drive(
     each half of it stretched by up to `jitter` seconds at random (seeded)."""
     rng = random.Random(seed)
     allowed = budget_share * min(server.limit, ceiling) / server.window
-    trace = Trace(allowed)
+    trace = Trace(allowed_rate=allowed)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
