@@ -140,6 +140,7 @@ class BlindRate:
                 else:
                     self._upper = min(self._upper, bound)
         self._origins = [*self._origins, sent_at][-MAX_ORIGINS:]
+        del self._sent_ok[: bisect.bisect_right(self._sent_ok, self._origins[0])]  # counted from no origin
         self._paced_since = min(self._paced_since, sent_at)
         self._steer(now)
         return hold
