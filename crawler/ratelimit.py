@@ -282,6 +282,7 @@ class RateController:
         if ticket is not None and ticket.probe:
             self._end_probe(succeeded=False)
         if wait is not None:
+            self.blind.held()
             self.pause_until(now + wait)
         elif self.headers_seen:
             self._pause_for_next_window(now)
