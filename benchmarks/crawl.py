@@ -230,13 +230,14 @@ def config_for(portals: list[PortalInfo], window: float, ceiling: int = CEILING)
     env: dict[str, str] = {}
     entries = []
     for p in portals:
-        env[f"{p.name}_U"], env[f"{p.name}_P"] = p.username, p.password
+        var = p.name.replace("-", "_")  # environment variable names take no '-'
+        env[f"{var}_U"], env[f"{var}_P"] = p.username, p.password
         entries.append(
             {
                 "name": p.name,
                 "base_url": p.base_url,
-                "username_env": f"{p.name}_U",
-                "password_env": f"{p.name}_P",
+                "username_env": f"{var}_U",
+                "password_env": f"{var}_P",
                 "requests_per_minute": ceiling,
                 "rate_window_seconds": window,
                 "budget_share": BUDGET_SHARE,

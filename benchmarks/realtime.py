@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import crawl as compressed
-from benchmarks._results import publish
+from benchmarks._results import publish, write_section
 from benchmarks.baselines.fixed_rate import crawl_with_controller
 from benchmarks.baselines.window_epochs import WindowEpochController
 from benchmarks.sim_process import PortalInfo, SimProcess, SimSpec
@@ -336,18 +336,14 @@ Against the targets (idgraph rows):
 {compressed_part}"""
 
 
-async def main_async(scenarios: Sequence[Scenario], with_compressed: bool) -> tuple[Any, Any]:
-    results = await run_realtime(scenarios)
-    runs = None
-    if with_compressed:
-        sizes = compressed.FULL
-        runs = {
-            "s1": await compressed.scenario_headers(sizes),
-            "s2a": await compressed.scenario_no_headers(sizes, "fixed_window"),
-            "s2b": await compressed.scenario_no_headers(sizes, "token_bucket"),
-            "s3": await compressed.scenario_seed_guide(sizes),
-        }
-    return results, runs
+async def run_compressed() -> dict[str, list[Any]]:
+    sizes = compressed.FULL
+    return {
+        "s1": await compressed.scenario_headers(sizes),
+        "s2a": await compressed.scenario_no_headers(sizes, "fixed_window"),
+        "s2b": await compressed.scenario_no_headers(sizes, "token_bucket"),
+        "s3": await compressed.scenario_seed_guide(sizes),
+    }
 
 
 def main() -> None:
@@ -364,8 +360,16 @@ def main() -> None:
         scenarios = [s for s in SHORT + LONG if s.key in keys]
         args.no_write = True
     started = time.perf_counter()
-    results, runs = asyncio.run(main_async(scenarios, with_compressed=not (args.quick or args.only)))
     command = ".venv/bin/python -m benchmarks.realtime" + (" --quick" if args.quick else "")
+    results = asyncio.run(run_realtime(scenarios))
+    text = render(results, None, command, time.perf_counter() - started)
+    if args.quick or args.only:
+        publish("realtime", text, write=not args.no_write)
+        return
+    log(text)  # the real-time part took many minutes: keep it even if the rest fails
+    if not args.no_write:
+        write_section("realtime", text)
+    runs = asyncio.run(run_compressed())
     publish(
         "realtime", render(results, runs, command, time.perf_counter() - started), write=not args.no_write
     )
