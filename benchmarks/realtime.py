@@ -121,6 +121,10 @@ class Result(Arrivals):
     def ratio_429(self) -> float:
         return self.throttled / self.requests if self.requests else 0.0
 
+    def first_429(self) -> float | None:
+        """Seconds from the first request to the first refused one."""
+        return next((t - self.sends[0][0] for t, ok in self.sends if not ok), None)
+
     def settled_after(self) -> float | None:
         """Seconds from the first request until the sending rate stays within `TOLERANCE` of the allowed
         rate (`crawler.simulator.pace`); None if it never does."""
@@ -261,22 +265,39 @@ def rows(results: Sequence[Result]) -> list[str]:
     return out
 
 
+def _when(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.1f} s"
+
+
 def verdicts(results: Sequence[Result]) -> list[str]:
-    """Each idgraph row against the targets, in words."""
+    """Each idgraph row against the targets, beside its twin from before issue 16."""
+    before = {r.scenario.key: r for r in results if r.crawler == "before"}
     out = []
     for r in results:
         if r.crawler != "idgraph":
             continue
-        s = r.scenario
+        s, old = r.scenario, before[r.scenario.key]
+        change = (
+            f"η {old.eta:.2f} → **{r.eta:.2f}**, 429s {100 * old.ratio_429:.1f}% → {100 * r.ratio_429:.1f}%"
+        )
         if s.headers:
             ok = r.eta >= 0.90 and r.ratio_429 <= 0.01
-            target = "η ≥ 0.90, ≤ 1% 429s"
-        else:
-            after = r.settled_after()
-            ok = r.eta >= 0.90 and r.ratio_429 <= 0.03 and after is not None and after <= 10
-            target = "η ≥ 0.90, ≤ 3% 429s, settled in ≤ 10 s"
-        verdict = "met" if ok else "**not met**"
-        out.append(f"- {s.key}: {target}: {verdict} (η {r.eta:.2f}, {100 * r.ratio_429:.1f}% 429s)")
+            out.append(f"- {s.key} (η ≥ 0.90, ≤ 1% 429s): {'met' if ok else '**not met**'}; {change}")
+            continue
+        after = r.settled_after()
+        ok = r.eta >= 0.90 and r.ratio_429 <= 0.03 and after is not None and after <= 10
+        line = (
+            f"- {s.key} (η ≥ 0.90, ≤ 3% 429s, settled in ≤ 10 s): {'met' if ok else '**not met**'}; "
+            f"{change}, settled {_when(old.settled_after())} → {_when(after)}"
+        )
+        first = r.first_429()
+        if s.limiter == "fixed_window" and first is not None:
+            line += (
+                f". The first 429 came {first:.1f} s in: until the window runs out (its {s.limit} requests "
+                f"at our share of the ceiling, {0.8 * CEILING / WINDOW:g}/s) it says nothing, so nothing "
+                "can settle before it reopens"
+            )
+        out.append(line)
     return out
 
 
@@ -331,8 +352,21 @@ window/16), with the same crawl plan and HTTP client. *No headers*: the portal s
 {HEADER}
 {chr(10).join(rows(results))}
 
-Against the targets (idgraph rows):
+Against the targets (idgraph rows; before → after, the twins of one scenario):
 {chr(10).join(verdicts(results))}
+
+**What cannot be met, and the closest right thing.** A fixed window whose limit is below our share of the
+ceiling answers every request until it runs out; the first 429 comes when the window is spent, and from
+then to its reset every request is refused. No pacing can learn the limit sooner without slowing down on
+every portal whose limit is the ceiling (most of them). idgraph spends that window, probes a handful of
+times, waits for it to reopen (read from its own first success in the window, + 60 s) and paces at our
+share of what the window held: it settles as the window reopens (the fixed-window rows above). Likewise a
+server whose limit lies between our share of the ceiling and the ceiling never refuses our share of the
+ceiling, so nothing says the share should be lower (not in the table: such a row reads η up to
+1 ÷ 0.8 = 1.25, with no 429). And a token bucket that holds a single request (no burst) throws away the
+refills it cannot hold while we pace, so it accepts less than it refills: idgraph settles low, about
+η 0.8 in virtual time, within the 429 budget
+(`tests/test_ratelimit.py::test_a_limiter_without_burst_is_underestimated_but_never_hammered`).
 {compressed_part}"""
 
 
