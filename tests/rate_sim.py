@@ -98,6 +98,7 @@ class Trace(Arrivals):
 
     allowed_rate: float  # budget_share × min(the server's limit, the ceiling) ÷ window
     finished: float = 0.0
+    controller: RateController | None = None  # the one that paced it, as it ended
 
     @property
     def eta(self) -> float:
@@ -134,7 +135,7 @@ def drive(
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        gate = make(loop.time)
+        gate = trace.controller = make(loop.time)
         todo = answered
 
         async def worker() -> None:
