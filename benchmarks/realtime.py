@@ -131,6 +131,19 @@ class Result(Arrivals):
         index = self.settled_at(self.scenario.allowed_rate, SPAN, TOLERANCE)
         return self.sends[index][0] - self.sends[0][0] if index < self.requests - SPAN else None
 
+    def last_excursion(self) -> str:
+        """The last `SPAN` requests whose rate was outside `TOLERANCE`: when, how fast, any 429 among them."""
+        index = self.settled_at(self.scenario.allowed_rate, SPAN, TOLERANCE) - 1
+        if index < 0:
+            return "none"
+        span = self.sends[index : index + SPAN + 1]
+        rate = SPAN / (span[-1][0] - span[0][0]) / self.scenario.allowed_rate
+        refused = sum(1 for _, ok in span if not ok)
+        return (
+            f"requests {index + 1}–{index + SPAN + 1}, {span[0][0] - self.sends[0][0]:.1f} s in, at "
+            f"{rate:.2f}× the allowed rate, {refused} of them 429s"
+        )
+
 
 def config_for(scenarios: Sequence[Scenario], portals: dict[str, PortalInfo]) -> Config:
     """The benchmark's usual config (`benchmarks.crawl.config_for`: ceiling 300, 60 s) with each
@@ -321,7 +334,9 @@ def verdicts(results: Sequence[Result]) -> list[str]:
             f"{change}, settled {_when(old.settled_after())} → {_when(after)}"
         )
         first = r.first_429()
-        if s.limiter == "fixed_window" and first is not None:
+        if after is None or after > 10:
+            line += f". Last excursion: {r.last_excursion()}"
+        if not ok and s.limiter == "fixed_window" and s.limit < CEILING * s.share and first is not None:
             line += (
                 f". The first 429 came {first:.1f} s in: until the window runs out (its {s.limit} requests "
                 f"at our share of the ceiling, {0.8 * CEILING / WINDOW:g}/s) it says nothing, so nothing "
