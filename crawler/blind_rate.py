@@ -12,11 +12,11 @@ shows in what happens *around* 429s, and is pinned between two bounds that need 
   under the lower bound: then it is dropped.
 
 From the first 429 the pace is the upper bound (capped at `MEASURE_GAIN` × what the last `RECENT`
-requests got through), so the server stays the bottleneck and every answer narrows the bounds; a lone
-429 costs no pause, since a pause is when a bucket overflows. Once the bounds are within `SETTLE_SPREAD`
-the pace settles at `budget_share` × their middle. All of it counts requests and their spacing, never
-fractions of the window, so it settles in the same number of requests — seconds, at LearnUpon's rates —
-whether the window lasts 5 s or 60 s.
+requests got through), so the server stays the bottleneck and every answer narrows the bounds; fewer
+than `SHUT_AFTER` 429s in a row cost no pause, since a pause is when a bucket overflows. Once the
+bounds are within `SETTLE_SPREAD` the pace settles at `budget_share` × their middle. All of it counts
+requests and their spacing, never fractions of the window, so it settles in the same number of requests
+— seconds, at LearnUpon's rates — whether the window lasts 5 s or 60 s.
 
 A server that stays shut for `EXHAUSTED_FRACTION` of its window counts per window (LearnUpon's fixed
 window): its rate is what it accepted in the window that ran out, ÷ the window, known once it reopens.
