@@ -46,6 +46,8 @@ from crawler.snapshot_reader import SnapshotReader
 SCHEMA_VERSION = 2
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
 FLUSH_ROWS = 5_000
+BUSY_TIMEOUT_SECONDS = 5.0  # how long a writer waits for another's commit before it fails
+BUSY_RETRIES = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -182,7 +184,9 @@ class SnapshotStore:
             for existing in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
                 restrict_file(existing)
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, FILE_MODE))
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS
+        )
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._pending = _PendingPages()
@@ -205,7 +209,7 @@ class SnapshotStore:
                 f"up to {SCHEMA_VERSION}); upgrade idgraph"
             )
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 columns = {row[1] for row in self._db.execute("PRAGMA table_info(coverage)")}
                 if "collections" not in columns:
@@ -252,7 +256,7 @@ class SnapshotStore:
         Pages still waiting in memory land first, in the same commit: writes stay in the order made.
         """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 self._pending.write(self._db)
                 yield self._db
@@ -261,6 +265,25 @@ class SnapshotStore:
                 raise
             self._db.execute("COMMIT")
             self._pending.clear()
+
+    def _begin(self) -> None:
+        """Take the write lock. Several processes write one snapshot (`idgraph crawl --workers`): a
+        writer waits up to `BUSY_TIMEOUT_SECONDS` for another's commit (SQLite's busy handler), and
+        retries, after a short pause, a SQLITE_BUSY that came back at once — the cases the busy handler
+        does not cover (a WAL file being recovered or reset). A lock held for the whole timeout is
+        another program's: that error is raised."""
+        for attempt in range(BUSY_RETRIES + 1):
+            started = time.monotonic()
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                waited = time.monotonic() - started
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or waited >= BUSY_TIMEOUT_SECONDS / 2:
+                    raise
+                if attempt == BUSY_RETRIES:
+                    raise
+                time.sleep(0.01 * 2**attempt)
 
     def flush(self) -> None:
         """Commit the pages waiting in memory (a no-op when none are)."""
@@ -376,24 +399,18 @@ class SnapshotStore:
         The page lands atomically with its progress (see the module docstring for when). Rows are upserted
         on their natural key, so a record seen twice (offset drift, a re-fetch) is stored once.
         """
-        key = (run_id, source)
-        count = 0
-        statements: list[tuple[str, list[tuple[Any, ...]]]] = []
-        by_table: dict[type, list[Any]] = {}
-        for record in records:
-            by_table.setdefault(type(record), []).append(record)
-        for record_type, items in by_table.items():
-            if record_type is Identity:
-                statements += _identity_rows(key, items)
-            else:
-                table = _TABLES[record_type]
-                statements.append((table.insert, [key + table.fields(r) for r in items]))
-            count += len(items)
+        statements, count = page_rows(run_id, source, records)
+        self.write_rows(run_id, source, collection, statements, count, done=done)
+        return count
+
+    def write_rows(
+        self, run_id: int, source: str, collection: str, statements: PageRows, count: int, *, done: bool
+    ) -> None:
+        """`write_page` for a page already turned into rows (`page_rows`)."""
         with self._lock:
             due = self._pending.add(statements, (run_id, source, collection, int(done), count))
         if due:
             self.flush()
-        return count
 
     def mark_collection_done(self, run_id: int, source: str, collection: str) -> None:
         with self.transaction() as db:
@@ -683,6 +700,27 @@ class _PendingPages:
 
     def clear(self) -> None:
         self.statements, self.progress, self.rows = {}, [], 0
+
+
+PageRows = list[tuple[str, list[tuple[Any, ...]]]]  # (INSERT statement, its rows), in order
+
+
+def page_rows(run_id: int, source: str, records: Iterable[Any]) -> tuple[PageRows, int]:
+    """One page of records as the INSERT statements and rows that store it, and the record count."""
+    key = (run_id, source)
+    count = 0
+    statements: PageRows = []
+    by_table: dict[type, list[Any]] = {}
+    for record in records:
+        by_table.setdefault(type(record), []).append(record)
+    for record_type, items in by_table.items():
+        if record_type is Identity:
+            statements += _identity_rows(key, items)
+        else:
+            table = _TABLES[record_type]
+            statements.append((table.insert, [key + table.fields(r) for r in items]))
+        count += len(items)
+    return statements, count
 
 
 def _identity_rows(key: tuple[int, str], items: list[Identity]) -> list[tuple[str, list[tuple[Any, ...]]]]:
