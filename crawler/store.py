@@ -620,6 +620,16 @@ class SnapshotStore:
         self.flush()
         return SnapshotReader(self._db)
 
+    def previous_requests(self, before_run: int) -> dict[str, int]:
+        """Per source, the requests its last complete crawl before `before_run` sent: what it will cost."""
+        rows = self._read(
+            """SELECT source, requests FROM coverage c WHERE complete = 1 AND run_id = (
+                   SELECT MAX(run_id) FROM coverage d
+                   WHERE d.source = c.source AND d.complete = 1 AND d.run_id < ?)""",
+            (before_run,),
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
     # --- learned rates (kept between runs) --------------------------------------------------------
     def learned_rate(self, source: str) -> float | None:
         row = self._db.execute(

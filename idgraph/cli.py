@@ -28,11 +28,12 @@ from rich.table import Table
 from crawler.config import Config, ConfigError, load_config, load_review_config
 from crawler.errors import SourceError
 from crawler.logs import setup_logging
-from crawler.orchestrator import CrawlInterrupted, CrawlResult, LiveSource, crawl
+from crawler.orchestrator import CrawlInterrupted, CrawlResult, LiveSource
 from crawler.private import PermissionsError
 from crawler.progress import summary_table, with_live_progress
 from crawler.store import SnapshotStore
 from crawler.terminal import escaped, plain
+from crawler.workers import DEFAULT_WORKERS, crawl_with_workers
 
 if TYPE_CHECKING:  # the rules and report writers load in the commands that use them, not for `crawl`
     from graph.review import Review
@@ -112,11 +113,13 @@ def _interrupted(run_id: int | None) -> typer.Exit:
     return typer.Exit(EXIT_INTERRUPTED)
 
 
-async def run_crawl(config: Config, db: Path, *, resume: int | None, show_progress: bool) -> CrawlResult:
+async def run_crawl(
+    config: Config, db: Path, *, resume: int | None, show_progress: bool, workers: int = 1
+) -> CrawlResult:
     """Crawl with a live table when a person is watching."""
     with SnapshotStore(db) as store:
         live: dict[str, LiveSource] = {}
-        work = crawl(config, store, resume_run=resume, live=live)
+        work = crawl_with_workers(config, store, workers=workers, resume_run=resume, live=live)
         if not show_progress:
             return await work
         return await with_live_progress(console, live, work)
@@ -127,6 +130,14 @@ def crawl_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="TOML config naming portals and IdPs.")],
     db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")] = DEFAULT_DB,
     resume: Annotated[int | None, typer.Option("--resume", help="Finish an interrupted run.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Processes the sources are split across (default: this machine's cores); 1: this one.",
+            show_default=False,
+        ),
+    ] = DEFAULT_WORKERS,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = "text",
 ) -> None:
@@ -136,10 +147,12 @@ def crawl_command(
     2 on a bad config, 4 when the snapshot file fails, 130 when interrupted (resume with --resume N).
     A config without an IdP crawls, with a warning: its IdP verdicts will be withheld.
 
-    Example: idgraph crawl --config idgraph.toml --db snapshots.db
+    Example: idgraph crawl --config idgraph.toml --db snapshots.db --workers 4
     """
     if log_format not in ("text", "json"):
         raise _fail_usage(f"--log-format: expected text or json, got {log_format!r}")
+    if workers < 1:
+        raise _fail_usage(f"--workers: expected a number of processes of at least 1, got {workers}")
     setup_logging(log_format, quiet)
     try:
         cfg = load_config(config)
@@ -147,7 +160,9 @@ def crawl_command(
         raise _fail_usage(f"config error: {exc}") from None
     try:
         result = asyncio.run(
-            run_crawl(cfg, db, resume=resume, show_progress=not quiet and log_format == "text")
+            run_crawl(
+                cfg, db, resume=resume, show_progress=not quiet and log_format == "text", workers=workers
+            )
         )
         _save_review_settings(db, result.run_id, cfg)
     except SourceError as exc:
