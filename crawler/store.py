@@ -47,7 +47,7 @@ SCHEMA_VERSION = 2
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
 FLUSH_ROWS = 5_000
 BUSY_TIMEOUT_SECONDS = 5.0  # how long a writer waits for another's commit before it fails
-BUSY_RETRIES = 5
+BUSY_POLL_SECONDS = 0.002  # the longest pause between two tries of the write lock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -267,23 +267,31 @@ class SnapshotStore:
             self._pending.clear()
 
     def _begin(self) -> None:
-        """Take the write lock. Several processes write one snapshot (`idgraph crawl --workers`): a
-        writer waits up to `BUSY_TIMEOUT_SECONDS` for another's commit (SQLite's busy handler), and
-        retries, after a short pause, a SQLITE_BUSY that came back at once — the cases the busy handler
-        does not cover (a WAL file being recovered or reset). A lock held for the whole timeout is
-        another program's: that error is raised."""
-        for attempt in range(BUSY_RETRIES + 1):
-            started = time.monotonic()
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                waited = time.monotonic() - started
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or waited >= BUSY_TIMEOUT_SECONDS / 2:
-                    raise
-                if attempt == BUSY_RETRIES:
-                    raise
-                time.sleep(0.01 * 2**attempt)
+        """Take the write lock, retrying SQLITE_BUSY for up to `BUSY_TIMEOUT_SECONDS`.
+
+        Several processes write one snapshot (`idgraph crawl --workers`). SQLite's own busy handler
+        sleeps in steps of up to 100 ms, and a writer that commits often can take the lock again before
+        a sleeping one wakes: a worker's event loop stood still for up to 0.35 s with two workers and
+        for seconds with four (`benchmarks/snapshot_writers.py`). Here the lock is tried every
+        `BUSY_POLL_SECONDS` at most, so a writer waits about as long as the other's commit takes. Every
+        other statement keeps the busy handler. A lock held for the whole timeout is another program's:
+        that error is raised (exit 4).
+        """
+        self._db.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+            pause = BUSY_POLL_SECONDS / 8
+            while True:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(2 * pause, BUSY_POLL_SECONDS)
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT_SECONDS * 1000)}")
 
     def flush(self) -> None:
         """Commit the pages waiting in memory (a no-op when none are)."""
