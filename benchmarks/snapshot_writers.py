@@ -85,12 +85,23 @@ class WorkerReport:
     blocks: list[float]
 
 
-def _pace(rate: float | None, index: int, start: float) -> None:
-    """Wait until page `index` is due, at `rate` pages/s (None: no wait)."""
-    if rate is not None:
-        delay = start + index / rate - time.perf_counter()
+def _write_all(
+    conn: Connection, work: list[tuple[str, list[Any]]], rate: float | None, store_page: Any
+) -> WorkerReport:
+    """Wait for "go", then hand every page to `store_page`, at `rate` pages/s (None: at once), timing
+    each call; what this worker spent."""
+    conn.send("ready")
+    conn.recv()  # go
+    cpu, start = time.process_time(), time.perf_counter()
+    blocks = []
+    for index, (collection, records) in enumerate(work):
+        delay = start + index / rate - time.perf_counter() if rate is not None else 0.0
         if delay > 0:
             time.sleep(delay)
+        started = time.perf_counter()
+        store_page(collection, records)
+        blocks.append(time.perf_counter() - started)
+    return WorkerReport(time.process_time() - cpu, max(blocks), sorted(blocks)[-len(blocks) // 100 :])
 
 
 def _plain_begin(store: SnapshotStore) -> None:
@@ -102,17 +113,14 @@ def _own_writer(conn: Connection, db: str, run_id: int, worker: int, pages: int,
     """Design (a): this worker writes the snapshot itself."""
     work = make_pages(worker, pages)
     store = SnapshotStore(db)
-    conn.send("ready")
-    conn.recv()  # go
-    cpu, start = time.process_time(), time.perf_counter()
-    blocks = []
-    for index, (collection, records) in enumerate(work):
-        _pace(rate, index, start)
-        started = time.perf_counter()
-        store.write_page(run_id, f"w{worker}", collection, records)
-        blocks.append(time.perf_counter() - started)
+    report = _write_all(
+        conn,
+        work,
+        rate,
+        lambda collection, records: store.write_page(run_id, f"w{worker}", collection, records),
+    )
     store.close()
-    conn.send(WorkerReport(time.process_time() - cpu, max(blocks), sorted(blocks)[-len(blocks) // 100 :]))
+    conn.send(report)
 
 
 def _plain_writer(
@@ -127,19 +135,14 @@ def _piped_writer(
     conn: Connection, db: str, run_id: int, worker: int, pages: int, rate: float | None
 ) -> None:
     """Design (b): this worker sends rows to the parent, which writes."""
-    work = make_pages(worker, pages)
-    conn.send("ready")
-    conn.recv()  # go
-    cpu, start = time.process_time(), time.perf_counter()
-    blocks = []
-    for index, (collection, records) in enumerate(work):
-        _pace(rate, index, start)
-        started = time.perf_counter()
+
+    def send(collection: str, records: list[Any]) -> None:
         rows, count = page_rows(run_id, f"w{worker}", records)
         conn.send((collection, rows, count))
-        blocks.append(time.perf_counter() - started)
+
+    report = _write_all(conn, make_pages(worker, pages), rate, send)
     conn.send(None)
-    conn.send(WorkerReport(time.process_time() - cpu, max(blocks), sorted(blocks)[-len(blocks) // 100 :]))
+    conn.send(report)
 
 
 @dataclass
