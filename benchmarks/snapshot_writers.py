@@ -21,6 +21,7 @@ machine's other load.
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import statistics
 import sys
@@ -218,6 +219,7 @@ def run(design: str, workers: int, pages: int, rate: float | None) -> Result:
     )  # fmt: skip
 
 
+@functools.cache
 def expected_rows(pages: int) -> int:
     return sum(len(records) for _, records in make_pages(0, pages))
 
