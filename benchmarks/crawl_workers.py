@@ -119,7 +119,7 @@ def section(runs: list[Run], *, users: int, limit: int, window: float, per_porta
 
 The same portals and crawl as scenario 4 ({users} users, a fixed window of {limit} requests per {window:g} s,
 rate headers; allowed {per_portal:g} req/s each), crawled at each portal count first with `--workers 1`
-(the crawl in the benchmark's process, as above) and then with `--workers 2` (`crawl_with_workers`: two
+(the crawl in the benchmark's process) and then with `--workers 2` (`crawl_with_workers`: two
 worker processes, the sources split by cost — round robin here, as no earlier run exists — each worker
 writing the snapshot itself), with an idle window in between. *Each worker process*: its own CPU seconds ÷
 wall seconds (`time.process_time()` in the worker, from its start to its end). *Parent*: the benchmark's

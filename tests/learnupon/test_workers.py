@@ -269,3 +269,112 @@ async def test_cli_workers_below_one_is_a_usage_error_and_writes_nothing(tmp_pat
         assert proc.returncode == 2, err.decode()
         assert lines == [f"idgraph: --workers: expected a number of processes of at least 1, got {value}"]
         assert out == b"" and not (tmp_path / "s.db").exists()
+
+
+async def test_the_crawl_deadline_holds_in_every_worker(tmp_path: Path) -> None:
+    sims = portals(2)
+    for portal in sims:
+        portal.faults = FaultConfig(latency=0.3)  # far slower than the deadline allows
+    async with estate(sims, okta=False) as e:
+        crawl_config = e.config.crawl.model_copy(update={"crawl_deadline_seconds": 2.0})
+        config = e.config.model_copy(update={"crawl": crawl_config})
+        with SnapshotStore(tmp_path / "s.db") as store:
+            result = await crawl_with_workers(config, store, workers=2, env=e.env)
+    assert len(result.workers) == 2
+    for cov in result.coverage:
+        assert not cov.complete and "crawl deadline of 2 s reached" in (cov.error or ""), cov.error
+
+
+class Stderr:
+    """A CLI's JSON log lines, read as they come (so its stderr pipe never fills)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        self.lines: list[str] = []
+        self.task = asyncio.create_task(self._read(proc.stderr))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.lines.append(line.decode())
+
+    def worker_pids(self) -> list[int]:
+        found = []
+        for line in self.lines:
+            message = json.loads(line).get("message", "") if line.startswith("{") else ""
+            if message.startswith("worker process ") and "(pid " in message:
+                found.append(int(message.split("(pid ")[1].split(")")[0]))
+        return found
+
+    async def text(self) -> str:
+        await self.task
+        return "".join(self.lines)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+async def test_cli_ctrl_c_stops_every_worker_with_exit_130_and_sigkill_of_the_crawl_kills_its_workers(
+    tmp_path: Path,
+) -> None:
+    from test_resume import done_collections, write_config
+
+    sims = portals(4)
+    for portal in sims:
+        portal.faults = FaultConfig(latency=0.03)
+    db = tmp_path / "snap.db"
+    async with run_simulator(sims, window_seconds=WINDOW) as sim:
+        config = tmp_path / "idgraph.toml"
+        env = {**os.environ, **write_config(config, sim, sims)}
+        args = (
+            "-m",
+            "idgraph.cli",
+            "crawl",
+            "--config",
+            str(config),
+            "--db",
+            str(db),
+            "--log-format",
+            "json",
+        )
+
+        async def start(*extra: str) -> tuple[asyncio.subprocess.Process, Stderr]:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, *args, "--workers", "2", *extra, env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            return proc, Stderr(proc)
+
+        first, log = await start()
+        await _wait_until(lambda: len(log.worker_pids()) == 2 and len(done_collections(db)) >= 6, "crawling")
+        first.send_signal(signal.SIGINT)  # as a terminal's Ctrl-C reaches the crawl (workers: own group)
+        await asyncio.wait_for(first.wait(), timeout=60)
+        stderr = await log.text()
+        assert first.returncode == 130, stderr
+        assert "Traceback" not in stderr
+        assert "interrupted — resume with `idgraph crawl --resume 1`" in stderr
+        assert not any(alive(pid) for pid in log.worker_pids())
+        with SnapshotStore(db) as store:
+            assert store.run(1).status == "incomplete"
+            interrupted = [c for c in store.coverage(1) if not c.complete]
+            assert interrupted and all(
+                "interrupted before it finished" in (c.error or "") for c in interrupted
+            )
+
+        second, log = await start("--resume", "1")
+        await _wait_until(lambda: len(log.worker_pids()) >= 1, "workers started")
+        second.kill()  # SIGKILL: nothing runs on; its workers die with it
+        await second.wait()
+        await _wait_until(lambda: not any(alive(pid) for pid in log.worker_pids()), "the workers died")
+
+        third, log = await start("--resume", "1")
+        await asyncio.wait_for(third.wait(), timeout=180)
+        assert third.returncode == 0, await log.text()
+    with SnapshotStore(db) as store:
+        assert [run.id for run in store.runs()] == [1]
+        for portal in sims:
+            assert_snapshot_equals_truth(store, 1, portal)
