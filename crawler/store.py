@@ -631,9 +631,10 @@ class SnapshotStore:
     def previous_requests(self, before_run: int) -> dict[str, int]:
         """Per source, the requests its last complete crawl before `before_run` sent: what it will cost."""
         rows = self._read(
-            """SELECT source, requests FROM coverage c WHERE complete = 1 AND run_id = (
-                   SELECT MAX(run_id) FROM coverage d
-                   WHERE d.source = c.source AND d.complete = 1 AND d.run_id < ?)""",
+            """SELECT source, requests FROM (
+                   SELECT source, requests, ROW_NUMBER() OVER (PARTITION BY source ORDER BY run_id DESC) AS n
+                   FROM coverage WHERE complete = 1 AND run_id < ?)
+               WHERE n = 1""",
             (before_run,),
         )
         return {row[0]: int(row[1]) for row in rows}

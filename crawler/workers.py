@@ -159,24 +159,27 @@ class _Worker:
     async def _messages(self, stream: asyncio.StreamReader, live: dict[str, LiveSource]) -> None:
         while line := await stream.readline():
             try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            kind = message.get("t")
-            if kind == "live":
-                for name, entry in message["sources"].items():
-                    item = live.get(name)
-                    if item is not None:
-                        pages, records, requests, throttled, retries = (int(x) for x in entry[2:7])
-                        item.state, item.error = entry[0], entry[1]
-                        item.reported = (pages, records, requests, throttled, retries)
-            elif kind == "log":
-                _relay(message)
-            elif kind == "end":
-                self.outcome.cpu_seconds = float(message.get("cpu") or 0.0)
-                self.outcome.interrupted = bool(message.get("interrupted"))
-                self.outcome.error = message.get("error")
-                self.outcome.snapshot_error = bool(message.get("snapshot"))
+                self._handle(json.loads(line), live)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                log.warning("worker process %d sent a message it should not have", self.outcome.index)
+
+    def _handle(self, message: dict[str, Any], live: dict[str, LiveSource]) -> None:
+        """One message of the worker (`crawler.worker` says which there are)."""
+        kind = message.get("t")
+        if kind == "live":
+            for name, entry in message["sources"].items():
+                item = live.get(name)
+                if item is not None:
+                    pages, records, requests, throttled, retries = (int(x) for x in entry[2:7])
+                    item.state, item.error = str(entry[0]), entry[1]
+                    item.reported = (pages, records, requests, throttled, retries)
+        elif kind == "log":
+            _relay(message)
+        elif kind == "end":
+            self.outcome.cpu_seconds = float(message.get("cpu") or 0.0)
+            self.outcome.interrupted = bool(message.get("interrupted"))
+            self.outcome.error = message.get("error")
+            self.outcome.snapshot_error = bool(message.get("snapshot"))
 
     async def _stderr(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
