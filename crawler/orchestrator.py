@@ -196,7 +196,7 @@ async def crawl_sources(
 ) -> None:
     """Crawl the sources named, concurrently, into an opened run; each saves its coverage row.
 
-    The one event loop of a crawl in this process, and of each worker process (`crawler.workers`). On an
+    The one event loop of a crawl in this process, and of each worker process (`crawler.worker`). On an
     interruption every source is cancelled and awaited (its coverage row saved) before this re-raises.
     """
     wanted = set(names)
