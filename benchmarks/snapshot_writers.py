@@ -299,6 +299,15 @@ Medians, (a) / (a) with the busy handler / (b).
 Pages/s stored as fast as they can: {_medians(results, False, _stored)}.
 Total CPU µs per page at the crawl's load: {_medians(results, True, _cpu_per_page)}.
 Longest block (ms) at the crawl's load: {_medians(results, True, _longest_ms)}.
+
+**Kept: (a), every worker writes** (`crawler/worker.py`). SQLite takes one writer at a time either way, so
+neither design stores more pages than one writer can; (b) spends more CPU per page in all (the rows are
+pickled, sent and unpickled on top of being stored) and puts every page through one process, the parent,
+which also draws the progress display. And a crawl reads its own pages back — a portal's cross-checks
+count the users, groups and enrollments it stored — which under (b) would wait for the parent to have
+committed them. (a)'s cost is a worker waiting while another commits: with SQLite's own busy handler
+that wait ran to seconds with four workers, so the store polls the write lock itself
+(`SnapshotStore._begin`).
 """
 
 
