@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -229,24 +230,36 @@ async def timed(sims: list[SimProcess], work: Callable[[], Awaitable[T]]) -> tup
 
 
 # --- crawlers -----------------------------------------------------------------------------------------
+def _env_var(portal: str, part: str) -> str:
+    """The environment variable of a portal's username (U) or password (P): a portal name may hold "-"
+    and ".", a variable's name may not."""
+    return re.sub(r"\W", "_", portal) + f"_{part}"
+
+
+def portal_env(portals: list[PortalInfo]) -> dict[str, str]:
+    """The environment `config_for` names: each portal's credentials (worker processes read them there)."""
+    return {
+        _env_var(p.name, part): value
+        for p in portals
+        for part, value in (("U", p.username), ("P", p.password))
+    }
+
+
 def config_for(portals: list[PortalInfo], window: float, ceiling: int = CEILING) -> Config:
     """idgraph's config for the simulated portals: the default ceiling and budget share."""
-    env: dict[str, str] = {}
-    entries = []
-    for p in portals:
-        env[f"{p.name}_U"], env[f"{p.name}_P"] = p.username, p.password
-        entries.append(
-            {
-                "name": p.name,
-                "base_url": p.base_url,
-                "username_env": f"{p.name}_U",
-                "password_env": f"{p.name}_P",
-                "requests_per_minute": ceiling,
-                "rate_window_seconds": window,
-                "budget_share": BUDGET_SHARE,
-            }
-        )
-    return parse_config({"portals": entries}, env=env)
+    entries = [
+        {
+            "name": p.name,
+            "base_url": p.base_url,
+            "username_env": _env_var(p.name, "U"),
+            "password_env": _env_var(p.name, "P"),
+            "requests_per_minute": ceiling,
+            "rate_window_seconds": window,
+            "budget_share": BUDGET_SHARE,
+        }
+        for p in portals
+    ]
+    return parse_config({"portals": entries}, env=portal_env(portals))
 
 
 def _seconds(start: str | None, end: str | None) -> float:
@@ -279,7 +292,7 @@ async def run_idgraph(
     """`crawl_with_workers()`, behind `idgraph crawl --workers N`, over every portal at once: with 1, the
     orchestrator's `crawl()` in this process. `digest`, when given, hashes the snapshot's contents."""
     config = config_for(portals, window, ceiling)
-    env = {f"{p.name}_{key}": value for p in portals for key, value in (("U", p.username), ("P", p.password))}
+    env = portal_env(portals)
     by_name = {p.name: p for p in portals}
     with tempfile.TemporaryDirectory() as tmp, SnapshotStore(Path(tmp) / "idgraph.db") as store:
         with LoopLag() as lag:
