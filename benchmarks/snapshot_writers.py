@@ -305,9 +305,11 @@ neither design stores more pages than one writer can; (b) spends more CPU per pa
 pickled, sent and unpickled on top of being stored) and puts every page through one process, the parent,
 which also draws the progress display. And a crawl reads its own pages back — a portal's cross-checks
 count the users, groups and enrollments it stored — which under (b) would wait for the parent to have
-committed them. (a)'s cost is a worker waiting while another commits: with SQLite's own busy handler
-that wait ran to seconds with four workers, so the store polls the write lock itself
-(`SnapshotStore._begin`).
+committed them. (a)'s cost is a worker waiting while another commits. Under SQLite's own busy handler
+that wait ran to seconds with four workers; the store now polls the write lock itself
+(`SnapshotStore._begin`), which cut the longest wait by about two thirds with two and with four workers.
+With four, on this 2-core machine and its other load, it is still longer than (b)'s: four writers on two
+cores is past `--workers`' default, one per core.
 """
 
 
