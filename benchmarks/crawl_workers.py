@@ -54,11 +54,11 @@ def workers_of(run: Run) -> int:
 
 COLUMNS = (
     "portals", "workers", "wall s", "requests", "429s", "answered req/s: achieved / allowed",
-    "η median / **min**", "each worker process (cores)", "parent (cores)",
-    "crawl CPU ms / request, all processes", "simulators (cores)", "other processes (cores)",
-    "snapshot = truth", "same snapshot as 1 worker",
+    "η median / **min**", "crawling process(es): on CPU / waiting for a CPU (cores)",
+    "write-lock wait s", "parent (cores)", "crawl CPU ms / request, all processes", "simulators (cores)",
+    "other processes (cores)", "snapshot = truth", "same snapshot as 1 worker",
 )  # fmt: skip
-HEADER = f"| {' | '.join(COLUMNS)} |\n|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---|---|"
+HEADER = f"| {' | '.join(COLUMNS)} |\n|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---|---:|---|---|"
 
 
 def same_as_one_worker(run: Run, runs: list[Run]) -> bool:
@@ -73,12 +73,20 @@ def rows(runs: list[Run]) -> list[str]:
         t, count, etas = run.timing, len(run.measures), sorted(m.eta for m in run.measures)
         allowed = sum(m.allowed_rate for m in run.measures)
         separate = bool(run.workers)
-        each = " + ".join(_cores(w.cpu_seconds or 0.0, t.wall) for w in run.workers) if separate else "–"
+        if separate:  # each worker process
+            each = " + ".join(
+                f"{_cores(w.cpu_seconds or 0.0, t.wall)} / {_cores(w.cpu_wait_seconds or 0.0, t.wall)}"
+                for w in run.workers
+            )
+            locks = " + ".join(f"{w.lock_wait_seconds or 0.0:.1f}" for w in run.workers)
+        else:  # the benchmark's own process
+            each, locks = f"{_cores(t.cpu, t.wall)} / {_cores(t.cpu_wait, t.wall)}", "–"
         same = "–" if not separate else "yes" if same_as_one_worker(run, runs) else "**NO**"
         cells = [
             str(count), str(workers_of(run)), f"{t.wall:.1f}", f"{run.requests:,}", f"{run.throttled:,}",
             f"{(run.requests - run.throttled) / t.wall:,.0f} / {allowed:,.0f}",
-            f"{statistics.median(etas):.2f} / **{etas[0]:.2f}**", each, _cores(t.cpu, t.wall),
+            f"{statistics.median(etas):.2f} / **{etas[0]:.2f}**", each, locks,
+            _cores(t.cpu, t.wall) if separate else "–",
             f"{1000 * crawl_cpu(run) / run.requests:.2f}", " + ".join(_cores(c, t.wall) for c in t.sim_cpu),
             _cores(t.others_cpu, t.wall), f"{sum(m.complete for m in run.measures)}/{count}", same,
         ]  # fmt: skip
@@ -121,9 +129,12 @@ The same portals and crawl as scenario 4 ({users} users, a fixed window of {limi
 rate headers; allowed {per_portal:g} req/s each), crawled at each portal count first with `--workers 1`
 (the crawl in the benchmark's process) and then with `--workers 2` (`crawl_with_workers`: two
 worker processes, the sources split by cost — round robin here, as no earlier run exists — each worker
-writing the snapshot itself), with an idle window in between. *Each worker process*: its own CPU seconds ÷
-wall seconds (`time.process_time()` in the worker, from its start to its end). *Parent*: the benchmark's
-process, which with 2 workers only supervises (live counters, logs) and waits. *Crawl CPU per request*:
+writing the snapshot itself), with an idle window in between. *Crawling process(es)*: the benchmark's own
+process with 1 worker, each worker process with 2: CPU seconds ÷ wall seconds, and the time its main
+thread was ready to run but had no CPU (`/proc/self/schedstat`) ÷ wall seconds. *Write-lock wait*: the
+seconds each worker spent in `SnapshotStore._begin` waiting for the other's commit, its event loop
+standing still. *Parent*: the benchmark's process with 2 workers, which only supervises (live counters,
+logs) and waits. *Crawl CPU per request*:
 the benchmark's process and the workers together ÷ requests sent. *Same snapshot*: every record of every
 LearnUpon table (run id aside) and every source's coverage state, collection by collection, hashed and
 compared with the 1-worker run at the same portal count. *Other processes*: the machine's busy CPU

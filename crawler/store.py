@@ -190,6 +190,7 @@ class SnapshotStore:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._pending = _PendingPages()
+        self.lock_wait_seconds = 0.0  # time spent waiting for another process's commit (`_begin`)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -278,19 +279,21 @@ class SnapshotStore:
         that error is raised (exit 4).
         """
         self._db.execute("PRAGMA busy_timeout = 0")
+        started = time.monotonic()
         try:
-            deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
             pause = BUSY_POLL_SECONDS / 8
             while True:
                 try:
                     self._db.execute("BEGIN IMMEDIATE")
                     return
                 except sqlite3.OperationalError as exc:
-                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                    if not busy or time.monotonic() - started >= BUSY_TIMEOUT_SECONDS:
                         raise
                 time.sleep(pause)
                 pause = min(2 * pause, BUSY_POLL_SECONDS)
         finally:
+            self.lock_wait_seconds += time.monotonic() - started
             self._db.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT_SECONDS * 1000)}")
 
     def flush(self) -> None:

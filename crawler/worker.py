@@ -43,8 +43,8 @@ PR_SET_PDEATHSIG = 1
 LOG_EXTRAS = ("source", "event", "run_id")
 
 # Messages, one JSON object per line: {"t": "live", "sources": {name: [state, error, *counters]}},
-# {"t": "log", ...record fields}, {"t": "end", "cpu": seconds, "interrupted": bool, "error": str | None,
-# "snapshot": bool}.
+# {"t": "log", ...record fields}, {"t": "end", "cpu": seconds, "cpu_wait": seconds | None, "lock_wait":
+# seconds, "interrupted": bool, "error": str | None, "snapshot": bool}.
 
 
 class Channel:
@@ -149,7 +149,17 @@ async def run_job(job: dict[str, Any], channel: Channel) -> dict[str, Any]:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(sys.stdin.fileno())
             channel.send({"t": "live", "sources": live_message(live, last)})
+        outcome["lock_wait"] = store.lock_wait_seconds
     return outcome
+
+
+def cpu_wait_seconds() -> float | None:
+    """How long this process's main thread was runnable but had no CPU (Linux: /proc/self/schedstat)."""
+    try:
+        with open("/proc/self/schedstat", encoding="ascii") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -187,7 +197,7 @@ def main() -> None:
     root.addHandler(ForwardingHandler(channel))
     root.setLevel(logging.WARNING)
     logging.getLogger("idgraph").setLevel(int(job.get("log_level", logging.INFO)))
-    cpu = time.process_time()
+    cpu, waited = time.process_time(), cpu_wait_seconds()
     end: dict[str, Any] = {"t": "end", "interrupted": False, "error": None, "snapshot": False}
     try:
         end.update(asyncio.run(run_job(job, channel)))
@@ -199,6 +209,8 @@ def main() -> None:
         logging.getLogger("idgraph.crawl").error("worker process failed", exc_info=exc)
         end.update(error=f"internal error: {type(exc).__name__}")
     end["cpu"] = time.process_time() - cpu
+    now_waited = cpu_wait_seconds()
+    end["cpu_wait"] = None if waited is None or now_waited is None else now_waited - waited
     channel.send(end)
     out.close()
     sys.exit(1 if end["error"] else 0)

@@ -59,6 +59,8 @@ class WorkerOutcome:
     sources: list[str]
     returncode: int | None = None
     cpu_seconds: float | None = None  # its own CPU time, as it reported at the end
+    cpu_wait_seconds: float | None = None  # how long it was ready to run with no CPU free (Linux)
+    lock_wait_seconds: float | None = None  # how long it waited for another worker's snapshot commit
     interrupted: bool = False
     error: str | None = None  # what it said went wrong
     snapshot_error: bool = False
@@ -177,6 +179,8 @@ class _Worker:
             _relay(message)
         elif kind == "end":
             self.outcome.cpu_seconds = float(message.get("cpu") or 0.0)
+            self.outcome.cpu_wait_seconds = _seconds(message.get("cpu_wait"))
+            self.outcome.lock_wait_seconds = _seconds(message.get("lock_wait"))
             self.outcome.interrupted = bool(message.get("interrupted"))
             self.outcome.error = message.get("error")
             self.outcome.snapshot_error = bool(message.get("snapshot"))
@@ -197,6 +201,10 @@ class _Worker:
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _relay(message: dict[str, Any]) -> None:
