@@ -110,6 +110,16 @@ def summary(runs: list[Run], per_portal: float) -> str:
             f"across its processes: one core at that cost carries {1000 / ms:,.0f} requests/s, about "
             f"**{1000 / ms / per_portal:,.0f} portals** at {per_portal:g} req/s."
         )
+    waits = [(w.cpu_wait_seconds or 0.0) / (w.cpu_seconds or 1.0) for r in runs for w in r.workers]
+    waits += [r.timing.cpu_wait / r.timing.cpu for r in runs if not r.workers and r.timing.cpu]
+    locks = [(w.lock_wait_seconds or 0.0) / r.timing.wall for r in runs for w in r.workers]
+    others = statistics.median(r.timing.others_cpu / r.timing.wall for r in runs)
+    lines.append(
+        f"- What held the crawl back: its processes waited for a CPU {statistics.median(waits):.0%} as long "
+        f"as they ran (median over runs and processes) while other processes used a median of {others:.2f} "
+        f"cores of this machine's 2; a worker waited for the other's snapshot commit at most "
+        f"{max(locks, default=0.0):.1%} of a run's wall time."
+    )
     identical = all(same_as_one_worker(r, runs) for r in runs)
     lines.append(
         "- Snapshots: every run with 2 workers holds "
