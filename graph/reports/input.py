@@ -42,6 +42,7 @@ CODE_MEANING = {
     Code.PARTIALLY_OFFBOARDED: "Disabled in one portal, still enabled in another",
     Code.DORMANT: "Enabled account with no sign-in for the dormant period (or never)",
     Code.DUPLICATE_ACCOUNT: "One person, several accounts in one portal",
+    Code.ACTIVE_AFTER_OFFBOARDING: "Signed in to LearnUpon after every IdP had disabled the person",
 }
 
 NO_PORTAL = "(none)"
@@ -271,9 +272,9 @@ def flat_fields(finding: Finding, run_time: datetime | None) -> dict[str, Any]:
     disabled_at: datetime | None = None
     if identities and all(is_disabled(i.get("status")) for i in identities) and all(changed):
         disabled_at = max(c for c in changed if c is not None)
-    days = None
-    if disabled_at is not None and run_time is not None:
-        days = (run_time - disabled_at).days
+    days = ev.get("days_since_disabled")
+    if days is None and disabled_at is not None and run_time is not None:
+        days = max((run_time - disabled_at).days, 0)  # a disable dated after the run: 0 (graph.rules says so)
     groups = ev.get("groups")
     group_list = sorted(str(g) for g in groups) if isinstance(groups, list | tuple | set | frozenset) else []
     return {

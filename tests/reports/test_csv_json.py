@@ -137,6 +137,7 @@ def test_json_has_exactly_the_contract_shape(realistic_report: ReportInput) -> N
         "partially_offboarded": 5,
         "dormant": 8,
         "duplicate_account": 4,
+        "active_after_offboarding": 0,
     }
     assert summary["complete_counts"] is False and list(summary["withheld"]) == ["not_in_idp"]
     assert sum(summary["by_severity"].values()) == 30
