@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crawler.config import ReviewConfig
+from crawler.config import ExcludeRule, ReviewConfig
 from crawler.coverage import IDENTITIES, USERS, SourceCoverage
 from crawler.vocabulary import UNKNOWN_USER_TYPE, is_disabled, is_privileged
 from graph.model import Code, Finding, FindingSet, RecallGap, Severity, Unavailable
@@ -60,10 +60,13 @@ Verdicts = tuple[list[Finding], list[Unavailable]]
 
 @dataclass(frozen=True)
 class ReviewSettings:
-    """The `[review]` part of the config: what the rules need beyond the snapshot."""
+    """The `[review]` part of the config: what the rules need beyond the snapshot, and what the review
+    layer applies after them (exclusion rules, the longest exception), saved with each run alike."""
 
     managed_domains: tuple[str, ...] = ()
     dormant_days: int = 90
+    exclude: tuple[ExcludeRule, ...] = ()
+    max_exception_days: int = 365
 
     def __post_init__(self) -> None:
         domains = tuple(sorted({d.strip().casefold().lstrip("@") for d in self.managed_domains if d.strip()}))
@@ -74,7 +77,19 @@ class ReviewSettings:
     @classmethod
     def from_config(cls, review: ReviewConfig) -> ReviewSettings:
         """The settings a config's `[review]` table names."""
-        return cls(tuple(review.managed_domains), review.dormant_days)
+        return cls(
+            tuple(review.managed_domains),
+            review.dormant_days,
+            tuple(review.exclude),
+            review.max_exception_days,
+        )
+
+    def review_rules(self) -> dict[str, Any]:
+        """The review layer's part, as saved with a run (`graph.history.save_review_settings`)."""
+        return {
+            "exclude": [r.model_dump(mode="json") for r in self.exclude],
+            "max_exception_days": self.max_exception_days,
+        }
 
 
 def account_fact(portal: str, user_id: int) -> str:
