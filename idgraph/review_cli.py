@@ -115,15 +115,10 @@ def export_command(
     Example: idgraph review export --db snapshots.db --run 4 --out decisions.csv
     """
     from graph.decisions_file import render_export
-    from graph.reports.input import ReportInput
+    from graph.review import report_input
 
     with reviewing(db, run, config) as (store, review):
-        report = ReportInput(
-            run=store.run(review.run_id),
-            coverage=review.graph.coverage,
-            findings=review.findings,
-            first_seen=_first_seen(store, review),
-        )
+        report = report_input(store, review)
         write_private(out, render_export(review, report))
         counts = (len(review.open), len(review.accepted), len(review.excluded))
     print(f"{out}: {counts[0]} open finding(s) of run {review.run_id} to decide on")
@@ -135,12 +130,6 @@ def export_command(
         markup=False,
     )
     raise typer.Exit(incomplete_banner(review))
-
-
-def _first_seen(store: SnapshotStore, review: RunReview) -> dict[str, str]:
-    from graph.history import first_seen
-
-    return first_seen(store, {f.id for f in review.findings.findings})
 
 
 @review_app.command("import")

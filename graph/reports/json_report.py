@@ -1,4 +1,7 @@
-"""findings.json: `{"run", "coverage", "findings", "unavailable", "summary"}`, keys in a stable order.
+"""findings.json: `{"run", "coverage", "findings", "unavailable", "summary", …}`, keys in a stable order.
+
+`findings` are the open ones (the headline); `accepted` (under a live exception) and `excluded` (by a
+`[review] exclude` rule) list the rest with why; `people` is the per-person view.
 
 Each coverage entry carries `"quarantine": {"count", "reasons": [{"reason", "count", "examples"}]}`.
 """
@@ -69,7 +72,21 @@ def build_document(report: ReportInput) -> dict[str, Any]:
             {"code": str(g.code), "portal": g.portal, "reason": g.reason} for g in report.recall_gaps
         ],
         "summary": report.summary(),
+        "accepted": _reviewed(report, "accepted"),
+        "excluded": _reviewed(report, "excluded"),
+        "exclusion_rules": list(report.exclusion_rules),
+        "people": [p.as_dict() for p in report.people],
     }
+
+
+def _reviewed(report: ReportInput, state: str) -> list[dict[str, Any]]:
+    out = []
+    for kind, item in report.out_of_headline():
+        if kind == state:
+            record = report.reviewed_record(item, state)
+            record["evidence"] = json.loads(evidence_json(item.finding.evidence))
+            out.append(record)
+    return out
 
 
 def render_json(report: ReportInput) -> str:
