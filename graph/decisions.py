@@ -196,14 +196,14 @@ def _standing(f: Finding, d: Decision, as_of: datetime) -> FindingReview:
     same_account = (d.portal, d.learnupon_user_id) == (f.portal, f.learnupon_user_id)
     changes = facts_changes(d.facts, finding_facts(f), same_account=same_account)
     if d.decision == EXCEPTION and d.expired(as_of):
-        return FindingReview(OPEN, f"exception ({_describe(d)}) expired at {d.expires_at}", lapsed=d)
+        return FindingReview(OPEN, f"{_describe(d)} expired at {d.expires_at}: {d.reason}", lapsed=d)
     if changes:
         return FindingReview(
             OPEN, f"{_describe(d)} no longer holds: the facts changed ({'; '.join(changes)})", lapsed=d
         )
     if d.decision == EXCEPTION:
         scope = "this person in every portal" if d.scope == PERSON else "this account"
-        note = f"exception ({_describe(d)}, {scope}) until {d.expires_at}: {d.reason}"
+        note = f"{_describe(d)} ({scope}) until {d.expires_at}: {d.reason}"
         return FindingReview(ACCEPTED, note, decision=d)
     return FindingReview(OPEN, f"{_describe(d)}: {d.reason}", decision=d)
 

@@ -93,6 +93,7 @@ def report_input(store: SnapshotStore, under_review: RunReview) -> ReportInput:
             Reviewed(f, states[f.id].note or "excluded", states[f.id].rule) for f in under_review.excluded
         ],
         review_notes=notes,
+        reopened={fid for fid in open_ids if states[fid].lapsed is not None},
         exclusion_rules=under_review.exclusions.rows(),
         people=people_view(graph.resolution, findings.findings, states),
     )

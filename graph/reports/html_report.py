@@ -20,6 +20,7 @@ from graph.model import Code, Finding, Severity
 from graph.reports.html_common import SEVERITY_RANK, asset, dash, e, plural
 from graph.reports.html_coverage import coverage_banner, coverage_section
 from graph.reports.html_evidence import display_name, evidence_html, evidence_summary
+from graph.reports.html_review import headline_note, people_section, review_note, reviewed_section
 from graph.reports.html_totals import changes_section, totals_section
 from graph.reports.input import NO_PORTAL, ReportInput
 from graph.reports.safe_files import write_private
@@ -94,7 +95,7 @@ def _summary(report: ReportInput) -> str:
         '<section id="summary" class="first" aria-labelledby="summary-h">'
         '<h2 id="summary-h">What to act on</h2>'
         f'{lead}<div class="cards sev" id="severity-counts" aria-label="Findings by severity">'
-        f"{''.join(cards)}</div>{coverage_banner(report)}</section>"
+        f"{''.join(cards)}</div>{headline_note(report)}{coverage_banner(report)}</section>"
     )
 
 
@@ -109,6 +110,8 @@ def _finding_body(report: ReportInput, f: Finding, new_ids: set[str]) -> str:
     name = display_name(f.evidence)
     new = f.id in new_ids
     new_badge = ' <span class="badge new">new</span>' if new else ""
+    review_badge, review_line = review_note(report, f.id)
+    new_badge += review_badge
     name_html = f'<span class="name">{e(name)}</span>' if name else ""
     lu_id = "" if f.learnupon_user_id is None else str(f.learnupon_user_id)
     person = f" · person <code>{e(f.person)}</code>" if f.person else ""
@@ -130,7 +133,7 @@ def _finding_body(report: ReportInput, f: Finding, new_ids: set[str]) -> str:
         f'<tr class="ev"><td colspan="{len(COLUMNS)}"><details>'
         '<summary><span class="ev-label">Evidence</span> '
         f"{e(evidence_summary(f.evidence))}</summary>"
-        f'<div class="ev-body">{evidence_html(dict(f.evidence))}'
+        f'<div class="ev-body">{review_line}{evidence_html(dict(f.evidence))}'
         f'<p class="fid">finding id <code>{e(f.id)}</code>{person}</p></div></details></td></tr>'
     )
     return (
@@ -193,12 +196,19 @@ def render_html(report: ReportInput, max_rows: int = MAX_ROWS) -> str:
         f"default-src 'none'; style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; img-src data:; "
         "base-uri 'none'; form-action 'none'"
     )
-    toc = '<a href="#findings">Findings</a><a href="#coverage">Coverage</a><a href="#totals">Totals</a>'
+    toc = '<a href="#findings">Findings</a>'
+    if report.people:
+        toc += '<a href="#people">People</a>'
+    if report.accepted or report.excluded or report.exclusion_rules:
+        toc += '<a href="#accepted">Accepted</a>'
+    toc += '<a href="#coverage">Coverage</a><a href="#totals">Totals</a>'
     if report.diff is not None:
         toc += '<a href="#changes">Changes</a>'
     sections = (
         _summary(report),
         _findings(report, max_rows),
+        people_section(report),
+        reviewed_section(report),
         coverage_section(report),
         totals_section(report),
         changes_section(report),

@@ -117,6 +117,7 @@ class ReportInput:
     accepted: list[Reviewed] = field(default_factory=list)
     excluded: list[Reviewed] = field(default_factory=list)
     review_notes: dict[str, str] = field(default_factory=dict)
+    reopened: set[str] = field(default_factory=set)  # open again: their exception expired, or facts changed
     exclusion_rules: list[dict[str, Any]] = field(default_factory=list)
     people: list[PersonView] = field(default_factory=list)
 
