@@ -49,7 +49,7 @@ def _selected(f: Finding, code: Code, portals: Collection[str], severities: Coll
     )
 
 
-def _scope_portal(scope: str) -> str:
+def scope_portal(scope: str) -> str:
     """The source an `Unavailable` is about: its scope is "all", a source name or `account:{portal}:{id}`.
 
     With a portal filter, a gap is left out of the plan only when it is about another portal: IdP gaps
@@ -88,54 +88,92 @@ def build_plan(
             f"choose one of {', '.join(sorted(c.value for c in REMEDIABLE))}"
         )
     coverage = list(coverage)
+    known = check_portals(coverage, portals, run)
+    unavailable = [
+        {"code": u.code.value, "scope": u.scope, "reason": u.reason}
+        for u in findings.unavailable
+        if u.code is code and (not portals or scope_portal(u.scope) not in known - set(portals))
+    ]
+    selection = PlanSelection(
+        finding=code.value, portals=sorted(portals), severities=ordered_severities(severities)
+    )
+    chosen = [f for f in findings.findings if _selected(f, code, portals, severities)]
+    return seal_plan(
+        chosen, accounts, unavailable, run=run, snapshot=snapshot, coverage=coverage, selection=selection,
+        settings=settings, key=key, base_urls=base_urls, max_age_hours=max_age_hours, created_at=created_at,
+        created_by=created_by,
+    )  # fmt: skip
+
+
+def check_portals(coverage: list[SourceCoverage], portals: Collection[str], run: RunInfo) -> set[str]:
     known = {c.source for c in coverage if c.kind == "learnupon"}
     unknown = sorted(set(portals) - known)
     if unknown:
         raise PlanError(f"--portal: run {run.id} has no portal named {', '.join(unknown)}")
-    actions: list[PlanAction] = []
-    for f in findings.findings:
+    return known
+
+
+def ordered_severities(severities: Collection[Severity]) -> list[str]:
+    return sorted((s.value for s in severities), key=lambda s: SEVERITY_ORDER[Severity(s)])
+
+
+def seal_plan(
+    chosen: Iterable[Finding],
+    accounts: Mapping[tuple[str, int], Mapping[str, Any]],
+    unavailable: list[dict[str, str]],
+    *,
+    run: RunInfo,
+    snapshot: str,
+    coverage: Iterable[SourceCoverage],
+    selection: PlanSelection,
+    settings: ReviewSettings,
+    key: bytes,
+    base_urls: Mapping[str, str],
+    max_age_hours: int = 72,
+    created_at: str | None = None,
+    created_by: str | None = None,
+    annotations: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Plan:
+    """The keyed plan disabling the accounts of `chosen` findings (one action per account: its first
+    finding in `chosen` order). `annotations` (finding id -> facts) join that finding's evidence."""
+    actions: dict[tuple[str, int], PlanAction] = {}
+    for f in chosen:
         portal, user_id = f.portal, f.learnupon_user_id
-        if portal is None or user_id is None or not _selected(f, code, portals, severities):
+        if portal is None or user_id is None or (portal, user_id) in actions:
             continue
         row = accounts.get((portal, user_id))
         email = (row or {}).get("email") or f.email
         if row is None or not email or not row["enabled"]:
             continue
-        actions.append(
-            PlanAction(
-                portal=portal,
-                user_id=user_id,
-                email=email,
-                finding=PlanFinding(
-                    code=f.code,
-                    id=f.id,
-                    severity=f.severity,
-                    person=f.person,
-                    idp=f.idp,
-                    idp_status=f.idp_status,
-                    evidence=_plain(f.evidence),
-                ),
-                state=AccountState(
-                    enabled=bool(row["enabled"]),
-                    email=row.get("email"),
-                    username=row.get("username"),
-                    first_name=row.get("first_name"),
-                    last_name=row.get("last_name"),
-                    user_type=row.get("user_type"),
-                    last_sign_in_at=row.get("last_sign_in_at"),
-                    updated_at=row.get("updated_at"),
-                    observed_at=run.started_at,
-                ),
-            )
+        evidence = {**f.evidence, **(annotations or {}).get(f.id, {})}
+        actions[(portal, user_id)] = PlanAction(
+            portal=portal,
+            user_id=user_id,
+            email=email,
+            finding=PlanFinding(
+                code=f.code,
+                id=f.id,
+                severity=f.severity,
+                person=f.person,
+                idp=f.idp,
+                idp_status=f.idp_status,
+                evidence=_plain(evidence),
+            ),
+            state=AccountState(
+                enabled=bool(row["enabled"]),
+                email=row.get("email"),
+                username=row.get("username"),
+                first_name=row.get("first_name"),
+                last_name=row.get("last_name"),
+                user_type=row.get("user_type"),
+                last_sign_in_at=row.get("last_sign_in_at"),
+                updated_at=row.get("updated_at"),
+                observed_at=run.started_at,
+            ),
         )
-    actions.sort(key=lambda a: (a.portal, a.user_id))
-    unavailable = [
-        {"code": u.code.value, "scope": u.scope, "reason": u.reason}
-        for u in findings.unavailable
-        if u.code is code and (not portals or _scope_portal(u.scope) not in known - set(portals))
-    ]
-    unavailable.sort(key=lambda u: (u["scope"], u["reason"]))
-    acting = sorted({a.portal for a in actions})
+    ordered = sorted(actions.values(), key=lambda a: (a.portal, a.user_id))
+    unavailable = sorted(unavailable, key=lambda u: (u["scope"], u["reason"]))
+    acting = sorted({a.portal for a in ordered})
     unbound = [p for p in acting if p not in base_urls]
     if unbound:
         raise PlanError(f"--config: the config has no portal named {', '.join(unbound)} (run {run.id} has)")
@@ -152,15 +190,11 @@ def build_plan(
             status=run.status,
             snapshot=snapshot,
         ),
-        selection=PlanSelection(
-            finding=code.value,
-            portals=sorted(portals),
-            severities=sorted((s.value for s in severities), key=lambda s: SEVERITY_ORDER[Severity(s)]),
-        ),
+        selection=selection,
         settings={"managed_domains": list(settings.managed_domains), "dormant_days": settings.dormant_days},
         idp_recheck=describe_recheck(coverage),
         unavailable=unavailable,
-        actions=actions,
+        actions=ordered,
     )
     return plan.model_copy(update={"plan_hash": plan.compute_hash(key)})
 

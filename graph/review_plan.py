@@ -1,0 +1,137 @@
+"""`idgraph remediate plan --from-review`: a plan of exactly the `revoke` decisions that still stand.
+
+A revoke is planned when it is the latest decision on a finding the run (the newest by default) still
+has, on the same facts the reviewer saw (`graph.decisions`). It is left out, with the reason, when its
+finding is gone (resolved, or not re-checked), when the facts changed since the decision, when the
+account is under a live exception (for any finding) or excluded by a `[review] exclude` rule, or when the
+snapshot already shows the account disabled. One action per account, whatever number of findings on it
+were revoked. Each action's evidence carries the decision (who, when, why), so the plan a second person
+approves says who asked for every disable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crawler.config import Config
+from crawler.remediation.plan import REVIEW_SELECTION, Plan, PlanError, PlanSelection
+from crawler.store import SnapshotStore
+from graph.campaign import RunReview, open_review
+from graph.decisions import REVOKE, latest_decisions
+from graph.model import Severity
+from graph.remediation_plan import check_portals, ordered_severities, scope_portal, seal_plan
+from graph.reports.input import finding_sort_key
+from graph.rules import ReviewSettings
+
+
+@dataclass(frozen=True)
+class NotPlanned:
+    """A revoke decision the plan does not carry out, and why."""
+
+    finding_id: str
+    portal: str | None
+    user_id: int | None
+    email: str | None
+    reason: str
+
+
+def _protected(review: RunReview) -> dict[tuple[str, int], str]:
+    """Accounts no plan may touch: under a live exception, or excluded by a rule — and why."""
+    out: dict[tuple[str, int], str] = {}
+    for f in review.accepted:
+        if f.portal is not None and f.learnupon_user_id is not None:
+            out[(f.portal, f.learnupon_user_id)] = f"under a live exception ({review.state(f).note})"
+    for account, rule in review.exclusions.by_account.items():
+        out.setdefault(account, f"excluded by rule {rule}")
+    return out
+
+
+def plan_from_review(
+    db: Path,
+    *,
+    config: Config,
+    key: bytes,
+    run_id: int | None = None,
+    portals: Collection[str] = (),
+    severities: Collection[Severity] = (),
+) -> tuple[Plan, list[NotPlanned]]:
+    """The plan of the standing revoke decisions over the run, and the revokes it leaves out."""
+    if not db.exists():
+        raise PlanError(f"--db: no snapshot at {db}")
+    settings = ReviewSettings.from_config(config.review)
+    try:
+        with SnapshotStore(db) as store, open_review(store, run_id, settings) as review:
+            return _plan(store, review, db, config, key, portals, severities, settings)
+    except LookupError as exc:
+        raise PlanError(f"--run: {exc}") from None
+
+
+def _plan(
+    store: SnapshotStore,
+    review: RunReview,
+    db: Path,
+    config: Config,
+    key: bytes,
+    portals: Collection[str],
+    severities: Collection[Severity],
+    settings: ReviewSettings,
+) -> tuple[Plan, list[NotPlanned]]:
+    coverage = review.graph.coverage
+    known = check_portals(coverage, portals, review.graph.run)
+    protected = _protected(review)
+    chosen, skipped = [], []
+    annotations: dict[str, dict[str, Any]] = {}
+    for f in sorted(review.findings.findings, key=finding_sort_key):
+        decision = review.state(f).decision
+        if decision is None or decision.decision != REVOKE:
+            continue
+        if (portals and f.portal not in portals) or (severities and f.severity not in severities):
+            continue
+        account = (f.portal or "", f.learnupon_user_id or 0)
+        if account in protected:
+            skipped.append(NotPlanned(f.id, f.portal, f.learnupon_user_id, f.email, protected[account]))
+            continue
+        chosen.append(f)
+        annotations[f.id] = {
+            "review_decision": {
+                "decision_id": decision.id,
+                "reviewer": decision.reviewer,
+                "decided_at": decision.decided_at,
+                "reason": decision.reason,
+                "decided_on_run": decision.run_id,
+            }
+        }
+    current = {f.id: f for f in review.findings.findings}
+    for d in latest_decisions(review.decisions).values():
+        if d.decision != REVOKE or (portals and d.portal not in portals):
+            continue
+        if d.finding_id not in current:
+            why = f"no longer a finding of run {review.run_id} (resolved, or not re-checked)"
+            skipped.append(NotPlanned(d.finding_id, d.portal, d.learnupon_user_id, d.email, why))
+        elif (state := review.states[d.finding_id]).lapsed is d:
+            skipped.append(NotPlanned(d.finding_id, d.portal, d.learnupon_user_id, d.email, state.note or ""))
+    codes = {f.code for f in chosen}
+    unavailable = [
+        {"code": u.code.value, "scope": u.scope, "reason": u.reason}
+        for u in review.findings.unavailable
+        if u.code in codes and (not portals or scope_portal(u.scope) not in known - set(portals))
+    ]
+    accounts = store.reader().user_records(review.run_id, {(f.portal, f.learnupon_user_id) for f in chosen})
+    for f in chosen:
+        row = accounts.get((f.portal or "", f.learnupon_user_id or 0))
+        if row is not None and not row["enabled"]:
+            skipped.append(NotPlanned(f.id, f.portal, f.learnupon_user_id, f.email, "already disabled"))
+    selection = PlanSelection(
+        finding=REVIEW_SELECTION, portals=sorted(portals), severities=ordered_severities(severities)
+    )
+    base_urls = {p.name: p.base_url for p in config.portals}
+    plan = seal_plan(
+        chosen, accounts, unavailable, run=review.graph.run, snapshot=db.name, coverage=coverage,
+        selection=selection, settings=settings, key=key, base_urls=base_urls,
+        max_age_hours=config.remediation.plan_max_age_hours, annotations=annotations,
+    )  # fmt: skip
+    skipped.sort(key=lambda n: (n.portal or "", n.user_id or 0, n.finding_id))
+    return plan, skipped
