@@ -221,5 +221,71 @@ def status_command(
     raise typer.Exit(incomplete_banner(review))
 
 
+@review_app.command("evidence")
+def evidence_command(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="A new directory for the pack (never overwritten).")
+    ],
+    db: DbOpt = DEFAULT_DB,
+    run: RunOpt = None,
+    log: Annotated[
+        Path | None,
+        typer.Option("--log", help="The remediation audit log (JSON Lines) to include and verify."),
+    ] = None,
+    key_env: Annotated[
+        str | None, typer.Option("--key-env", help="Env var holding the remediation key (verifies --log).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config whose \\[remediation] key_env names the key."),
+    ] = None,
+    expect_head: Annotated[
+        str | None, typer.Option("--expect-head", help="The log head recorded last: refuse a log without it.")
+    ] = None,
+) -> None:
+    """Write the evidence pack of a run: population and coverage, findings, decisions, exceptions,
+    exclusions, remediation entries with read-backs and the audit chain's head, an HTML summary, and
+    manifest.json + SHA256SUMS of every file. Prints the SHA-256 of SHA256SUMS (record it).
+
+    Exit 3 when the run is incomplete, the log is missing or does not verify: the pack is written and says so.
+
+    Example: idgraph review evidence --db snapshots.db --run 5 --out evidence-2026q2 --log audit.jsonl
+    --key-env IDGRAPH_REMEDIATION_KEY
+    """
+    from crawler.config import load_config
+    from crawler.remediation.keys import KeyMissing, resolve_key
+    from graph.evidence_pack import AuditEvidence, PackError, build_pack, write_pack
+
+    key = None
+    if log is not None:
+        try:
+            cfg = load_config(config) if config is not None else None
+            key = resolve_key(cfg, key_env)
+        except (ConfigError, KeyMissing) as exc:
+            raise _usage(str(exc)) from None
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise _usage(f"--out: {out} exists and is not empty; a pack is never overwritten")
+    try:
+        audit = AuditEvidence.read(log, key, expect_head)
+    except PackError as exc:
+        raise _usage(str(exc)) from None
+    with reviewing(db, run) as (store, review):
+        pack = build_pack(store, review, audit)
+        try:
+            _, sums = write_pack(out, pack, snapshot=db.name)
+        except PackError as exc:
+            raise _usage(str(exc)) from None
+    print(f"{out}: {len(pack.files) + 2} files; SHA256SUMS sha256 {sums}")
+    code = incomplete_banner(review)
+    chain = pack.facts["audit_chain"]
+    if not chain["given"]:
+        console.print("no --log given: the pack shows no remediation (exit 3)", highlight=False)
+        code = EXIT_INCOMPLETE
+    elif not chain["verified"]:
+        console.print(f"the audit log does not verify: {escaped(chain['reason'])} (exit 3)", highlight=False)
+        code = EXIT_INCOMPLETE
+    raise typer.Exit(code)
+
+
 if __name__ == "__main__":  # `python -m idgraph.review_cli …`, as tests drive the group alone
     review_app()
