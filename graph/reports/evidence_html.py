@@ -215,7 +215,7 @@ def render_summary(
     )
     first = (
         '<section id="summary" class="first" aria-labelledby="summary-h"><h2 id="summary-h">At a glance</h2>'
-        f'{_banner(facts)}<p class="hint">Controls this review evidences:</p><ul class="controls">{controls}'
+        f'{_banner(facts)}<p class="hint">Controls this review evidences:</p><ul class="control-ids">{controls}'
         "</ul></section>"
     )
     toc = "".join(
