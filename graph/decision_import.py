@@ -27,6 +27,7 @@ from graph.decisions import (
     EXCEPTION,
     PERSON,
     SCOPES,
+    account_key,
     facts_fingerprint,
     finding_facts,
     utc,
@@ -159,6 +160,12 @@ class _Check:
             self.fail(row, f"{self.reviewer} cannot decide on their own account ({finding.email} in "
                            f"{finding.portal}): another reviewer must")  # fmt: skip
             return None
+        if decision == EXCEPTION and scope == PERSON:
+            facts["accounts"] = {
+                account_key(g.portal, g.learnupon_user_id): finding_facts(g)
+                for g in self.current.values()
+                if g.code is finding.code and g.person == finding.person
+            }
         return {
             "finding_id": fid,
             "code": finding.code.value,

@@ -192,9 +192,30 @@ def review_states(
     return out
 
 
+def account_key(portal: str | None, user_id: int | None) -> str:
+    return f"{portal}:{user_id}"
+
+
+def _changes(f: Finding, d: Decision) -> list[str]:
+    """How this finding's facts differ from those the decision was made on.
+
+    A person-wide exception keeps the facts of every account it covered when it was made (`accounts`):
+    an account among them is compared in full, and one the reviewer never saw is a change in itself.
+    """
+    now = finding_facts(f)
+    if (d.portal, d.learnupon_user_id) == (f.portal, f.learnupon_user_id):
+        return facts_changes(d.facts, now, same_account=True)
+    seen = d.facts.get("accounts")
+    if not isinstance(seen, Mapping):
+        return facts_changes(d.facts, now, same_account=False)
+    before = seen.get(account_key(f.portal, f.learnupon_user_id))
+    if before is None:
+        return [f"the account {f.portal}/{f.learnupon_user_id} was not among those the reviewer saw"]
+    return facts_changes(before, now, same_account=True)
+
+
 def _standing(f: Finding, d: Decision, as_of: datetime) -> FindingReview:
-    same_account = (d.portal, d.learnupon_user_id) == (f.portal, f.learnupon_user_id)
-    changes = facts_changes(d.facts, finding_facts(f), same_account=same_account)
+    changes = _changes(f, d)
     if d.decision == EXCEPTION and d.expired(as_of):
         return FindingReview(OPEN, f"{_describe(d)} expired at {d.expires_at}: {d.reason}", lapsed=d)
     if changes:
