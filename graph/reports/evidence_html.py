@@ -215,8 +215,8 @@ def render_summary(
     )
     first = (
         '<section id="summary" class="first" aria-labelledby="summary-h"><h2 id="summary-h">At a glance</h2>'
-        f'{_banner(facts)}<p class="hint">Controls this review evidences:</p><ul class="control-ids">{controls}'
-        "</ul></section>"
+        f'{_banner(facts)}<p class="hint">Controls this review evidences:</p>'
+        f'<ul class="control-ids">{controls}</ul></section>'
     )
     toc = "".join(
         f'<a href="#{anchor}">{label}</a>'
