@@ -237,7 +237,11 @@ def evidence_command(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Config whose \\[remediation] key_env names the key."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config: its \\[remediation] key_env names the key; its \\[review] applies.",
+        ),
     ] = None,
     expect_head: Annotated[
         str | None, typer.Option("--expect-head", help="The log head recorded last: refuse a log without it.")
@@ -269,7 +273,7 @@ def evidence_command(
         audit = AuditEvidence.read(log, key, expect_head)
     except PackError as exc:
         raise _usage(str(exc)) from None
-    with reviewing(db, run) as (store, review):
+    with reviewing(db, run, config) as (store, review):
         pack = build_pack(store, review, audit)
         try:
             _, sums = write_pack(out, pack, snapshot=db.name)
