@@ -20,10 +20,9 @@ from crawler.config import Config
 from crawler.remediation.plan import REVIEW_SELECTION, Plan, PlanError, PlanSelection
 from crawler.store import SnapshotStore
 from graph.campaign import RunReview, open_review
-from graph.decisions import REVOKE, latest_decisions
-from graph.model import Severity
+from graph.decisions import REVOKE, Decision, latest_decisions
+from graph.model import Finding, Severity
 from graph.remediation_plan import check_portals, ordered_severities, scope_portal, seal_plan
-from graph.reports.input import finding_sort_key
 from graph.rules import ReviewSettings
 
 
@@ -82,37 +81,43 @@ def _plan(
     coverage = review.graph.coverage
     known = check_portals(coverage, portals, review.graph.run)
     protected = _protected(review)
-    chosen, skipped = [], []
+    chosen: list[Finding] = []
+    skipped: list[NotPlanned] = []
     annotations: dict[str, dict[str, Any]] = {}
-    for f in sorted(review.findings.findings, key=finding_sort_key):
-        decision = review.state(f).decision
-        if decision is None or decision.decision != REVOKE:
-            continue
-        if (portals and f.portal not in portals) or (severities and f.severity not in severities):
-            continue
-        account = (f.portal or "", f.learnupon_user_id or 0)
-        if account in protected:
-            skipped.append(NotPlanned(f.id, f.portal, f.learnupon_user_id, f.email, protected[account]))
-            continue
-        chosen.append(f)
-        annotations[f.id] = {
-            "review_decision": {
-                "decision_id": decision.id,
-                "reviewer": decision.reviewer,
-                "decided_at": decision.decided_at,
-                "reason": decision.reason,
-                "decided_on_run": decision.run_id,
-            }
-        }
     current = {f.id: f for f in review.findings.findings}
-    for d in latest_decisions(review.decisions).values():
-        if d.decision != REVOKE or (portals and d.portal not in portals):
+    revokes = [d for d in latest_decisions(review.decisions).values() if d.decision == REVOKE]
+    for d in sorted(revokes, key=lambda d: (d.portal or "", d.learnupon_user_id or 0, d.id)):
+        f = current.get(d.finding_id)
+        if portals and d.portal not in portals:
             continue
-        if d.finding_id not in current:
-            why = f"no longer a finding of run {review.run_id} (resolved, or not re-checked)"
+        if f is not None and severities and f.severity not in severities:
+            continue
+
+        def leave_out(why: str, d: Decision = d) -> None:
             skipped.append(NotPlanned(d.finding_id, d.portal, d.learnupon_user_id, d.email, why))
-        elif (state := review.states[d.finding_id]).lapsed is d:
-            skipped.append(NotPlanned(d.finding_id, d.portal, d.learnupon_user_id, d.email, state.note or ""))
+
+        if f is None:
+            leave_out(f"no longer a finding of run {review.run_id} (resolved, or not re-checked)")
+            continue
+        state = review.state(f)
+        account = (f.portal or "", f.learnupon_user_id or 0)
+        if state.lapsed is d:
+            leave_out(state.note or "the decision no longer holds")
+        elif account in protected:
+            leave_out(protected[account])
+        elif state.decision is not d:
+            leave_out(f"a later decision governs this finding ({state.note})")
+        else:
+            chosen.append(f)
+            annotations[f.id] = {
+                "review_decision": {
+                    "decision_id": d.id,
+                    "reviewer": d.reviewer,
+                    "decided_at": d.decided_at,
+                    "reason": d.reason,
+                    "decided_on_run": d.run_id,
+                }
+            }
     codes = {f.code for f in chosen}
     unavailable = [
         {"code": u.code.value, "scope": u.scope, "reason": u.reason}
