@@ -225,3 +225,17 @@ def test_import_on_the_command_line_refuses_with_exit_2_and_lists_the_problems(d
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("imported 1 decision(s) from decisions.csv as import #1 (run 1)")
     assert _recorded(db) == (1, 1)
+
+
+def test_the_export_neutralises_formulas_and_imports_back_unchanged(tmp_path: Path) -> None:
+    db = tmp_path / "hostile.db"
+    with SnapshotStore(db) as store:
+        write_run(store, changes={"ana": {"first_name": "=cmd|' /C calc'!A0", "last_name": "+1"}})
+    rows = export_rows(db)
+    ana = row_of(rows, "idp_disabled_active", "ana@acme.com")
+    assert ana["name"] == "'=cmd|' /C calc'!A0 +1"
+    decide(ana, "revoke", "-left in May")  # a reason that looks like a formula is kept as typed
+    assert _import(db, to_csv(rows)).counts()["revoke"] == 1
+    with SnapshotStore(db) as store:
+        (decision,) = store.reader().decisions()
+    assert decision["reason"] == "-left in May"
