@@ -18,7 +18,7 @@ from typing import Any
 
 from graph.campaign import RunReview
 from graph.decisions import facts_fingerprint, finding_facts
-from graph.reports.csv_report import FORMULA_TRIGGERS, neutralise
+from graph.reports.csv_report import FORMULA_TRIGGERS, safe_cell
 from graph.reports.input import ReportInput
 
 INFO_COLUMNS = (
@@ -67,12 +67,8 @@ def render_export(review: RunReview, report: ReportInput) -> str:
             "groups": "; ".join(record["groups"]),
             "review_note": review.state(finding).note,
         }
-        writer.writerow(neutralise(_cell(row.get(c))) for c in EXPORT_COLUMNS)
+        writer.writerow(safe_cell(row.get(c)) for c in EXPORT_COLUMNS)
     return BOM + buffer.getvalue()
-
-
-def _cell(value: Any) -> Any:
-    return "" if value is None else value
 
 
 @dataclass(frozen=True)

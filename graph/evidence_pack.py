@@ -23,12 +23,12 @@ from typing import Any
 
 from crawler.private import make_private_dirs, write_private
 from crawler.remediation.audit import open_intents, read_entries, verify_log_bytes
-from crawler.runs import utcnow
+from crawler.runs import RunInfo, utcnow
 from crawler.store import SnapshotStore
 from graph.campaign import RunReview
 from graph.decisions import REVOKE, exceptions_in_force, latest_decisions
-from graph.reports.csv_report import neutralise, render_csv
-from graph.reports.json_report import coverage_entry
+from graph.reports.csv_report import render_csv, safe_cell
+from graph.reports.json_report import coverage_entry, run_entry
 from graph.review import report_input
 
 PACK_FORMAT = "idgraph-evidence-pack/1"
@@ -74,16 +74,8 @@ def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(neutralise(_cell(row.get(c))) for c in columns)
+        writer.writerow(safe_cell(row.get(c)) for c in columns)
     return buffer.getvalue()
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
 
 
 def json_text(value: Any) -> str:
@@ -312,7 +304,7 @@ def _settings(review: RunReview) -> dict[str, Any]:
 
 def _facts(
     review: RunReview,
-    run: Any,
+    run: RunInfo,
     coverage: list[dict[str, Any]],
     decisions: Sequence[Any],
     exceptions: list[dict[str, Any]],
@@ -327,12 +319,7 @@ def _facts(
     for r in revocations:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
     return {
-        "run": {
-            "id": run.id,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "status": run.status,
-        },
+        "run": run_entry(run),
         "complete": review.complete,
         "incomplete": review.incompleteness(),
         "accounts_read": sum(c.get("population", {}).get("accounts_read", 0) for c in coverage),

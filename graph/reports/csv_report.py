@@ -38,12 +38,17 @@ def render_csv(report: ReportInput) -> str:
     for finding, record in records:
         record["evidence"] = evidence_json(finding.evidence)
         record["groups"] = "; ".join(record["groups"])
-        writer.writerow(neutralise(_cell(record[column])) for column in CSV_COLUMNS)
+        writer.writerow(safe_cell(record[column]) for column in CSV_COLUMNS)
     return buffer.getvalue()
 
 
 def write_csv(path: Path | str, report: ReportInput) -> Path:
     return write_private(path, render_csv(report))
+
+
+def safe_cell(value: Any) -> Any:
+    """One CSV cell: None empty, booleans as true/false, and neutralised (every CSV idgraph writes)."""
+    return neutralise(_cell(value))
 
 
 def _cell(value: Any) -> Any:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.coverage import SourceCoverage
-from crawler.runs import QuarantineSummary
+from crawler.runs import QuarantineSummary, RunInfo
 from graph.reports.input import ReportInput, evidence_json
 from graph.reports.safe_files import write_private
 
@@ -48,6 +48,10 @@ def coverage_entry(cov: SourceCoverage, quarantine: QuarantineSummary | None = N
     return entry
 
 
+def run_entry(run: RunInfo) -> dict[str, Any]:
+    return {"id": run.id, "started_at": run.started_at, "finished_at": run.finished_at, "status": run.status}
+
+
 def build_document(report: ReportInput) -> dict[str, Any]:
     findings = []
     for finding in report.ordered():
@@ -55,14 +59,8 @@ def build_document(report: ReportInput) -> dict[str, Any]:
         # Round-trip through the canonical form: sorted keys, datetimes as ISO strings.
         record["evidence"] = json.loads(evidence_json(finding.evidence))
         findings.append(record)
-    run = report.run
     return {
-        "run": {
-            "id": run.id,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "status": run.status,
-        },
+        "run": run_entry(report.run),
         "coverage": [coverage_entry(c, report.quarantine_of(c)) for c in report.ordered_coverage()],
         "findings": findings,
         "unavailable": [

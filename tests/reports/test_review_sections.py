@@ -7,15 +7,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from cdp import Browser
-from conftest import HOSTILE_NAME, build_realistic
 
 from graph.person_view import PersonView
 from graph.reports import ReportInput, render_markdown, write_reports
 from graph.reports.input import Reviewed
 
+HOSTILE_NAME = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
-def _reviewed_report() -> ReportInput:
-    report = build_realistic()
+
+def _reviewed_report(report: ReportInput) -> ReportInput:
     findings = report.ordered()
     accepted, excluded, back = findings[0], findings[1], findings[2]
     report.findings = replace(
@@ -44,8 +44,10 @@ def _reviewed_report() -> ReportInput:
     return report
 
 
-async def test_review_sections_render_and_run_nothing(browser: Browser, tmp_path: Path) -> None:
-    report = _reviewed_report()
+async def test_review_sections_render_and_run_nothing(
+    browser: Browser, realistic_report: ReportInput, tmp_path: Path
+) -> None:
+    report = _reviewed_report(realistic_report)
     path = write_reports(tmp_path / "out", report, ["html"])["html"]
     page = await browser.new_page()
     await page.goto(path.as_uri())

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from conftest import REVIEWER, decide, export_rows, reviewing, row_of, to_csv
+from review_helpers import REVIEWER, decide, export_rows, reviewing, row_of, to_csv
 
 from crawler.remediation.audit import AuditLog
 from graph.decision_import import import_decisions

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import OTHER_REVIEWER, REVIEWER, decide, export_rows, reviewing, row_of, to_csv, write_run
+from review_helpers import OTHER_REVIEWER, REVIEWER, decide, export_rows, reviewing, row_of, to_csv, write_run
 
 from crawler.store import SnapshotStore
 from graph.decision_import import ImportRefused, import_decisions

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import (
+from review_helpers import (
     OTHER_REVIEWER,
     REVIEWER,
     SETTINGS,
