@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.config import Config
 from crawler.coverage import SourceCoverage
@@ -32,6 +33,9 @@ from crawler.remediation.plan import (
 from crawler.runs import RunInfo, utcnow
 from graph.model import SEVERITY_ORDER, Code, Finding, FindingSet, Severity
 from graph.rules import ReviewSettings
+
+if TYPE_CHECKING:
+    from graph.campaign import RunReview
 
 
 def _plain(value: Any) -> Any:
@@ -199,6 +203,28 @@ def seal_plan(
     return plan.model_copy(update={"plan_hash": plan.compute_hash(key)})
 
 
+@dataclass(frozen=True)
+class NotPlanned:
+    """A finding or revoke decision a plan does not carry out, and why."""
+
+    finding_id: str
+    portal: str | None
+    user_id: int | None
+    email: str | None
+    reason: str
+
+
+def protected_accounts(review: RunReview) -> dict[tuple[str, int], str]:
+    """Accounts no plan may touch — under a live exception, or excluded by a rule — and why."""
+    out: dict[tuple[str, int], str] = {}
+    for f in review.accepted:
+        if f.portal is not None and f.learnupon_user_id is not None:
+            out[(f.portal, f.learnupon_user_id)] = f"under a live exception ({review.state(f).note})"
+    for account, rule in review.exclusions.by_account.items():
+        out.setdefault(account, f"excluded by rule {rule}")
+    return out
+
+
 def plan_from_snapshot(
     db: Path,
     *,
@@ -208,9 +234,15 @@ def plan_from_snapshot(
     run_id: int | None = None,
     portals: Collection[str] = (),
     severities: Collection[Severity] = (),
+    left_out: list[NotPlanned] | None = None,
 ) -> Plan:
-    """Evaluate the run's findings (graph.api) and build the plan; settings and base_urls from `config`."""
+    """Evaluate the run's findings (graph.api) and build the plan; settings and base_urls from `config`.
+
+    Accounts under a live exception or excluded by a `[review] exclude` rule are never planned; each one
+    left out is appended to `left_out`, with why.
+    """
     from graph.api import load_run
+    from graph.campaign import review_of
 
     if not db.exists():
         raise PlanError(f"--db: no snapshot at {db}")
@@ -225,7 +257,19 @@ def plan_from_snapshot(
     except LookupError as exc:
         raise PlanError(f"--run: {exc}") from None
     with ig:
+        ig.settings = replace(
+            ig.settings, exclude=tuple(review.exclude), max_exception_days=review.max_exception_days
+        )
         findings = ig.findings()
+        protected = protected_accounts(review_of(ig, ig.store))
+        kept = []
+        for f in findings.findings:
+            account = (f.portal or "", f.learnupon_user_id or 0)
+            if account not in protected:
+                kept.append(f)
+            elif left_out is not None and f.code is code:
+                left_out.append(NotPlanned(f.id, f.portal, f.learnupon_user_id, f.email, protected[account]))
+        findings = FindingSet(findings.run_id, kept, findings.unavailable, findings.recall_gaps)
         wanted = {(f.portal, f.learnupon_user_id) for f in findings.findings if f.code is code}
         accounts = ig.store.reader().user_records(ig.run.id, wanted)
         return build_plan(

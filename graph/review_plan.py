@@ -12,7 +12,6 @@ approves says who asked for every disable.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +21,15 @@ from crawler.store import SnapshotStore
 from graph.campaign import RunReview, open_review
 from graph.decisions import REVOKE, Decision, latest_decisions
 from graph.model import Finding, Severity
-from graph.remediation_plan import check_portals, ordered_severities, scope_portal, seal_plan
+from graph.remediation_plan import (
+    NotPlanned,
+    check_portals,
+    ordered_severities,
+    protected_accounts,
+    scope_portal,
+    seal_plan,
+)
 from graph.rules import ReviewSettings
-
-
-@dataclass(frozen=True)
-class NotPlanned:
-    """A revoke decision the plan does not carry out, and why."""
-
-    finding_id: str
-    portal: str | None
-    user_id: int | None
-    email: str | None
-    reason: str
-
-
-def _protected(review: RunReview) -> dict[tuple[str, int], str]:
-    """Accounts no plan may touch: under a live exception, or excluded by a rule — and why."""
-    out: dict[tuple[str, int], str] = {}
-    for f in review.accepted:
-        if f.portal is not None and f.learnupon_user_id is not None:
-            out[(f.portal, f.learnupon_user_id)] = f"under a live exception ({review.state(f).note})"
-    for account, rule in review.exclusions.by_account.items():
-        out.setdefault(account, f"excluded by rule {rule}")
-    return out
 
 
 def plan_from_review(
@@ -80,7 +64,7 @@ def _plan(
 ) -> tuple[Plan, list[NotPlanned]]:
     coverage = review.graph.coverage
     known = check_portals(coverage, portals, review.graph.run)
-    protected = _protected(review)
+    protected = protected_accounts(review)
     chosen: list[Finding] = []
     skipped: list[NotPlanned] = []
     annotations: dict[str, dict[str, Any]] = {}

@@ -59,7 +59,7 @@ from crawler.remediation.plan import (
 from crawler.terminal import escaped, visible
 
 if TYPE_CHECKING:
-    from graph.review_plan import NotPlanned
+    from graph.remediation_plan import NotPlanned
 from crawler.vocabulary import SEVERITY_ORDER, Code, Severity
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
@@ -216,8 +216,9 @@ def plan_command(
             from graph.remediation_plan import plan_from_snapshot
 
             plan = plan_from_snapshot(
-                db, code=code, config=cfg, key=key, run_id=run, portals=_split(portal), severities=severities
-            )
+                db, code=code, config=cfg, key=key, run_id=run, portals=_split(portal), severities=severities,
+                left_out=left_out,
+            )  # fmt: skip
         else:
             from graph.review_plan import plan_from_review
 

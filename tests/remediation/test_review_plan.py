@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -125,3 +125,36 @@ async def test_plan_needs_exactly_one_of_finding_and_from_review(estate) -> None
         assert code == 2 and "give one of --finding CODE or --from-review" in err
     code, _, err = await estate.cli(*base, "--from-review")
     assert code == 0 and "disable 0 account(s)" in err, err
+
+
+def test_a_finding_plan_never_touches_an_excepted_or_excluded_account(estate) -> None:
+    from graph.model import Code
+    from graph.remediation_plan import plan_from_snapshot
+
+    rows = _rows(estate)
+    orphans = [r for r in rows if r["finding"] == "idp_disabled_active" and r["email"]]
+    excepted, excluded = orphans[0], orphans[1]
+    until = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    excepted.update(decision="exception", scope="account", reason="board observer", expires_at=until)
+    _import(estate, rows)
+    config = estate.write_config(estate.tmp / "excluding.toml")
+    rule = f'[[review.exclude]]\nid = "kiosk"\nreason = "shared"\nemail = "{excluded["email"]}"\n\n'
+    config.write_text(config.read_text().replace("[remediation]", rule + "[remediation]"))
+    left_out: list = []
+    plan = plan_from_snapshot(estate.db, code=Code.IDP_DISABLED_ACTIVE, config=estate.config(config), key=KEY,
+                              left_out=left_out)  # fmt: skip
+    planned = {(a.portal, a.user_id) for a in plan.actions}
+    for row in (excepted, excluded):
+        assert (row["portal"], int(row["learnupon_user_id"])) not in planned
+    reasons = {(n.portal, n.user_id): n.reason for n in left_out}
+    assert reasons[(excepted["portal"], int(excepted["learnupon_user_id"]))].startswith(
+        "under a live exception"
+    )
+    assert reasons[(excluded["portal"], int(excluded["learnupon_user_id"]))] == "excluded by rule kiosk"
+    expected = {
+        (r["portal"], int(r["learnupon_user_id"]))
+        for r in orphans
+        if r is not excepted
+        and r["email"].casefold() != excluded["email"].casefold()  # the rule: every portal
+    }
+    assert planned == expected
