@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from feed_helpers import Clock, drain, hostile_url, idp, items, last_cursor, opened
 
 from crawler.config import CrawlConfig
-from crawler.errors import AuthError, ClientRequestError, SourceError, TransientError
+from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError, TransientError
 from crawler.feeds import google_reports
 from crawler.feeds.google_reports import parse_activity
 from crawler.http import BodyTooLarge
@@ -172,12 +172,13 @@ async def test_unreadable_activities_are_skipped_with_a_reason():
 
 
 async def test_quota_errors_back_off_and_a_503_is_retried(setup, private_key):
-    fake = GoogleFake(PEOPLE, public_key=private_key.public_key(), quota_errors=["userRateLimitExceeded"])
+    quota = ["userRateLimitExceeded", "rateLimitExceeded"]  # a 403 and a 429, as Google sends them
+    fake = GoogleFake(PEOPLE, public_key=private_key.public_key(), quota_errors=quota)
     fake, cfg = await setup(fake)
     async with opened(google_reports.open_feed, cfg) as feed:
         feed.http.controller.backoff_base = 0.01
         pages = await drain(feed, None)
-        assert feed.http.stats.throttled == 1 and pages[-1].caught_up
+        assert feed.http.stats.throttled == 2 and pages[-1].caught_up
         fake.faults.fail_from_page, fake.faults.fail_status = 1, 503
         with pytest.raises(TransientError, match="answered 503"):
             await drain(feed, last_cursor(pages))
@@ -226,6 +227,9 @@ async def test_misbehaving_report_hosts(setup, private_key, aiohttp_server):
     async def huge(request: web.Request) -> web.Response:
         return web.json_response({"items": [admin_activity("SUSPEND_USER", "a@acme.com", 1.8e9)] * 500})
 
+    async def missing(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"code": 404, "message": "Not Found", "errors": []}}, status=404)
+
     async def garbled(request: web.Request) -> web.Response:
         return web.json_response({"items": "none"}, headers={"Date": formatdate(usegmt=True)})
 
@@ -234,6 +238,7 @@ async def test_misbehaving_report_hosts(setup, private_key, aiohttp_server):
         (endless, CrawlConfig(max_pages_without_new=3), ListingNeverEnds, "brought nothing new"),
         (huge, CrawlConfig(max_body_bytes=64 * 1024), BodyTooLarge, "byte limit"),
         (garbled, None, SourceError, "no `items` list"),
+        (missing, None, NotFoundError, "answered 404"),
     ]
     for handler, crawl, error, message in cases:
         url = await hostile_url(aiohttp_server, handler)
