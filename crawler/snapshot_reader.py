@@ -211,5 +211,16 @@ class SnapshotReader:
         return [] if row is None else list(json.loads(row[0]))
 
     def previous_recorded_run(self, run_id: int) -> int | None:
-        row = self._rows("SELECT MAX(run_id) FROM finding_runs WHERE run_id < ?", (run_id,)).fetchone()
+        """The newest recorded crawl before `run_id`: a watch round's incremental run read a few people,
+        so what it did not find says nothing about the rest (it is never the run a diff compares with)."""
+        row = self._rows(
+            """SELECT MAX(f.run_id) FROM finding_runs f JOIN runs r ON r.id = f.run_id
+               WHERE f.run_id < ? AND r.kind = 'full'""",
+            (run_id,),
+        ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def run_kind(self, run_id: int) -> str | None:
+        """`full` (a crawl) or `incremental` (a watch round); None for a run that does not exist."""
+        row = self._rows("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else str(row[0])

@@ -20,7 +20,7 @@ from typing import Any
 from crawler.coverage import IDENTITIES, USERS
 from crawler.review_tables import record_findings, write_review_settings
 from crawler.snapshot_reader import HISTORY_COLUMNS, SnapshotReader
-from crawler.store import SnapshotStore
+from crawler.store import INCREMENTAL, SnapshotStore
 from graph.model import Code, FindingSet, Unavailable
 from graph.rules import FACTS, IDPS_FACT, ReviewSettings
 
@@ -147,6 +147,10 @@ class _RunChecks:
         snapshot = store.reader()
         withheld = snapshot.withheld(run_id)
         unavailable = [Unavailable(Code(u["code"]), u["scope"], u["reason"]) for u in withheld]
+        if snapshot.run_kind(run_id) == INCREMENTAL:
+            # A watch round looked a few people up: the records it read are facts (an account it read
+            # disabled settles a finding), but no listing of it was complete, so nothing is absent.
+            return cls(snapshot, run_id, unavailable, {}, False)
         coverage = store.coverage(run_id)
         users = {c.source: c.collection_complete(USERS) for c in coverage if c.kind == "learnupon"}
         idps = [c.collection_complete(IDENTITIES) for c in coverage if c.kind != "learnupon"]
