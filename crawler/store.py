@@ -364,8 +364,8 @@ class SnapshotStore:
     def latest_finished_crawl(self) -> RunInfo | None:
         """The newest full run that is not still running: what the watcher takes the estate to be."""
         row = self._db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE kind = ? AND status != 'running' ORDER BY id DESC LIMIT 1",
-            (FULL,),
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE kind = ? AND status != ? ORDER BY id DESC LIMIT 1",
+            (FULL, "running"),
         ).fetchone()
         return None if row is None else RunInfo(**dict(row))
 

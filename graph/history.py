@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from crawler.coverage import IDENTITIES, USERS
 from crawler.review_tables import record_findings, write_review_settings
 from crawler.snapshot_reader import HISTORY_COLUMNS, SnapshotReader
 from crawler.store import INCREMENTAL, SnapshotStore
-from graph.model import Code, FindingSet, Unavailable
+from graph.model import Code, Finding, FindingSet, Unavailable
 from graph.rules import FACTS, IDPS_FACT, ReviewSettings
 
 
@@ -38,12 +38,10 @@ def load_review_settings(store: SnapshotStore, run_id: int) -> ReviewSettings | 
 
 
 # --- recording ----------------------------------------------------------------------------------------------
-def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings | None = None) -> None:
-    """Record one run's findings. Idempotent: recording a run again replaces what it said before."""
-    run_id = findings.run_id
-    seen_at = store.reader().run_started_at(run_id)
-    unique = {f.id: f for f in findings.findings}
-    rows = [
+def history_rows(findings: Iterable[Finding]) -> list[tuple[Any, ...]]:
+    """The history rows of findings (one per id): what `crawler.review_tables` writes."""
+    unique = {f.id: f for f in findings}
+    return [
         (
             fid,
             f.code.value,
@@ -53,6 +51,13 @@ def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings 
         )
         for fid, f in unique.items()
     ]
+
+
+def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings | None = None) -> None:
+    """Record one run's findings. Idempotent: recording a run again replaces what it said before."""
+    run_id = findings.run_id
+    seen_at = store.reader().run_started_at(run_id)
+    rows = history_rows(findings.findings)
     record_findings(store, run_id, seen_at, rows, [asdict(u) for u in findings.unavailable])
     if settings is not None:
         save_review_settings(store, run_id, settings)
