@@ -285,7 +285,7 @@ class Watcher:
             ),
         )  # fmt: skip
         payload = {
-            **{k: v for k, v in finding.as_row().items() if k != "finding_id"},
+            **finding.as_row(),
             "idp_event": event,
             "detected_at": now,
             "run_id": run_id,
