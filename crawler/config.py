@@ -358,7 +358,9 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in IDP_TYPES and out.startswith("idps"):
+        elif (part in IDP_TYPES and out.startswith("idps")) or (
+            part in ALERT_TYPES and out.startswith("alerts")
+        ):
             continue
         else:
             out += f".{part}" if out else str(part)
@@ -449,6 +451,8 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> C
             where = f"{where}.type"
         if message.startswith(f"{where}:") or ("[" in message.split(":")[0] and ":" in message):
             raise ConfigError(message) from None
+        if "[" in where and re.match(r"^[a-z_]+: ", message):  # a table's check that names its own key
+            raise ConfigError(f"{where}.{message}") from None
         raise ConfigError(f"{where}: {message}") from None
     register_secrets(config)
     return config

@@ -41,32 +41,6 @@ NO_CRAWL = (
 )
 
 
-@dataclass(frozen=True)
-class AccountRow:
-    """A LearnUpon account a lookup read (the columns resolution reads)."""
-
-    portal: str
-    id: int
-    email: str | None
-    username: str | None
-    user_type: str | None
-    enabled: bool
-    last_sign_in_at: str | None
-    created_at: str | None
-
-    def row(self) -> tuple[Any, ...]:
-        return (
-            self.portal,
-            self.id,
-            self.email,
-            self.username,
-            self.user_type,
-            self.enabled,
-            self.last_sign_in_at,
-            self.created_at,
-        )
-
-
 @dataclass
 class Person:
     """The identities a crawl would join into one person, as rows `resolve` reads, and where each
@@ -205,7 +179,7 @@ class Estate:
         self,
         seed: Assertion,
         person: Person,
-        accounts: Sequence[AccountRow],
+        accounts: Sequence[tuple[Any, ...]],
         lookup_gaps: Mapping[str, str | None],
         *,
         run_id: int,
@@ -214,6 +188,7 @@ class Estate:
     ) -> Verdict:
         """`idp_disabled_active` for the accounts the lookups read, exactly as a crawl would judge them.
 
+        `accounts`: the rows the lookups read, in the columns of `SnapshotReader.accounts`;
         `lookup_gaps`: portal -> None when every lookup there was answered, else why not.
         """
         verdict = Verdict(identities=[f"{s}:{i}" for s, i in person.keys])
@@ -224,7 +199,7 @@ class Estate:
             )
             verdict.unavailable.append(Unavailable(Code.IDP_DISABLED_ACTIVE, "all", reason))
             return verdict
-        resolution = resolve((a.row() for a in accounts), person.identities, person.addresses)
+        resolution = resolve(accounts, person.identities, person.addresses)
         sources = Sources(portals=dict(lookup_gaps), idps=self.idp_gaps, quarantined=self.quarantined)
         findings, unavailable = idp_disabled_active(
             RuleInput(run_id, run_started_at, resolution, sources, self.settings)

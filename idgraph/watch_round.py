@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crawler.config import Config
 from crawler.errors import SourceError
-from crawler.feeds.events import AuditEvent, ChangeFeed, StatusChange
+from crawler.feeds.events import AuditEvent, ChangeFeed, FeedPage, StatusChange
 from crawler.http import SourceHttp
 from crawler.records import Identity, IdentityAddress, LUUser, canonical_utc
 from crawler.review_tables import add_findings
@@ -38,7 +38,7 @@ from crawler.watch.run import IncrementalRun
 from crawler.watch.tables import AssertedStatus, WatchFinding
 from crawler.watch.watched import REENABLED, reenabled, watched_accounts
 from graph.history import history_rows
-from graph.incremental import AccountRow, Estate, IdentityKey, Verdict
+from graph.incremental import Estate, IdentityKey, Verdict
 from graph.model import Finding
 from graph.rules import ReviewSettings, parse_time
 
@@ -151,33 +151,43 @@ class Watcher:
             self._index = (crawl.id, estate.address_index)
         return estate
 
-    async def _read_feed(
-        self, source: FeedSource, estate: Estate, run: IncrementalRun, report: RoundReport
-    ) -> None:
-        before = source.http.stats.requests
-        error = None
+    async def _follow(
+        self, cursor_key: str, feed: ChangeFeed[Any], handle: Callable[[FeedPage[Any]], Awaitable[None]]
+    ) -> str | None:
+        """Read a feed from its saved cursor, page by page: handle the page, deliver the outbox, and save
+        the page's cursor only once no alert waits. Returns why the feed failed, or None."""
         try:
-            async for page in source.feed.pages(tables.load_cursor(self.store, feed_key(source.name))):
-                if page.skipped:
-                    run.quarantine(source.name, source.kind, page.skipped)
-                for item in page.items:
-                    report.changes += 1
-                    await self._change(source, item, page.baseline, estate, run, report)
+            async for page in feed.pages(tables.load_cursor(self.store, cursor_key)):
+                await handle(page)
                 await self.outbox.deliver()
                 if self.outbox.settled():
-                    tables.save_cursor(self.store, feed_key(source.name), page.cursor)
+                    tables.save_cursor(self.store, cursor_key, page.cursor)
                 if page.caught_up:
                     break
         except SourceError as exc:
-            error = str(exc)
+            return str(exc)
+        return None
+
+    async def _read_feed(
+        self, source: FeedSource, estate: Estate, run: IncrementalRun, report: RoundReport
+    ) -> None:
+        async def handle(page: FeedPage[StatusChange]) -> None:
+            if page.skipped:
+                run.quarantine(source.name, source.kind, page.skipped)
+            for item in page.items:
+                report.changes += 1
+                await self._change(source, item, page.baseline, estate, run, report)
+
+        before = source.http.stats.requests
+        error = await self._follow(feed_key(source.name), source.feed, handle)
+        if error is not None:
             report.feed_errors[source.name] = error
             log.warning(
                 "feed %s: %s", source.name, error, extra={"event": "feed_failed", "source": source.name}
             )
-        finally:
-            requests = source.http.stats.requests - before
-            report.requests[source.name] += requests
-            run.feed_read(source.name, source.kind, requests=requests, error=error)
+        requests = source.http.stats.requests - before
+        report.requests[source.name] += requests
+        run.feed_read(source.name, source.kind, requests=requests, error=error)
 
     # --- one change -----------------------------------------------------------------------------------
     async def _change(
@@ -234,7 +244,7 @@ class Watcher:
             report.requests[portal] += spent
             if spent:
                 run.lookups(portal, (), error=None, requests=spent)
-        accounts: list[AccountRow] = []
+        accounts: list[tuple[Any, ...]] = []
         gaps: dict[str, str | None] = {}
         for answer in answers:
             run.lookups(answer.portal, answer.accounts, error=answer.error)
@@ -360,34 +370,27 @@ class Watcher:
         if not watched:
             return
         for audit in self.audits:
+
+            async def handle(page: FeedPage[AuditEvent], portal: str = audit.portal) -> None:
+                if page.skipped:
+                    run.quarantine(portal, "learnupon", page.skipped)
+                alerts = reenabled(page.items, watched)
+                if alerts:
+                    with self.store.transaction() as db:
+                        for alert_id, payload in alerts:
+                            if self.outbox.enqueue(
+                                db, alert_id, REENABLED, payload, finding_id=None, run_id=None
+                            ):
+                                report.reenabled += 1
+
             before = self.lookups.requests(audit.portal)
-            error = None
-            try:
-                async for page in audit.feed.pages(tables.load_cursor(self.store, audit_key(audit.portal))):
-                    if page.skipped:
-                        run.quarantine(audit.portal, "learnupon", page.skipped)
-                    alerts = reenabled(page.items, watched)
-                    if alerts:
-                        with self.store.transaction() as db:
-                            for alert_id, payload in alerts:
-                                if self.outbox.enqueue(
-                                    db, alert_id, REENABLED, payload, finding_id=None, run_id=None
-                                ):
-                                    report.reenabled += 1
-                    await self.outbox.deliver()
-                    if self.outbox.settled():
-                        tables.save_cursor(self.store, audit_key(audit.portal), page.cursor)
-                    if page.caught_up:
-                        break
-            except SourceError as exc:
-                error = str(exc)
+            error = await self._follow(audit_key(audit.portal), audit.feed, handle)
+            spent = self.lookups.requests(audit.portal) - before
+            report.requests[audit.portal] += spent
+            if error is not None:
                 report.feed_errors[f"{audit.portal} audit trail"] = error
                 log.warning("audit trail of %s: %s", audit.portal, error, extra={"source": audit.portal})
-            finally:
-                spent = self.lookups.requests(audit.portal) - before
-                report.requests[audit.portal] += spent
-                if error is not None:
-                    run.feed_read(audit.portal, "learnupon", requests=spent, error=error)
+                run.feed_read(audit.portal, "learnupon", requests=spent, error=error)
 
 
 def _older(moment: str | None, than: str | None) -> bool:
@@ -405,14 +408,7 @@ def _identity(assertion: AssertedStatus) -> Identity:
     )
 
 
-def _account(portal: str, user: LUUser) -> AccountRow:
-    return AccountRow(
-        portal,
-        user.id,
-        user.email,
-        user.username,
-        user.user_type,
-        user.enabled,
-        user.last_sign_in_at,
-        user.created_at,
-    )
+def _account(portal: str, user: LUUser) -> tuple[Any, ...]:
+    """A looked-up account as resolution reads it (the columns of `SnapshotReader.accounts`)."""
+    return (portal, user.id, user.email, user.username, user.user_type, user.enabled, user.last_sign_in_at,
+            user.created_at)  # fmt: skip

@@ -264,16 +264,21 @@ def enqueue(
 
 
 def due_deliveries(store: SnapshotStore, sink: str, now: float, limit: int = 100) -> list[OutboxAlert]:
-    """The sink's undelivered alerts whose back-off has passed, oldest first."""
+    """The sink's undelivered alerts in the order they were written, up to the first one still backing
+    off: a sink gets its alerts in order, so a later one never overtakes one that failed."""
     with store.transaction() as db:
         rows = db.execute(
-            """SELECT o.alert_id, o.finding_id, o.kind, o.payload, d.attempts
+            """SELECT o.alert_id, o.finding_id, o.kind, o.payload, d.attempts, d.next_attempt_at
                FROM watch_deliveries d JOIN watch_outbox o ON o.alert_id = d.alert_id
-               WHERE d.sink = ? AND d.delivered_at IS NULL AND d.next_attempt_at <= ?
-               ORDER BY o.rowid LIMIT ?""",
-            (sink, now, limit),
+               WHERE d.sink = ? AND d.delivered_at IS NULL ORDER BY o.rowid LIMIT ?""",
+            (sink, limit),
         ).fetchall()
-    return [OutboxAlert(*r) for r in rows]
+    due = []
+    for *alert, retry_at in rows:
+        if retry_at > now:
+            break
+        due.append(OutboxAlert(*alert))
+    return due
 
 
 def undelivered(store: SnapshotStore, sinks: Sequence[str]) -> dict[str, int]:

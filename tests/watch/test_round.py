@@ -9,6 +9,7 @@ from watch_helpers import AFTER_CRAWL, CRAWL_START, Directory, Rig, change, watc
 
 from crawler.store import INCREMENTAL
 from crawler.watch import tables
+from crawler.watch.sinks import DeliveryError
 from graph import history
 from graph.api import load_run
 from graph.model import Code
@@ -204,3 +205,37 @@ async def test_without_a_crawl_no_verdict_is_given_and_the_round_says_why(tmp_pa
     assert report.opened == [] and not report.complete
     assert any("run `idgraph crawl` first" in w for w in report.withheld)
     assert rig.alerts() == []
+
+
+class DownSink:
+    """A sink of our own that is down until told otherwise (the `Sink` interface, not an HTTP mock)."""
+
+    name = "pager"
+
+    def __init__(self) -> None:
+        self.down, self.taken = True, []
+
+    async def deliver(self, alert) -> None:
+        if self.down:
+            raise DeliveryError("pager: unavailable")
+        self.taken.append(alert.alert_id)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_cursor_waits_until_every_sink_took_every_alert(rig: Rig, monkeypatch) -> None:
+    pager = DownSink()
+    rig.extra_sinks.append(pager)
+    monkeypatch.setattr("crawler.watch.outbox.backoff_seconds", lambda attempts: 0.0)
+    rig.feeds["okta"].add(change("okta", "00ua", "disabled", "alice@acme.com"))
+    async with rig:
+        first = await rig.watcher.round()
+        assert first.pending_alerts == {"siem": 0, "pager": 2} and not first.complete
+        assert tables.load_cursor(rig.store, "idp:okta") is None  # the page will be read again
+        replay = await rig.watcher.round()  # read again: nothing new is judged or alerted
+        assert replay.opened == [] and len(rig.alerts()) == 2
+        pager.down = False
+        last = await rig.watcher.round()
+    assert last.complete and len(pager.taken) == 2
+    assert tables.load_cursor(rig.store, "idp:okta") == "1"

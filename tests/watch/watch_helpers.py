@@ -5,11 +5,10 @@ Neither is a mocked HTTP library; the end-to-end tests run the real feed clients
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -27,17 +26,10 @@ from crawler.watch.outbox import Outbox
 from crawler.watch.sinks import JsonLinesSink, Sink
 from idgraph.watch_round import FeedSource, Watcher
 
-
-def _graph_test_builders() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "graph" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_idgraph_graph_test_builders_watch", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SnapshotBuilder = _graph_test_builders().SnapshotBuilder
+# The graph tests' snapshot builder (tests/graph/conftest.py), written the way the crawler writes runs.
+SnapshotBuilder = runpy.run_path(str(Path(__file__).resolve().parents[1] / "graph" / "conftest.py"))[
+    "SnapshotBuilder"
+]
 CRAWL_START = "2026-06-01T00:00:00Z"
 AFTER_CRAWL = datetime(2026, 6, 2, 9, 0, tzinfo=UTC)
 
