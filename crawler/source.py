@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from crawler.config import CrawlConfig
 from crawler.coverage import CollectionCoverage
-from crawler.http import SourceHttp
+from crawler.http import SourceHttp, SourceLimits
+from crawler.paging_guard import PageLimits
 from crawler.store import SnapshotStore
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
@@ -106,6 +108,15 @@ class SourceContext:
                     label=record_label(raw),
                 )
         return out
+
+
+def apply_limits(http: SourceHttp, crawl: CrawlConfig) -> None:
+    """What a hostile server cannot make this source spend (body size, pages, Retry-After), from `[crawl]`."""
+    http.limits = SourceLimits(
+        max_body_bytes=crawl.max_body_bytes,
+        pages=PageLimits(crawl.max_pages_per_listing, crawl.max_pages_without_new),
+    )
+    http.controller.max_retry_after = crawl.max_retry_after_seconds
 
 
 # What a parse function raises for a record it cannot read.

@@ -197,23 +197,33 @@ class OktaCrawl:
             url, query = target, None  # the next link is complete: follow it as given
 
 
-def open_source(
-    cfg: OktaConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
-) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
-    """Okta's auth context: SSWS or Bearer token, its own session, limiter and concurrency cap."""
+def okta_http(
+    cfg: OktaConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig, controller: RateController
+) -> SourceHttp:
+    """One Okta auth context: SSWS or Bearer token, its own session, the given limiter, the concurrency cap.
+
+    The users crawl and the System Log feed each bring their own controller: Okta rates `/api/v1/logs`
+    in a bucket of its own, much lower than `/api/v1/users`.
+    """
     session = make_session(
         connector,
         total_timeout=crawl_config.request_timeout_seconds,
         connect_timeout=crawl_config.connect_timeout_seconds,
     )
-    controller = OktaRateController(ceiling=cfg.requests_per_minute, window_seconds=60)
 
     async def auth_headers() -> dict[str, str]:
         if cfg.token is None:
             raise AuthError(f"{cfg.name}: no API token (set ${cfg.token_env})")
         return {"Authorization": f"{cfg.auth_scheme} {cfg.token.get_secret_value()}"}
 
-    http = SourceHttp(
+    return SourceHttp(
         cfg.name, session, controller, max_concurrency=cfg.max_concurrency, auth_headers=auth_headers
     )
-    return http, OktaCrawl(cfg).run
+
+
+def open_source(
+    cfg: OktaConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
+) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
+    """Okta's auth context for the users crawl, paced by the org's `/users` rate headers."""
+    controller = OktaRateController(ceiling=cfg.requests_per_minute, window_seconds=60)
+    return okta_http(cfg, connector, crawl_config, controller), OktaCrawl(cfg).run
