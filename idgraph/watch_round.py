@@ -25,13 +25,13 @@ from typing import Any
 from crawler.config import Config
 from crawler.errors import SourceError
 from crawler.feeds.events import AuditEvent, ChangeFeed, FeedPage, StatusChange
-from crawler.http import SourceHttp
 from crawler.records import Identity, IdentityAddress, LUUser, canonical_utc
 from crawler.review_tables import add_findings
 from crawler.runs import utcnow
 from crawler.store import SnapshotStore
 from crawler.vocabulary import IdentityStatus, is_disabled
 from crawler.watch import tables
+from crawler.watch.feeds import AuditSource, FeedSource
 from crawler.watch.lookups import PortalLookups
 from crawler.watch.outbox import Outbox
 from crawler.watch.run import IncrementalRun
@@ -44,24 +44,6 @@ from graph.rules import ReviewSettings, parse_time
 
 log = logging.getLogger("idgraph.watch")
 OPENED, CLOSED = "finding_opened", "finding_closed"
-
-
-@dataclass
-class FeedSource:
-    """One IdP's change feed, on its own auth context."""
-
-    name: str
-    kind: str  # the IdP type
-    http: SourceHttp
-    feed: ChangeFeed[StatusChange]
-
-
-@dataclass
-class AuditSource:
-    """One portal's audit trail (on the portal's lookup `SourceHttp`)."""
-
-    portal: str
-    feed: ChangeFeed[AuditEvent]
 
 
 @dataclass

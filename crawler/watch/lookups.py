@@ -20,9 +20,9 @@ from crawler.errors import SourceError
 from crawler.http import SourceHttp
 from crawler.orchestrator import portal_source
 from crawler.records import LUUser
+from crawler.source import apply_limits
 from crawler.store import SnapshotStore
 
-LOOKUP_PURPOSE = "lookup"
 # (the portal's http, its base URL, one address) -> the accounts holding that address; SourceError when
 # the portal could not say.
 Search = Callable[[SourceHttp, str, str], Awaitable[list[LUUser]]]
@@ -51,6 +51,7 @@ class PortalLookups:
         self.https: dict[str, SourceHttp] = {}
         for portal in portals:
             http, _ = portal_source(portal, connector, crawl, store.learned_rate(portal.name))
+            apply_limits(http, crawl)  # body size, pages, Retry-After: as the crawl bounds the portal
             self.https[portal.name] = http
         self._search = search
         self._store = store

@@ -21,10 +21,11 @@ from crawler.ratelimit import RateController
 from crawler.records import LUUser
 from crawler.store import SnapshotStore
 from crawler.vocabulary import IdentityStatus
+from crawler.watch.feeds import FeedSource
 from crawler.watch.lookups import PortalLookups
 from crawler.watch.outbox import Outbox
 from crawler.watch.sinks import JsonLinesSink, Sink
-from idgraph.watch_round import FeedSource, Watcher
+from idgraph.watch_round import Watcher
 
 # The graph tests' snapshot builder (tests/graph/conftest.py), written the way the crawler writes runs.
 SnapshotBuilder = runpy.run_path(str(Path(__file__).resolve().parents[1] / "graph" / "conftest.py"))[
