@@ -13,14 +13,13 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import aiohttp
 import typer
 from rich.console import Console
 
 from crawler.config import Config, ConfigError, load_config
-from crawler.learnupon.lookup import find_accounts
 from crawler.logs import setup_logging
 from crawler.orchestrator import config_fingerprint
 from crawler.remediation.audit import AuditError
@@ -31,7 +30,9 @@ from crawler.watch.lookups import PortalLookups
 from crawler.watch.outbox import Outbox
 from crawler.watch.sinks import open_sinks
 from crawler.watch.watched import watched_accounts
-from idgraph.watch_round import RoundReport, Watcher
+
+if TYPE_CHECKING:  # the rules load when a watch runs, not for every `idgraph` command
+    from idgraph.watch_round import RoundReport
 
 EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_SNAPSHOT, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 console = Console(stderr=True)
@@ -63,6 +64,9 @@ async def watch(
     cfg: Config, db: Path, *, interval: float, once: bool, quiet: bool, stdout: TextIO | None = None
 ) -> int:
     """Rounds until cancelled (or one, with `once`); the exit code."""
+    from crawler.learnupon.lookup import find_accounts
+    from idgraph.watch_round import Watcher
+
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
     loop = asyncio.get_running_loop()
     with SnapshotStore(db) as store:

@@ -6,6 +6,7 @@ timestamp, and takes each `Idempotency-Key` once. The demo, the benchmark and th
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ class WebhookReceiver:
     secret: bytes
     fail_next: int = 0
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # idempotency key -> alert, first copy
+    received_at: dict[str, float] = field(default_factory=dict)  # idempotency key -> when first taken
     posts: int = 0  # every POST, whatever the answer
     repeats: int = 0  # verified POSTs of a key already taken (a redelivery the key absorbed)
     refused: int = 0  # bad signature or timestamp
@@ -43,4 +45,5 @@ class WebhookReceiver:
             self.repeats += 1
         else:
             self.alerts[key] = json.loads(body)
+            self.received_at[key] = time.time()
         return web.json_response({"ok": True})
