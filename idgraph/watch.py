@@ -135,7 +135,7 @@ def watch_command(
     ),
     interval: Annotated[
         float | None,
-        typer.Option("--interval", help="Seconds between rounds (default: [watch] interval_seconds)."),
+        typer.Option("--interval", help="Seconds between rounds (default: \\[watch] interval_seconds)."),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="One round, then exit (for cron).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings only.")] = False,
@@ -148,8 +148,8 @@ def watch_command(
 
     Each person an IdP newly disables is looked up in every portal (`/users/search`, one request per
     address), judged by the crawl's own rule against the newest crawl in --db, and every account still
-    enabled raises `idp_disabled_active` (the finding id a crawl would give) to every [[alerts]] sink — JSON
-    lines on stdout when none is configured. Re-enabled in the IdP closes it. Alerts are at least once,
+    enabled raises `idp_disabled_active` (the finding id a crawl would give) to every alert sink in the
+    config (JSON lines on stdout when none is configured). Re-enabled in the IdP closes it. Alerts are at least once,
     de-duplicated by alert_id, and survive restarts. Exit: --once 0 complete, 3 something incomplete
     (retried next round); 2 bad config; 4 snapshot error; 130 stopped (Ctrl-C, SIGTERM).
 
