@@ -149,9 +149,9 @@ def watch_command(
     Each person an IdP newly disables is looked up in every portal (`/users/search`, one request per
     address), judged by the crawl's own rule against the newest crawl in --db, and every account still
     enabled raises `idp_disabled_active` (the finding id a crawl would give) to every alert sink in the
-    config (JSON lines on stdout when none is configured). Re-enabled in the IdP closes it. Alerts are at least once,
-    de-duplicated by alert_id, and survive restarts. Exit: --once 0 complete, 3 something incomplete
-    (retried next round); 2 bad config; 4 snapshot error; 130 stopped (Ctrl-C, SIGTERM).
+    config (JSON lines on stdout when none is configured). Re-enabled in the IdP closes it. Alerts are
+    at least once, de-duplicated by alert_id, and survive restarts. Exit: --once 0 complete, 3 something
+    incomplete (retried next round); 2 bad config; 4 snapshot error; 130 stopped (Ctrl-C, SIGTERM).
 
     Example: idgraph watch --config idgraph.toml --db snapshots.db --interval 60
     """
