@@ -25,7 +25,7 @@ from crawler.orchestrator import config_fingerprint
 from crawler.remediation.audit import AuditError
 from crawler.store import INCREMENTAL, SnapshotStore
 from crawler.terminal import escaped
-from crawler.watch.feeds import close_feeds, open_audit_trails, open_idp_feeds
+from crawler.watch.feeds import close_feeds, open_audit_trails, open_idp_feeds, without_feed
 from crawler.watch.lookups import PortalLookups
 from crawler.watch.outbox import Outbox
 from crawler.watch.sinks import open_sinks
@@ -46,6 +46,10 @@ def check_config(cfg: Config, db: Path) -> None:
     """What `watch` needs beyond a valid config; UsageError naming the field, before anything is written."""
     if not cfg.portals:
         raise UsageError("portals: watch needs at least one portal to look people up in")
+    without = without_feed(cfg)
+    if len(without) == len(cfg.idps):
+        reasons = "; ".join(without.values()) or "the config names no IdP"
+        raise UsageError(f"idps: no IdP in the config has a change feed ({reasons})")
     if not db.exists():
         raise UsageError(
             f"--db: no snapshot at {db}; run `idgraph crawl` first: the watcher stands on a crawl"
@@ -73,15 +77,11 @@ async def watch(
         for run in store.runs(INCREMENTAL):
             if run.status == "running":  # a round killed before it finished: what it wrote stays
                 store.finish_run(run.id)
-        feeds, without = open_idp_feeds(cfg, connector)
+        feeds = open_idp_feeds(cfg, connector)
         lookups = PortalLookups(cfg.portals, connector, cfg.crawl, store, find_accounts)
         outbox = Outbox(store, open_sinks(cfg.alerts, connector, stdout))
         try:
-            if not feeds:
-                raise UsageError(
-                    f"idps: no IdP in the config has a change feed ({'; '.join(without.values())})"
-                )
-            for name, reason in without.items():
+            for name, reason in without_feed(cfg).items():
                 console.print(f"[yellow]{escaped(name)}:[/] {escaped(reason)}", highlight=False)
             audits = open_audit_trails(cfg, lookups) if cfg.watch.remediation_log else []
             watcher = Watcher(cfg, store, outbox, lookups, feeds, audits, config_fingerprint(cfg))

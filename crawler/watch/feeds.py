@@ -39,20 +39,25 @@ class AuditSource:
     feed: ChangeFeed[AuditEvent]
 
 
-def open_idp_feeds(
-    config: Config, connector: aiohttp.BaseConnector
-) -> tuple[list[FeedSource], dict[str, str]]:
-    """A feed per IdP that has one; and, for the others, why the watcher cannot follow them."""
+def without_feed(config: Config) -> dict[str, str]:
+    """IdPs the watcher cannot follow, each with why: the daily crawl covers them."""
+    return {
+        idp.name: f"no change feed for {idp.type} IdPs; the daily crawl covers {idp.name}"
+        for idp in config.idps
+        if idp.type not in FEED_MODULES
+    }
+
+
+def open_idp_feeds(config: Config, connector: aiohttp.BaseConnector) -> list[FeedSource]:
+    """A feed per IdP that has one, each on its own auth context."""
     feeds: list[FeedSource] = []
-    without: dict[str, str] = {}
     for idp in config.idps:
-        module = FEED_MODULES.get(idp.type)
-        if module is None:
-            without[idp.name] = f"no change feed for {idp.type} IdPs; the daily crawl covers {idp.name}"
-            continue
-        http, feed = importlib.import_module(module).open_feed(idp, connector, config.crawl)
-        feeds.append(FeedSource(idp.name, idp.type, http, feed))
-    return feeds, without
+        if idp.type in FEED_MODULES:
+            http, feed = importlib.import_module(FEED_MODULES[idp.type]).open_feed(
+                idp, connector, config.crawl
+            )
+            feeds.append(FeedSource(idp.name, idp.type, http, feed))
+    return feeds
 
 
 def open_audit_trails(config: Config, lookups: PortalLookups) -> list[AuditSource]:
