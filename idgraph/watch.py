@@ -23,6 +23,7 @@ from crawler.config import Config, ConfigError, load_config
 from crawler.logs import setup_logging
 from crawler.orchestrator import config_fingerprint
 from crawler.remediation.audit import AuditError
+from crawler.remediation.keys import KeyMissing
 from crawler.store import INCREMENTAL, SnapshotStore
 from crawler.terminal import escaped
 from crawler.watch.feeds import close_feeds, open_audit_trails, open_idp_feeds, without_feed
@@ -60,7 +61,7 @@ def check_config(cfg: Config, db: Path) -> None:
             raise UsageError("watch.remediation_log: needs [remediation] key_env, to verify the log it reads")
         try:
             watched_accounts(cfg)
-        except AuditError as exc:
+        except (AuditError, KeyMissing) as exc:
             raise UsageError(f"watch.remediation_log: {exc}") from None
 
 

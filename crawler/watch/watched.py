@@ -18,6 +18,7 @@ from typing import Any
 from crawler.config import Config
 from crawler.feeds.events import AuditAction, AuditEvent
 from crawler.remediation.audit import read_entries
+from crawler.remediation.keys import resolve_key
 from crawler.runs import utcnow
 
 REENABLED = "account_reenabled"
@@ -41,10 +42,7 @@ def watched_accounts(config: Config) -> dict[tuple[str, str], WatchedAccount]:
     watched: dict[tuple[str, str], WatchedAccount] = {}
     log = config.watch.remediation_log
     if log is not None and log.exists():
-        key = config.remediation.key
-        if key is None:  # `idgraph watch` refuses this config before it gets here
-            raise ValueError("watch.remediation_log needs [remediation] key_env to verify the log")
-        for account in remediated(log, key.get_secret_value().encode()):
+        for account in remediated(log, resolve_key(config)):  # KeyMissing without [remediation] key_env
             watched[account.key] = account
     return watched
 

@@ -21,7 +21,7 @@ from crawler.ratelimit import RateController
 from crawler.records import LUUser
 from crawler.store import SnapshotStore
 from crawler.vocabulary import IdentityStatus
-from crawler.watch.feeds import FeedSource
+from crawler.watch.feeds import AuditSource, FeedSource
 from crawler.watch.lookups import PortalLookups
 from crawler.watch.outbox import Outbox
 from crawler.watch.sinks import JsonLinesSink, Sink
@@ -32,6 +32,7 @@ SnapshotBuilder = runpy.run_path(str(Path(__file__).resolve().parents[1] / "grap
     "SnapshotBuilder"
 ]
 CRAWL_START = "2026-06-01T00:00:00Z"
+REMEDIATION_KEY = "remediation-key-for-watch-tests"
 AFTER_CRAWL = datetime(2026, 6, 2, 9, 0, tzinfo=UTC)
 
 
@@ -41,13 +42,13 @@ class ListFeed:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.pages_list: list[tuple[tuple[StatusChange, ...], bool]] = []
+        self.pages_list: list[tuple[tuple[Any, ...], bool]] = []
         self.reads = 0
 
-    def add(self, *changes: StatusChange, baseline: bool = False) -> None:
+    def add(self, *changes: Any, baseline: bool = False) -> None:
         self.pages_list.append((changes, baseline))
 
-    async def pages(self, cursor: str | None) -> AsyncIterator[FeedPage[StatusChange]]:
+    async def pages(self, cursor: str | None) -> AsyncIterator[FeedPage[Any]]:
         start = int(cursor) if cursor else 0
         self.reads += 1
         if start >= len(self.pages_list):
@@ -91,7 +92,13 @@ class Directory:
 
 
 def watch_config(tmp_path: Path, portals: list[str], idps: list[str], **extra: Any) -> Config:
-    env = {"LU_USER": "u", "LU_KEY": "k", "OKTA_TOKEN": "t", "ENTRA_SECRET": "s"}
+    env = {
+        "LU_USER": "u",
+        "LU_KEY": "k",
+        "OKTA_TOKEN": "t",
+        "ENTRA_SECRET": "s",
+        "REMEDIATION_KEY": REMEDIATION_KEY,
+    }
     raw: dict[str, Any] = {
         "review": {"managed_domains": ["acme.com"]},
         "portals": [
@@ -131,6 +138,7 @@ class Rig:
         self.feeds = {i.name: ListFeed(i.name) for i in config.idps}
         self.connector: aiohttp.TCPConnector | None = None
         self.extra_sinks: list[Sink] = []
+        self.audit_feeds: dict[str, ListFeed] = {}
 
     async def __aenter__(self) -> Rig:
         self.connector = aiohttp.TCPConnector()
@@ -145,8 +153,9 @@ class Rig:
             )
             for name, feed in self.feeds.items()
         ]
+        audits = [AuditSource(portal, feed) for portal, feed in self.audit_feeds.items()]
         self.watcher = Watcher(
-            self.config, self.store, self.outbox, self.lookups, sources, fingerprint="test"
+            self.config, self.store, self.outbox, self.lookups, sources, audits, fingerprint="test"
         )
         return self
 
@@ -167,6 +176,7 @@ class Rig:
 
 __all__ = [
     "CRAWL_START",
+    "REMEDIATION_KEY",
     "Directory",
     "ListFeed",
     "Rig",
