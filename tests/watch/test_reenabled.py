@@ -20,7 +20,8 @@ def outcome(portal: str, user_id: int, email: str, action: str, **extra: object)
         "phase": "outcome", "command": "apply", "plan_hash": "p" * 64, "portal": portal, "user_id": user_id,
         "email": email, "action": action, "result": "done", "reason": "", "before": None,
         "after": {"enabled": action == "enable", "email": email}, "group": None,
-        "finding": "idp_disabled_active", "finding_id": f"f{user_id}", "undo_of": None, "idp_recheck": None, **extra,
+        "finding": "idp_disabled_active", "finding_id": f"f{user_id}", "undo_of": None, "idp_recheck": None,
+        **extra,
     }  # fmt: skip
 
 
