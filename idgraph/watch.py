@@ -70,6 +70,7 @@ async def watch(
 ) -> int:
     """Rounds until cancelled (or one, with `once`); the exit code."""
     from crawler.learnupon.lookup import find_accounts
+
     from idgraph.watch_round import Watcher
 
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)

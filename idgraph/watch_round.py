@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crawler.config import Config
-from crawler.errors import SourceError
-from crawler.feeds.events import AuditEvent, ChangeFeed, FeedPage, StatusChange
+from crawler.feeds.events import FeedPage, StatusChange
 from crawler.records import Identity, IdentityAddress, LUUser, canonical_utc
 from crawler.review_tables import add_findings
 from crawler.runs import utcnow
@@ -32,11 +31,12 @@ from crawler.store import SnapshotStore
 from crawler.vocabulary import IdentityStatus, is_disabled
 from crawler.watch import tables
 from crawler.watch.feeds import AuditSource, FeedSource
+from crawler.watch.follow import follow
 from crawler.watch.lookups import PortalLookups
 from crawler.watch.outbox import Outbox
 from crawler.watch.run import IncrementalRun
 from crawler.watch.tables import AssertedStatus, WatchFinding
-from crawler.watch.watched import REENABLED, reenabled, watched_accounts
+from crawler.watch.watched import read_audit_trails, watched_accounts
 from graph.history import history_rows
 from graph.incremental import Estate, IdentityKey, Verdict
 from graph.model import Finding
@@ -68,10 +68,6 @@ class RoundReport:
 
 def feed_key(source: str) -> str:
     return f"idp:{source}"
-
-
-def audit_key(portal: str) -> str:
-    return f"audit:{portal}"
 
 
 class Watcher:
@@ -133,23 +129,6 @@ class Watcher:
             self._index = (crawl.id, estate.address_index)
         return estate
 
-    async def _follow(
-        self, cursor_key: str, feed: ChangeFeed[Any], handle: Callable[[FeedPage[Any]], Awaitable[None]]
-    ) -> str | None:
-        """Read a feed from its saved cursor, page by page: handle the page, deliver the outbox, and save
-        the page's cursor only once no alert waits. Returns why the feed failed, or None."""
-        try:
-            async for page in feed.pages(tables.load_cursor(self.store, cursor_key)):
-                await handle(page)
-                await self.outbox.deliver()
-                if self.outbox.settled():
-                    tables.save_cursor(self.store, cursor_key, page.cursor)
-                if page.caught_up:
-                    break
-        except SourceError as exc:
-            return str(exc)
-        return None
-
     async def _read_feed(
         self, source: FeedSource, estate: Estate, run: IncrementalRun, report: RoundReport
     ) -> None:
@@ -161,7 +140,7 @@ class Watcher:
                 await self._change(source, item, page.baseline, estate, run, report)
 
         before = source.http.stats.requests
-        error = await self._follow(feed_key(source.name), source.feed, handle)
+        error = await follow(self.store, self.outbox, feed_key(source.name), source.feed, handle)
         if error is not None:
             report.feed_errors[source.name] = error
             log.warning(
@@ -348,31 +327,13 @@ class Watcher:
     async def _read_audit_trails(self, run: IncrementalRun, report: RoundReport) -> None:
         if not self.audits:
             return
-        watched = watched_accounts(self.config)
-        if not watched:
-            return
-        for audit in self.audits:
-
-            async def handle(page: FeedPage[AuditEvent], portal: str = audit.portal) -> None:
-                if page.skipped:
-                    run.quarantine(portal, "learnupon", page.skipped)
-                alerts = reenabled(page.items, watched)
-                if alerts:
-                    with self.store.transaction() as db:
-                        for alert_id, payload in alerts:
-                            if self.outbox.enqueue(
-                                db, alert_id, REENABLED, payload, finding_id=None, run_id=None
-                            ):
-                                report.reenabled += 1
-
-            before = self.lookups.requests(audit.portal)
-            error = await self._follow(audit_key(audit.portal), audit.feed, handle)
-            spent = self.lookups.requests(audit.portal) - before
-            report.requests[audit.portal] += spent
-            if error is not None:
-                report.feed_errors[f"{audit.portal} audit trail"] = error
-                log.warning("audit trail of %s: %s", audit.portal, error, extra={"source": audit.portal})
-                run.feed_read(audit.portal, "learnupon", requests=spent, error=error)
+        result = await read_audit_trails(
+            self.store, self.outbox, self.audits, watched_accounts(self.config), run
+        )
+        report.reenabled += result.reenabled
+        for portal, error in result.errors.items():
+            report.feed_errors[f"{portal} audit trail"] = error
+            log.warning("audit trail of %s: %s", portal, error, extra={"source": portal})
 
 
 def _older(moment: str | None, than: str | None) -> bool:

@@ -10,16 +10,21 @@ matched by (portal, casefolded email).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from crawler.config import Config
-from crawler.feeds.events import AuditAction, AuditEvent
+from crawler.feeds.events import AuditAction, AuditEvent, FeedPage
 from crawler.remediation.audit import read_entries
 from crawler.remediation.keys import resolve_key
 from crawler.runs import utcnow
+from crawler.store import SnapshotStore
+from crawler.watch.feeds import AuditSource
+from crawler.watch.follow import follow
+from crawler.watch.outbox import Outbox
+from crawler.watch.run import IncrementalRun
 
 REENABLED = "account_reenabled"
 
@@ -109,3 +114,40 @@ def reenabled(
             )
         )
     return alerts
+
+
+@dataclass
+class AuditRound:
+    reenabled: int = 0  # alerts written
+    errors: dict[str, str] = field(default_factory=dict)  # portal -> why its audit trail was not read
+
+
+async def read_audit_trails(
+    store: SnapshotStore,
+    outbox: Outbox,
+    audits: Sequence[AuditSource],
+    watched: Mapping[tuple[str, str], WatchedAccount],
+    run: IncrementalRun,
+) -> AuditRound:
+    """Each portal's audit trail from its cursor: an alert per enabled-again watched account (written once
+    per event: a window read twice writes nothing twice). Not read at all while nothing is watched."""
+    result = AuditRound()
+    if not watched:
+        return result
+    for audit in audits:
+
+        async def handle(page: FeedPage[AuditEvent], portal: str = audit.portal) -> None:
+            if page.skipped:
+                run.quarantine(portal, "learnupon", page.skipped)
+            alerts = reenabled(page.items, watched)
+            with store.transaction() as db:
+                for alert_id, payload in alerts:
+                    result.reenabled += outbox.enqueue(
+                        db, alert_id, REENABLED, payload, finding_id=None, run_id=None
+                    )
+
+        error = await follow(store, outbox, f"audit:{audit.portal}", audit.feed, handle)
+        if error is not None:
+            result.errors[audit.portal] = error
+            run.feed_read(audit.portal, "learnupon", requests=0, error=error)
+    return result
