@@ -196,6 +196,11 @@ class Watcher:
         person = estate.person(assertion)
         if targets is None:
             targets = [(p, a) for p in self.lookups.names for a in person.lookup_addresses()]
+            if not targets:  # a feed entry without an address, for someone no crawl has read
+                report.withheld.append(
+                    f"{assertion.source}:{assertion.idp_id}: no address is known for this identity, so its "
+                    "accounts cannot be looked up; the next crawl judges it"
+                )
         targets = list(targets)
         report.checked += 1
         before = {p: self.lookups.requests(p) for p in self.lookups.names}
@@ -313,8 +318,9 @@ class Watcher:
         for item in tables.owed_lookups(self.store):
             owed[(item.source, item.idp_id)].append((item.portal, item.address))
         for (source, idp_id), targets in owed.items():
-            assertion = tables.asserted_status(self.store, source, idp_id)
+            assertion = estate.overlays.get((source, idp_id))
             if assertion is None or not is_disabled(assertion.status):
+                # Active again, or a crawl since read everything this lookup was for: nothing is owed.
                 with self.store.transaction() as db:
                     tables.settle_lookups(db, source, idp_id, [("*", "*")])
                 continue

@@ -239,3 +239,23 @@ async def test_the_cursor_waits_until_every_sink_took_every_alert(rig: Rig, monk
         last = await rig.watcher.round()
     assert last.complete and len(pager.taken) == 2
     assert tables.load_cursor(rig.store, "idp:okta") == "1"
+
+
+async def test_a_lookup_owed_before_a_newer_crawl_is_settled_by_it(rig: Rig, snapshot) -> None:
+    rig.directory.failing.add("apac")
+    rig.feeds["okta"].add(change("okta", "00ua", "disabled", "alice@acme.com"))
+    async with rig:
+        assert (await rig.watcher.round()).owed
+        crawl(snapshot, alice="disabled", started_at="2026-06-03T00:00:00Z")  # it read apac's alice itself
+        calls = len(rig.directory.calls)
+        report = await rig.watcher.round()
+    assert report.complete and len(rig.directory.calls) == calls
+    assert tables.owed_lookups(rig.store) == []
+
+
+async def test_an_identity_without_any_known_address_is_reported_not_silently_dropped(rig: Rig) -> None:
+    rig.feeds["okta"].add(change("okta", "00unknown", "disabled"))
+    async with rig:
+        report = await rig.watcher.round()
+    assert not report.complete and rig.directory.calls == []
+    assert ["no address is known" in w for w in report.withheld] == [True]
