@@ -9,7 +9,7 @@ UPN unless it is a guest's `#EXT#` UPN; `otherMails` is often personal and never
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -121,14 +121,22 @@ class EntraCrawl:
             ctx.note(f"{missing_status} users came back without accountEnabled and were quarantined")
 
 
-def open_source(
-    cfg: EntraConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
-) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
-    """Entra's auth context: a client-credentials token, cached and renewed, on its own session."""
+def graph_http(
+    cfg: EntraConfig,
+    connector: aiohttp.BaseConnector,
+    crawl_config: CrawlConfig,
+    middlewares: Sequence[Any] = (),
+) -> SourceHttp:
+    """One Graph auth context: a client-credentials token, cached and renewed, on its own session.
+
+    The users crawl and the delta feed each open one; `middlewares` go on the session (the feed reads
+    Graph's sync-reset errors with one).
+    """
     session = make_session(
         connector,
         total_timeout=crawl_config.request_timeout_seconds,
         connect_timeout=crawl_config.connect_timeout_seconds,
+        middlewares=middlewares,
     )
     controller = ServerPacedController(cfg.name, ceiling=cfg.requests_per_minute, window_seconds=60)
 
@@ -150,5 +158,11 @@ def open_source(
             ) from None
         return token_from_response(response.body, cfg.name)
 
-    http = bearer_http(cfg.name, session, controller, crawl_config.max_concurrency_per_source, fetch_token)
-    return http, EntraCrawl(cfg).run
+    return bearer_http(cfg.name, session, controller, crawl_config.max_concurrency_per_source, fetch_token)
+
+
+def open_source(
+    cfg: EntraConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
+) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
+    """Entra's auth context for the users crawl."""
+    return graph_http(cfg, connector, crawl_config), EntraCrawl(cfg).run

@@ -68,3 +68,39 @@ def one_handler_app(handler: Callable[[web.Request], Any]) -> web.Application:
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", handler)
     return app
+
+
+def portal_cfg(base_url: str, username: str, password: str, name: str = "emea", **overrides: Any) -> Any:
+    """One `[[portals]]` entry, through the real config parser (credentials from the environment)."""
+    entry = {"name": name, "base_url": base_url, "username_env": "LU_U", "password_env": "LU_P", **overrides}
+    return parse_config({"portals": [entry]}, env={"LU_U": username, "LU_P": password}).portals[0]
+
+
+def portal_config(sim: Any, portal: Any, **overrides: Any) -> Any:
+    """The config of one simulated portal, at the portal's own rate limit unless overridden."""
+    name = portal.spec.name
+    limits = {"requests_per_minute": portal.spec.rate_limit_per_window, **overrides}
+    return portal_cfg(sim.base_url(name), *portal.credentials, name=name, **limits)
+
+
+async def hostile_url(aiohttp_server: Any, handler: Callable[[web.Request], Any]) -> str:
+    """Serve `handler` for every GET on loopback; the server's base URL."""
+    server = await aiohttp_server(one_handler_app(handler))
+    return f"http://{server.host}:{server.port}"
+
+
+@asynccontextmanager
+async def portal_http(cfg: Any, crawl: CrawlConfig | None = None) -> AsyncIterator[SourceHttp]:
+    """A portal's own `SourceHttp` (session, Basic auth, rate controller), as the crawl builds it."""
+    from crawler.orchestrator import portal_source
+    from crawler.source import apply_limits
+
+    crawl = crawl or CrawlConfig()
+    connector = aiohttp.TCPConnector()
+    http, _ = portal_source(cfg, connector, crawl)
+    apply_limits(http, crawl)
+    try:
+        yield http
+    finally:
+        await http.close()
+        await connector.close()
