@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from crawler.config import Config, ConfigError, load_config
+from crawler.learnupon.lookup import find_accounts
 from crawler.logs import setup_logging
 from crawler.orchestrator import config_fingerprint
 from crawler.remediation.audit import AuditError
@@ -69,7 +70,6 @@ async def watch(
     cfg: Config, db: Path, *, interval: float, once: bool, quiet: bool, stdout: TextIO | None = None
 ) -> int:
     """Rounds until cancelled (or one, with `once`); the exit code."""
-    from crawler.learnupon.lookup import find_accounts
 
     from idgraph.watch_round import Watcher
 

@@ -15,10 +15,11 @@ import aiohttp
 from crawler.config import Config
 from crawler.feeds.events import AuditEvent, ChangeFeed, StatusChange
 from crawler.http import SourceHttp
+from crawler.learnupon.audit_trail import AuditTrailFeed
 from crawler.watch.lookups import PortalLookups
 
 # IdP type -> the module whose `open_feed(cfg, connector, crawl_config)` returns (SourceHttp, feed).
-FEED_MODULES = {"okta": "crawler.feeds.okta_log"}
+FEED_MODULES = {"okta": "crawler.feeds.okta_log", "entra": "crawler.feeds.graph_delta"}
 
 
 @dataclass
@@ -62,8 +63,6 @@ def open_idp_feeds(config: Config, connector: aiohttp.BaseConnector) -> list[Fee
 
 def open_audit_trails(config: Config, lookups: PortalLookups) -> list[AuditSource]:
     """Each portal's audit trail, on the portal's lookup http (one budget per portal)."""
-    from crawler.learnupon.audit_trail import AuditTrailFeed  # only a watch with a remediation log reads it
-
     return [
         AuditSource(p.name, AuditTrailFeed(p.name, lookups.https[p.name], p.base_url))
         for p in config.portals
