@@ -18,13 +18,18 @@ INSERT INTO runs(started_at, finished_at, status)
 """
 
 
+def schema_2_snapshot(path: Path) -> Path:
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_2_RUNS)
+    db.close()
+    return path
+
+
 def test_a_schema_2_snapshot_gains_run_kinds_and_keeps_its_runs(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as db:
-        db.executescript(SCHEMA_2_RUNS)
+    path = schema_2_snapshot(tmp_path / "old.db")
     with SnapshotStore(path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 3
         [old] = store.runs()
+        assert store.schema_version() == SCHEMA_VERSION == 3
         assert (old.id, old.kind, old.status) == (1, FULL, "complete")
         watch_run = store.start_run([], kind=INCREMENTAL)
         store.finish_run(watch_run)
