@@ -31,7 +31,10 @@ from crawler.terminal import visible
 from crawler.watch.signing import signed_headers
 from crawler.watch.tables import OutboxAlert
 
-SINK_REQUESTS_PER_MINUTE = 120
+# A sink is not a shared API with an unknown limit: no slow start, just a ceiling (Slack documents about one
+# message a second per incoming webhook, with short bursts allowed).
+WEBHOOK_REQUESTS_PER_MINUTE = 600
+SLACK_REQUESTS_PER_MINUTE = 60
 SINK_ATTEMPTS = 3  # within one delivery; the outbox retries across rounds with a longer back-off
 SINK_BACKOFF_CAP_SECONDS = 2.0
 
@@ -204,23 +207,23 @@ def open_sinks(
             )
         elif isinstance(config, WebhookAlert):
             assert config.secret is not None
-            http = _sink_http(config.name, connector, config.timeout_seconds)
+            http = _sink_http(config.name, connector, config.timeout_seconds, WEBHOOK_REQUESTS_PER_MINUTE)
             sinks.append(
                 WebhookSink(config.name, config.url, config.secret.get_secret_value().encode(), http)
             )
         elif isinstance(config, SlackAlert):
             assert config.url is not None
-            http = _sink_http(config.name, connector, config.timeout_seconds)
+            http = _sink_http(config.name, connector, config.timeout_seconds, SLACK_REQUESTS_PER_MINUTE)
             sinks.append(SlackSink(config.name, config.url.get_secret_value(), http))
     return sinks
 
 
-def _sink_http(name: str, connector: aiohttp.BaseConnector, timeout: float) -> SourceHttp:
+def _sink_http(name: str, connector: aiohttp.BaseConnector, timeout: float, per_minute: int) -> SourceHttp:
     session = make_session(connector, total_timeout=timeout, connect_timeout=min(timeout, 15.0))
     return SourceHttp(
         f"alerts {name}",
         session,
-        RateController(ceiling=SINK_REQUESTS_PER_MINUTE),
+        RateController(ceiling=per_minute, initial_rate=per_minute / 60),
         max_concurrency=1,
         max_attempts=SINK_ATTEMPTS,
         backoff_cap_seconds=SINK_BACKOFF_CAP_SECONDS,

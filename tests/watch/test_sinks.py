@@ -187,3 +187,34 @@ def test_slack_and_webhook_secrets_come_from_the_environment_and_are_checked() -
         parse_config(
             {**base, "alerts": [{"name": "a", "type": "jsonl"}, {"name": "a", "type": "jsonl"}]}, env
         )
+
+
+async def test_slack_gets_a_text_message_and_its_plain_ok_answer_counts(tmp_path: Path) -> None:
+    received: list[dict] = []
+
+    async def incoming(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(text="ok")  # what Slack's incoming webhooks answer
+
+    app = web.Application()
+    app.router.add_post("/services/T0/B0/x", incoming)
+    served = await serve(app)
+    env = {"U": "u", "P": "p", "SLACK_URL": f"{served.url}/services/T0/B0/x"}
+    config = parse_config(
+        {"portals": [PORTAL], "alerts": [{"name": "chat", "type": "slack", "url_env": "SLACK_URL"}]}, env
+    )
+    connector = aiohttp.TCPConnector()
+    with SnapshotStore(tmp_path / "s.db") as store:
+        outbox = Outbox(store, open_sinks(config.alerts, connector))
+        try:
+            enqueue(store, outbox, 1)
+            report = await outbox.deliver()
+        finally:
+            await outbox.close()
+            await connector.close()
+            await served.close()
+    assert report.delivered == {"chat": 1}
+    assert (
+        received == [{"text": "idgraph alert finding_opened for p0@acme.com: f0"}]
+        or "p0@acme.com" in received[0]["text"]
+    )
