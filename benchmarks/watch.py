@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import signal
@@ -85,6 +86,7 @@ async def latency_and_cost(portals: int, interval: float, offboardings: int, see
         ]
         config = estate.config.model_copy(update={"alerts": alerts})
         people = offboarding_candidates(estate.db, estate.run_id, "okta")[:offboardings]
+        addresses = sum(len(estate.addresses(okta_id)) for okta_id, _, _ in people)
         searches0, logs0, started = _searches(estate), _log_requests(estate), time.time()
         task = asyncio.create_task(watch(config, estate.db, interval=interval, once=False, quiet=True))
         await asyncio.sleep(interval * 1.5)  # the feed starts (its baseline) before anyone leaves
@@ -118,6 +120,7 @@ async def latency_and_cost(portals: int, interval: float, offboardings: int, see
         "latencies": latencies,
         "searches": searches,
         "searches_per_person": searches / max(1, len(people)),
+        "addresses": addresses,
         "log_requests": logs,
         "log_per_round": logs / max(1.0, rounds),
     }
@@ -226,6 +229,7 @@ async def restarts(portals: int, offboardings: int, kills: int, seed: int) -> di
         "file_alerts": len(ids),
         "file_duplicates": len(ids) - len(set(ids)),
         "lost": len(expected - got),
+        "unexpected": len(got - expected),
         "webhook_keys": len(receiver.alerts),
         "webhook_redeliveries": receiver.repeats,
         "webhook_lost": len(set(ids) - set(receiver.alerts)),
@@ -257,22 +261,26 @@ deactivated in Okta at random moments; from the deactivation to the alert at the
 {statistics.median(lat):.2f} s, max {max(lat):.2f} s, against the target interval + 5 s = {bound:g} s
 ({"met" if max(lat) <= bound else "MISSED"}); {cost["alerts"]} of {cost["expected"]} expected alerts arrived.
 
-**API cost**: {cost["searches_per_person"]:.1f} `/users/search` requests per offboarded person
-({cost["portals"]} portals × {cost["searches_per_person"] / cost["portals"]:.2f} addresses a person), plus
-the one System Log request of the round that saw the event: {cost["searches_per_person"] + 1:.0f} ≤
-portals + 1 = {cost["portals"] + 1}. The feed costs {cost["log_per_round"]:.2f} System Log requests per round
-({cost["log_requests"]} in all), none on LearnUpon. A week of watching with {per_week} offboardings costs each
-portal {per_portal_week:.0f} requests ({per_portal_week / WEEKLY_BUDGET:.4%} of its 500,000-request week);
-with `[watch] remediation_log` the audit trail adds one request per portal per round: {audit_per_week:,.0f} a
-week at a {week_interval:g} s interval ({(per_portal_week + audit_per_week) / WEEKLY_BUDGET:.2%} in all).
+**API cost**: {cost["searches"]} `/users/search` requests for {cost["offboarded"]} offboarded people with
+{cost["addresses"]} addresses between them: one request per address per portal ({cost["searches"]} =
+{cost["portals"]} × {cost["addresses"]}), {cost["searches_per_person"]:.1f} per person. With the System Log
+request of the round that saw the event, a person with one address costs {cost["portals"] + 1} requests =
+portals + 1 (target met); each further address the IdP knows for the person costs one more request per
+portal, because an account may use it (completeness first: the watcher looks up every address a crawl would
+match). The feed costs {cost["log_per_round"]:.2f} System Log requests per round ({cost["log_requests"]} in
+all), none on LearnUpon. A week of watching with {per_week} offboardings costs each portal
+{per_portal_week:.0f} requests ({per_portal_week / WEEKLY_BUDGET:.4%} of its 500,000-request week); with
+`[watch] remediation_log` the audit trail adds one request per portal per round: {audit_per_week:,.0f} a week
+at a {week_interval:g} s interval ({(per_portal_week + audit_per_week) / WEEKLY_BUDGET:.2%} in all).
 
 **Restarts** ({kill["portals"]} portals, `idgraph watch` in a subprocess with `--interval 1`, SIGKILLed
 {kill["kills"]} times at random moments while {kill["offboarded"]} people left, lookups slowed to 10–80 ms):
-{kill["expected"]} alerts expected; the JSON-lines file holds {kill["file_alerts"]}, **{kill["lost"]} lost,
-{kill["file_duplicates"]} duplicated**; the webhook took {kill["webhook_keys"]} distinct idempotency keys
-({kill["webhook_lost"]} missing) and absorbed {kill["webhook_redeliveries"]} redeliveries of alerts whose
-delivery a kill cut off before it was recorded; {kill["pending_after"]} left undelivered; exit after SIGTERM
-{kill["exit_code"]}.
+{kill["expected"]} alerts expected (the simulator's enabled accounts on those people's addresses); the
+JSON-lines file holds {kill["file_alerts"]}: **{kill["lost"]} lost, {kill["file_duplicates"]} duplicated**
+({kill["unexpected"]} not expected).
+The webhook took {kill["webhook_keys"]} distinct idempotency keys ({kill["webhook_lost"]} missing) and
+absorbed {kill["webhook_redeliveries"]} redeliveries (a kill between the POST and recording it);
+{kill["pending_after"]} alerts left undelivered; exit after SIGTERM {kill["exit_code"]}.
 
 **Agreement**: a crawl afterwards gives {kill["crawl_findings"]} `idp_disabled_active` findings for the people
 who left; {"every one is" if kill["crawl_agrees"] else "NOT every one is"} a finding the watcher raised, with
@@ -291,6 +299,7 @@ async def main() -> None:
     parser.add_argument("--per-week", type=int, default=200, help="offboardings a week, for the budget share")
     parser.add_argument("--seed", type=int, default=19)
     args = parser.parse_args()
+    logging.getLogger("idgraph").setLevel(logging.ERROR)  # the in-process watcher's per-finding warnings
     command = (
         f".venv/bin/python -m benchmarks.watch --portals {args.portals} --interval {args.interval:g} "
         f"--offboardings {args.offboardings} --kill-portals {args.kill_portals} --stream {args.stream} "

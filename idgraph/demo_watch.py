@@ -27,6 +27,7 @@ from crawler.simulator.server import RunningSimulator, make_portals, run_simulat
 from crawler.snapshot_reader import SnapshotReader
 from crawler.store import SnapshotStore
 from crawler.terminal import plain
+from crawler.watch import tables
 from crawler.watch.receiver import WebhookReceiver
 from graph.resolve import load_resolution
 from idgraph.demo import DEMO_OKTA_TOKEN, DEMO_WINDOW_SECONDS, demo_config
@@ -63,18 +64,38 @@ class SimulatedEstate:
             )
         return "\n".join(lines) + "\n" + alerts
 
-    def enabled_accounts(self, address: str) -> dict[str, list[int]]:
-        """portal -> ids of the enabled accounts holding `address` right now (the simulator's truth)."""
-        out = {}
+    def addresses(self, okta_id: str) -> set[str]:
+        """The addresses the crawl read for this Okta user, casefolded."""
+        with SnapshotReader.open(self.db) as reader:
+            _, rows = reader.identities_of(self.run_id, [(self.config.idps[0].name, okta_id)])
+        return {row[2].casefold() for row in rows}
+
+    def enabled_accounts(self, okta_id: str) -> dict[str, list[int]]:
+        """portal -> ids of the enabled accounts holding any address the crawl read for this Okta user, as
+        the simulator has them now (the ground truth a watcher's alerts are checked against)."""
+        addresses = self.addresses(okta_id)
+        out: dict[str, list[int]] = {}
         for portal in self.sims:
-            ids = [
-                u
-                for u in portal.data.index.users_by_email.get(address.casefold(), [])
-                if portal.data.users[u]["enabled"]
-            ]
+            users, index = portal.data.users, portal.data.index.users_by_email
+            ids = sorted({u for a in addresses for u in index.get(a, []) if users[u]["enabled"]})
             if ids:
                 out[portal.spec.name] = ids
         return out
+
+    def processed(self, okta_ids: Sequence[str]) -> bool:
+        """Whether a watcher has recorded every one of these people disabled, owes no lookup and has
+        delivered every alert: what "done" means for a test or a benchmark."""
+        with SnapshotStore(self.db) as store:
+            done = all(
+                (status := tables.asserted_status(store, self.config.idps[0].name, i)) is not None
+                and status.status == "disabled"
+                for i in okta_ids
+            )
+            return (
+                done
+                and not tables.owed_lookups(store)
+                and all(r["delivered_at"] for r in tables.outbox(store))
+            )
 
 
 @asynccontextmanager

@@ -63,7 +63,7 @@ async def test_offboarding_in_okta_alerts_each_still_enabled_account_in_every_si
     tmp_path: Path,
 ) -> None:
     async with watched(tmp_path) as (estate, config, receiver, okta_id, address, enabled):
-        expected = estate.enabled_accounts(address)
+        expected = estate.enabled_accounts(okta_id)
         assert enabled == sum(len(ids) for ids in expected.values()) >= 1
         logs_before = len([e for e in estate.okta.exchanges if e.path == "/api/v1/logs"])
         searched_before = searches(estate)
@@ -105,7 +105,7 @@ async def test_a_portal_whose_search_fails_is_reported_incomplete_and_retried_ne
     tmp_path: Path,
 ) -> None:
     async with watched(tmp_path) as (estate, config, receiver, okta_id, address, enabled):
-        expected = estate.enabled_accounts(address)
+        expected = estate.enabled_accounts(okta_id)
         broken = sorted(expected)[0]
         portal = next(p for p in estate.sims if p.spec.name == broken)
         portal.faults = FaultConfig(broken_listings=frozenset({("users/search", "email", address)}))
