@@ -161,63 +161,52 @@ class WatchProcess:
 
 async def restarts(portals: int, offboardings: int, kills: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    receiver = WebhookReceiver(SECRET.encode())
-    hook = await serve(receiver.app())
-    names = [f"p{i:02d}" for i in range(portals)]
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        async with simulated_estate(
-            root / "k.db", names, users=USERS, seed=seed, logs_rate_limit=600
-        ) as estate:
-            config = root / "idgraph.toml"
-            config.write_text(estate.toml(_alert_tables(root / "alerts.jsonl", f"{hook.url}/a")))
-            people = offboarding_candidates(estate.db, estate.run_id, "okta")[:offboardings]
-            for portal in estate.sims:  # lookups take a while: kills land mid-batch
-                portal.faults = FaultConfig(latency=(0.01, 0.08))
-            process = WatchProcess(config, estate.db, {**estate.env, "HOOK": SECRET}, root / "watch.log")
-            await process.start()
-            for _ in range(300):
-                with SnapshotStore(estate.db) as store:
-                    if tables.load_cursor(store, "idp:okta") is not None:
-                        break
-                await asyncio.sleep(0.1)
-            kill_times = sorted(rng.uniform(0, offboardings * 0.5) for _ in range(kills))
-            leave_times = sorted(rng.uniform(0, offboardings * 0.5) for _ in range(offboardings))
-            events = sorted([(t, "kill") for t in kill_times] + [(t, "leave") for t in leave_times])
-            clock, left = 0.0, 0
-            for moment, what in events:
-                await asyncio.sleep(moment - clock)
-                clock = moment
-                if what == "kill":
-                    await process.kill()
-                    await process.start()
-                else:
-                    estate.okta.deactivate(people[left][0])
-                    left += 1
-            expected = {
-                (portal, user_id)
-                for _, address, _ in people
-                for portal, ids in estate.enabled_accounts(address).items()
-                for user_id in ids
-            }
-            for _ in range(1200):
-                lines = _lines(root / "alerts.jsonl")
-                if len({a["alert_id"] for a in lines}) >= len(expected) and len(receiver.alerts) >= len(
-                    expected
-                ):
-                    break
-                await asyncio.sleep(0.1)
-            code = await process.stop()
-            lines = _lines(root / "alerts.jsonl")
+    async with _estate(portals, seed, logs_rate_limit=600) as (estate, receiver, hook_url):
+        root = estate.db.parent
+        config = root / "idgraph.toml"
+        config.write_text(estate.toml(_alert_tables(root / "alerts.jsonl", hook_url)))
+        people = offboarding_candidates(estate.db, estate.run_id, "okta")[:offboardings]
+        for portal in estate.sims:  # lookups take a while: kills land mid-batch
+            portal.faults = FaultConfig(latency=(0.01, 0.08))
+        process = WatchProcess(config, estate.db, {**estate.env, "HOOK": SECRET}, root / "watch.log")
+        await process.start()
+        for _ in range(300):
             with SnapshotStore(estate.db) as store:
-                pending = sum(1 for row in tables.outbox(store) if not row["delivered_at"])
-                later = (await crawl(estate.config, store)).run_id
-                with load_run(store, later) as graph:
-                    offboarded = {address for _, address, _ in people}
-                    crawl_ids = {
-                        f.id for f in graph.findings().findings
-                        if f.code is Code.IDP_DISABLED_ACTIVE and f.person in offboarded
-                    }  # fmt: skip
+                if tables.load_cursor(store, "idp:okta") is not None:
+                    break
+            await asyncio.sleep(0.1)
+        kill_times = sorted(rng.uniform(0, offboardings * 0.5) for _ in range(kills))
+        leave_times = sorted(rng.uniform(0, offboardings * 0.5) for _ in range(offboardings))
+        events = sorted([(t, "kill") for t in kill_times] + [(t, "leave") for t in leave_times])
+        clock, left = 0.0, 0
+        for moment, what in events:
+            await asyncio.sleep(moment - clock)
+            clock = moment
+            if what == "kill":
+                await process.kill()
+                await process.start()
+            else:
+                estate.okta.deactivate(people[left][0])
+                left += 1
+        okta_ids = [okta_id for okta_id, _, _ in people]
+        expected = {
+            (p, i) for okta_id in okta_ids for p, ids in estate.enabled_accounts(okta_id).items() for i in ids
+        }
+        for _ in range(1200):
+            if estate.processed(okta_ids):
+                break
+            await asyncio.sleep(0.1)
+        code = await process.stop()
+        lines = _lines(root / "alerts.jsonl")
+        with SnapshotStore(estate.db) as store:
+            pending = sum(1 for row in tables.outbox(store) if not row["delivered_at"])
+            later = (await crawl(estate.config, store)).run_id
+            with load_run(store, later) as graph:
+                offboarded = {address for _, address, _ in people}
+                crawl_ids = {
+                    f.id for f in graph.findings().findings
+                    if f.code is Code.IDP_DISABLED_ACTIVE and f.person in offboarded
+                }  # fmt: skip
     ids = [a["alert_id"] for a in lines]
     got = {(a["portal"], a["learnupon_user_id"]) for a in lines}
     watch_ids = {a["finding_id"] for a in lines}

@@ -161,8 +161,11 @@ def _ignore_body(raw: bytes) -> None:
 
 
 def slack_escape(text: object) -> str:
-    """Data for Slack mrkdwn: `&`, `<`, `>` escaped (no link or @channel can be forged), controls shown."""
-    return visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Data for Slack mrkdwn: `&`, `<`, `>` escaped (no link or @channel can be forged), controls shown;
+    a missing value is `?`."""
+    return (
+        visible("?" if text is None else text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    )
 
 
 def slack_text(alert: Mapping[str, Any]) -> str:

@@ -14,10 +14,10 @@ import pytest
 from aiohttp import web
 
 from crawler.config import Config, parse_config
-from crawler.idp.fakes import serve
+from crawler.idp.fakes import ServedFake, serve
 from crawler.store import SnapshotStore
 from crawler.watch import tables
-from crawler.watch.outbox import BACKOFF_CAP_SECONDS, Outbox, backoff_seconds
+from crawler.watch.outbox import BACKOFF_CAP_SECONDS, DeliveryReport, Outbox, backoff_seconds
 from crawler.watch.receiver import WebhookReceiver
 from crawler.watch.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature, signed_headers, verify
 from crawler.watch.sinks import JsonLinesSink, open_sinks, slack_text
@@ -47,11 +47,24 @@ def enqueue(store: SnapshotStore, outbox: Outbox, n: int) -> list[str]:
     with store.transaction() as db:
         for i in range(n):
             alert_id = f"f{i}-opened-1"
-            outbox.enqueue(
-                db, alert_id, "finding_opened", {"email": f"p{i}@acme.com"}, finding_id=f"f{i}", run_id=2
-            )
+            payload = {"email": f"p{i}@acme.com", "finding_id": f"f{i}"}
+            outbox.enqueue(db, alert_id, "finding_opened", payload, finding_id=f"f{i}", run_id=2)
             ids.append(alert_id)
     return ids
+
+
+async def deliver_one(tmp_path: Path, config: Config, served: ServedFake) -> DeliveryReport:
+    """One alert through the configured sinks, once; the server is closed afterwards."""
+    connector = aiohttp.TCPConnector()
+    with SnapshotStore(tmp_path / "s.db") as store:
+        outbox = Outbox(store, open_sinks(config.alerts, connector))
+        try:
+            enqueue(store, outbox, 1)
+            return await outbox.deliver()
+        finally:
+            await outbox.close()
+            await connector.close()
+            await served.close()
 
 
 def test_the_signature_covers_timestamp_and_body_and_expires() -> None:
@@ -106,7 +119,7 @@ async def test_a_webhook_that_fails_then_recovers_gets_each_alert_once_signed(tm
         rows = tables.outbox(store)
     assert sorted(receiver.alerts) == ids and receiver.repeats == receiver.refused == 0
     assert receiver.alerts["f0-opened-1"] == {"alert_id": "f0-opened-1", "email": "p0@acme.com",
-                                              "type": "finding_opened"}  # fmt: skip
+                                              "finding_id": "f0", "type": "finding_opened"}  # fmt: skip
     assert all(r["delivered_at"] for r in rows) and rows[0]["attempts"] == 2
 
 
@@ -119,16 +132,7 @@ async def test_a_webhook_that_redirects_is_not_followed(tmp_path: Path) -> None:
     app.router.add_post("/hook", moved)
     served = await serve(app)
     config = hook_config(f"{served.url}/hook", "s3cret-value-long-enough")
-    connector = aiohttp.TCPConnector()
-    with SnapshotStore(tmp_path / "s.db") as store:
-        outbox = Outbox(store, open_sinks(config.alerts, connector))
-        try:
-            enqueue(store, outbox, 1)
-            report = await outbox.deliver()
-        finally:
-            await outbox.close()
-            await connector.close()
-            await served.close()
+    report = await deliver_one(tmp_path, config, served)
     assert "redirects are not followed" in report.failed["hook"] and "s3cret" not in report.failed["hook"]
 
 
@@ -203,18 +207,9 @@ async def test_slack_gets_a_text_message_and_its_plain_ok_answer_counts(tmp_path
     config = parse_config(
         {"portals": [PORTAL], "alerts": [{"name": "chat", "type": "slack", "url_env": "SLACK_URL"}]}, env
     )
-    connector = aiohttp.TCPConnector()
-    with SnapshotStore(tmp_path / "s.db") as store:
-        outbox = Outbox(store, open_sinks(config.alerts, connector))
-        try:
-            enqueue(store, outbox, 1)
-            report = await outbox.deliver()
-        finally:
-            await outbox.close()
-            await connector.close()
-            await served.close()
+    report = await deliver_one(tmp_path, config, served)
     assert report.delivered == {"chat": 1}
-    assert (
-        received == [{"text": "idgraph alert finding_opened for p0@acme.com: f0"}]
-        or "p0@acme.com" in received[0]["text"]
-    )
+    [message] = received
+    assert set(message) == {"text"} and message["text"].startswith(":rotating_light:")
+    assert "p0@acme.com is still enabled in LearnUpon" in message["text"]
+    assert message["text"].endswith("Finding f0")
