@@ -38,7 +38,7 @@ from crawler.config import JsonLinesAlert, WebhookAlert
 from crawler.idp.fakes import serve
 from crawler.orchestrator import crawl
 from crawler.simulator.faults import FaultConfig
-from crawler.store import SnapshotStore
+from crawler.store import INCREMENTAL, SnapshotStore
 from crawler.watch import tables
 from crawler.watch.receiver import WebhookReceiver
 from graph.api import load_run
@@ -200,6 +200,8 @@ async def restarts(portals: int, offboardings: int, kills: int, seed: int) -> di
         lines = _lines(root / "alerts.jsonl")
         with SnapshotStore(estate.db) as store:
             pending = sum(1 for row in tables.outbox(store) if not row["delivered_at"])
+            # a round the kill cut short never saved its coverage: the next process closed its run
+            cut_short = sum(1 for run in store.runs(INCREMENTAL) if not store.coverage(run.id))
             later = (await crawl(estate.config, store)).run_id
             with load_run(store, later) as graph:
                 offboarded = {address for _, address, _ in people}
@@ -223,6 +225,7 @@ async def restarts(portals: int, offboardings: int, kills: int, seed: int) -> di
         "webhook_redeliveries": receiver.repeats,
         "webhook_lost": len(set(ids) - set(receiver.alerts)),
         "pending_after": pending,
+        "cut_short": cut_short,
         "exit_code": code,
         "crawl_agrees": watch_ids == crawl_ids,
         "crawl_findings": len(crawl_ids),
@@ -263,7 +266,8 @@ all), none on LearnUpon. A week of watching with {per_week} offboardings costs e
 at a {week_interval:g} s interval ({(per_portal_week + audit_per_week) / WEEKLY_BUDGET:.2%} in all).
 
 **Restarts** ({kill["portals"]} portals, `idgraph watch` in a subprocess with `--interval 1`, SIGKILLed
-{kill["kills"]} times at random moments while {kill["offboarded"]} people left, lookups slowed to 10–80 ms):
+{kill["kills"]} times at random moments while {kill["offboarded"]} people left, lookups slowed to 10–80 ms;
+{kill["cut_short"]} kills cut a round short after it had recorded something):
 {kill["expected"]} alerts expected (the simulator's enabled accounts on those people's addresses); the
 JSON-lines file holds {kill["file_alerts"]}: **{kill["lost"]} lost, {kill["file_duplicates"]} duplicated**
 ({kill["unexpected"]} not expected).

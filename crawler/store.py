@@ -332,13 +332,14 @@ class SnapshotStore:
             )
         return run_id
 
-    def finish_run(self, run_id: int) -> str:
-        """Close a run; its status is `complete` only when every source completed."""
+    def finish_run(self, run_id: int, *, cut_short: bool = False) -> str:
+        """Close a run; its status is `complete` only when every source completed (and, with `cut_short`,
+        a run whose process died before it could say what it read, never)."""
         with self.transaction() as db:
             (incomplete,) = db.execute(
                 "SELECT COUNT(*) FROM coverage WHERE run_id = ? AND complete = 0", (run_id,)
             ).fetchone()
-            status = "complete" if incomplete == 0 else "incomplete"
+            status = "complete" if incomplete == 0 and not cut_short else "incomplete"
             db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (utcnow(), status, run_id))
         return status
 

@@ -78,7 +78,7 @@ async def watch(
     with SnapshotStore(db) as store:
         for run in store.runs(INCREMENTAL):
             if run.status == "running":  # a round killed before it finished: what it wrote stays
-                store.finish_run(run.id)
+                store.finish_run(run.id, cut_short=True)
         feeds = open_idp_feeds(cfg, connector)
         lookups = PortalLookups(cfg.portals, connector, cfg.crawl, store, find_accounts)
         outbox = Outbox(store, open_sinks(cfg.alerts, connector, stdout))

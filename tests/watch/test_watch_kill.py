@@ -99,4 +99,10 @@ async def test_sigkill_mid_batch_loses_no_alert_and_writes_none_twice(tmp_path: 
     assert set(receiver.alerts) == set(ids) and receiver.refused == 0
     with SnapshotStore(tmp_path / "s.db") as store:
         assert all(row["delivered_at"] for row in tables.outbox(store))
-        assert all(run.status != "running" for run in store.runs())
+        runs = store.runs()
+        assert all(run.status != "running" for run in runs)
+        assert all(
+            run.status == "incomplete"
+            for run in runs
+            if run.kind == "incremental" and not store.coverage(run.id)
+        )
