@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import logging
+import os
 import signal
+import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
@@ -23,6 +28,7 @@ from crawler.config import Config, ConfigError, load_config
 from crawler.learnupon.lookup import find_accounts
 from crawler.logs import setup_logging
 from crawler.orchestrator import config_fingerprint
+from crawler.private import FILE_MODE, PermissionsError
 from crawler.remediation.audit import AuditError
 from crawler.remediation.keys import KeyMissing
 from crawler.store import INCREMENTAL, SnapshotStore
@@ -38,6 +44,8 @@ if TYPE_CHECKING:  # the rules load when a watch runs, not for every `idgraph` c
 
 EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_SNAPSHOT, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 console = Console(stderr=True)
+log = logging.getLogger("idgraph.watch")
+SNAPSHOT_ERRORS = (sqlite3.Error, PermissionsError)
 
 
 class UsageError(Exception):
@@ -69,13 +77,13 @@ def check_config(cfg: Config, db: Path) -> None:
 async def watch(
     cfg: Config, db: Path, *, interval: float, once: bool, quiet: bool, stdout: TextIO | None = None
 ) -> int:
-    """Rounds until cancelled (or one, with `once`); the exit code."""
-
+    """Rounds until cancelled (or one, with `once`); the exit code. UsageError when another watcher
+    already follows this snapshot: two would race each other's cursors and sinks."""
     from idgraph.watch_round import Watcher
 
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
     loop = asyncio.get_running_loop()
-    with SnapshotStore(db) as store:
+    with _only_watcher(db), SnapshotStore(db) as store:
         for run in store.runs(INCREMENTAL):
             if run.status == "running":  # a round killed before it finished: what it wrote stays
                 store.finish_run(run.id, cut_short=True)
@@ -89,16 +97,45 @@ async def watch(
             watcher = Watcher(cfg, store, outbox, lookups, feeds, audits, config_fingerprint(cfg))
             while True:
                 started = loop.time()
-                report = await watcher.round()
-                _print_round(report, quiet=quiet, always=once)
-                if once:
-                    return EXIT_OK if report.complete else EXIT_INCOMPLETE
+                try:
+                    report = await watcher.round()
+                except SNAPSHOT_ERRORS:
+                    raise  # the snapshot failed: exit 4
+                except Exception as exc:  # a bug must not end a watch: what was committed stands
+                    kind = type(exc).__name__
+                    log.error(
+                        "watch round failed: internal error (%s); next round as usual", kind, exc_info=exc
+                    )
+                    if once:
+                        return EXIT_INCOMPLETE
+                else:
+                    _print_round(report, quiet=quiet, always=once)
+                    if once:
+                        return EXIT_OK if report.complete else EXIT_INCOMPLETE
                 await asyncio.sleep(max(0.0, started + interval - loop.time()))
         finally:
             await close_feeds(feeds)
             await lookups.close()
             await outbox.close()
             await connector.close()
+
+
+@contextlib.contextmanager
+def _only_watcher(db: Path) -> Iterator[None]:
+    """An exclusive lock beside the snapshot for as long as this watcher runs (released by the OS even on
+    SIGKILL)."""
+    path = Path(f"{db}.watch-lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(
+                f"--db: another `idgraph watch` is following {db}; one watcher per snapshot"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _print_round(report: RoundReport, *, quiet: bool, always: bool) -> None:
@@ -174,7 +211,7 @@ def watch_command(
         code = asyncio.run(_until_stopped(cfg, db, every, once, quiet))
     except UsageError as exc:
         raise cli._fail_usage(str(exc)) from None
-    except cli.SNAPSHOT_ERRORS as exc:
+    except SNAPSHOT_ERRORS as exc:
         raise cli._fail_snapshot(db, exc) from None
     if code == EXIT_INTERRUPTED:
         console.print("watch stopped", highlight=False)

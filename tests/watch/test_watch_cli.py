@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from crawler.config import load_config
 from crawler.store import SnapshotStore
 from idgraph.cli import app
+from idgraph.watch import _only_watcher, watch
 
 PORTAL = (
     '[[portals]]\nname = "emea"\nbase_url = "https://emea.example"\nusername_env = "U"\npassword_env = "P"\n'
@@ -56,3 +58,29 @@ def test_without_a_snapshot_watch_says_to_crawl_first_and_creates_none(tmp_path:
     assert result.exit_code == 2
     assert "run `idgraph crawl` first" in " ".join(result.output.split())
     assert list(tmp_path.iterdir()) == [config]
+
+
+def test_a_second_watcher_on_the_same_snapshot_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "idgraph.toml"
+    config.write_text(PORTAL + OKTA)
+    db = tmp_path / "snap.db"
+    SnapshotStore(db).close()
+    with _only_watcher(db):  # the first watcher holds the snapshot
+        result = CliRunner().invoke(
+            app, ["watch", "--config", str(config), "--db", str(db), "--once"], env=ENV
+        )
+    assert result.exit_code == 2
+    assert "another `idgraph watch` is following" in " ".join(result.output.split())
+
+
+async def test_a_round_that_fails_inside_does_not_end_the_watch(tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "idgraph.toml"
+    config.write_text(PORTAL + OKTA)
+    db = tmp_path / "snap.db"
+    SnapshotStore(db).close()
+
+    async def broken(self) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("idgraph.watch_round.Watcher.round", broken)
+    assert await watch(load_config(config, ENV), db, interval=1, once=True, quiet=True) == 3
