@@ -280,19 +280,32 @@ class IdpType:
     fake: str | None  # "module:Class" of the faithful fake server (crawler.idp.fakes); None for a file
     secrets: tuple[tuple[str, str], ...] = ()  # (env-var field, secret field it fills)
     lookup_by_email: bool = False  # `remediate apply` can re-check a person in it (remediation.idp_check)
+    feed: str | None = None  # module with `open_feed(cfg, connector, crawl_config)` (crawler.feeds); None:
+    # the IdP publishes no change feed, and only the daily crawl sees its changes
 
 
 IDP_TYPES: dict[str, IdpType] = {
     "okta": IdpType(
-        OktaConfig, "crawler.idp.okta", "crawler.idp.fakes.okta:OktaFake", (("token_env", "token"),), True
+        OktaConfig,
+        "crawler.idp.okta",
+        "crawler.idp.fakes.okta:OktaFake",
+        (("token_env", "token"),),
+        True,
+        feed="crawler.feeds.okta_log",
     ),
     "entra": IdpType(
         EntraConfig,
         "crawler.idp.entra",
         "crawler.idp.fakes.entra:EntraFake",
         (("client_secret_env", "client_secret"),),
+        feed="crawler.feeds.graph_delta",
     ),
-    "google": IdpType(GoogleConfig, "crawler.idp.google", "crawler.idp.fakes.google:GoogleFake"),
+    "google": IdpType(
+        GoogleConfig,
+        "crawler.idp.google",
+        "crawler.idp.fakes.google:GoogleFake",
+        feed="crawler.feeds.google_reports",
+    ),
     "scim": IdpType(
         ScimConfig, "crawler.idp.scim", "crawler.idp.fakes.scim:ScimFake", (("token_env", "token"),)
     ),

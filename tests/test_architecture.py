@@ -95,3 +95,7 @@ def test_every_idp_type_is_registered_once_with_a_config_a_source_and_a_fake() -
             module, _, cls = kind.fake.partition(":")
             assert isinstance(getattr(importlib.import_module(module), cls), type)
     assert set(LOOKUPS) == {name for name, kind in IDP_TYPES.items() if kind.lookup_by_email}
+    for name, kind in IDP_TYPES.items():
+        if kind.feed is not None:
+            assert callable(importlib.import_module(kind.feed).open_feed), name
+    assert {name for name, kind in IDP_TYPES.items() if kind.feed is None} == {"scim", "csv"}

@@ -28,7 +28,7 @@ from crawler.feeds.events import FeedPage, Skipped, StatusChange
 from crawler.http import SourceHttp
 from crawler.idp.auth_hint import auth_hint
 from crawler.idp.okta import OktaRateController, next_link, okta_http
-from crawler.idp.status import is_email, parse_time, same_origin_link
+from crawler.idp.status import format_time, is_email, parse_time, same_origin_link
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.source import apply_limits
 from crawler.vocabulary import IdentityStatus
@@ -64,7 +64,7 @@ class OktaCursor:
     published: datetime  # the largest `published` processed, or the start point
 
     def dump(self) -> str:
-        return json.dumps({"next": self.next, "published": _iso(self.published)}, sort_keys=True)
+        return json.dumps({"next": self.next, "published": format_time(self.published)}, sort_keys=True)
 
     @classmethod
     def load(cls, text: str) -> OktaCursor:
@@ -208,7 +208,7 @@ class OktaLogFeed:
             since = state.published - RESTART_OVERLAP
             state, baseline = OktaCursor(None, state.published), False
         query = {
-            "since": _iso(since),
+            "since": format_time(since),
             "sortOrder": "ASCENDING",
             "limit": str(self.limit),
             "filter": LIFECYCLE_FILTER,
@@ -229,10 +229,6 @@ class OktaLogFeed:
             elif parsed is not None:
                 skipped.append(parsed)
         return items, skipped, latest
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def open_feed(

@@ -77,10 +77,12 @@ def load_key(path: Path, source: str) -> ServiceAccountKey:
     )
 
 
-def make_assertion(key: ServiceAccountKey, subject: str, source: str, now: float | None = None) -> str:
+def make_assertion(
+    key: ServiceAccountKey, subject: str, source: str, now: float | None = None, scope: str = SCOPE
+) -> str:
     """The signed JWT Google exchanges for a token (RS256, one hour at most)."""
     issued = int(time.time() if now is None else now)
-    claims: dict[str, Any] = {"iss": key.client_email, "sub": subject, "scope": SCOPE, "aud": key.token_uri}
+    claims: dict[str, Any] = {"iss": key.client_email, "sub": subject, "scope": scope, "aud": key.token_uri}
     claims |= {"iat": issued, "exp": issued + 3600}
     headers = {"kid": key.private_key_id} if key.private_key_id else None
     try:
@@ -152,6 +154,15 @@ def parse_user(raw: Mapping[str, Any]) -> Identity:
     )
 
 
+def delegation_hint(cfg: GoogleConfig, last_error: LastError, scope: str = SCOPE) -> str:
+    """What a refused Google request most likely means, with the API's own reason when it gave one."""
+    reason = f"[reason: {redact(last_error.reason)}] " if last_error.reason else ""
+    return (
+        f"{reason}check the domain-wide delegation of {scope} for the service account "
+        f"and that {cfg.subject} is an admin"
+    )
+
+
 class GoogleCrawl:
     """The `users.list` listing of one customer into the snapshot."""
 
@@ -166,11 +177,7 @@ class GoogleCrawl:
             await self._walk(ctx)
 
     def _hint(self) -> str:
-        reason = f"[reason: {redact(self.last_error.reason)}] " if self.last_error.reason else ""
-        return (
-            f"{reason}check the domain-wide delegation of {SCOPE} for the service account "
-            f"and that {self.cfg.subject} is an admin"
-        )
+        return delegation_hint(self.cfg, self.last_error)
 
     async def _walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.base_url}/admin/directory/v1/users"
@@ -200,10 +207,12 @@ class GoogleCrawl:
             page_token = next_token
 
 
-def open_source(
-    cfg: GoogleConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
-) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
-    """Google's auth context. The key file is read when the crawl starts: a bad one fails this source only."""
+def google_http(
+    cfg: GoogleConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig, scope: str = SCOPE
+) -> tuple[SourceHttp, LastError]:
+    """One Google auth context for `scope`: a delegated service-account token, its own session (quota 403s
+    answered as throttling), limiter and key. The key file is read on first use: a bad one fails this
+    source only. `LastError` keeps the reason of the latest refusal, for a message worth reading."""
     last_error = LastError()
     session = make_session(
         connector,
@@ -218,7 +227,10 @@ def open_source(
         if not keys:
             keys.append(load_key(cfg.key_file, cfg.name))
         key = keys[0]
-        form = {"grant_type": JWT_BEARER, "assertion": make_assertion(key, cfg.subject, cfg.name)}
+        form = {
+            "grant_type": JWT_BEARER,
+            "assertion": make_assertion(key, cfg.subject, cfg.name, scope=scope),
+        }
         try:
             response = await token_endpoint.request("POST", key.token_uri, data=form, purpose="token")
         except (AuthError, ClientRequestError, NotFoundError) as exc:
@@ -229,4 +241,12 @@ def open_source(
         return token_from_response(response.body, cfg.name)
 
     http = bearer_http(cfg.name, session, controller, crawl_config.max_concurrency_per_source, fetch_token)
+    return http, last_error
+
+
+def open_source(
+    cfg: GoogleConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
+) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
+    """Google's auth context for the Directory listing."""
+    http, last_error = google_http(cfg, connector, crawl_config)
     return http, GoogleCrawl(cfg, last_error).run

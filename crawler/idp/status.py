@@ -205,6 +205,11 @@ def parse_time(value: Any) -> datetime | None:
     return None if parsed <= _EPOCH else parsed
 
 
+def format_time(moment: datetime) -> str:
+    """A timestamp as vendors' query parameters take it: RFC 3339, UTC, milliseconds and a Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 # --- paging --------------------------------------------------------------------------------------
 
 

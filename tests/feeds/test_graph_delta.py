@@ -11,7 +11,7 @@ from aiohttp import web
 from feed_helpers import Clock, drain, hostile_url, idp, items, last_cursor, opened
 
 from crawler.config import CrawlConfig
-from crawler.errors import AuthError, ClientRequestError, SourceError, TransientError
+from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError, TransientError
 from crawler.feeds import graph_delta
 from crawler.feeds.events import Skipped
 from crawler.http import BodyTooLarge
@@ -259,6 +259,9 @@ async def test_misbehaving_graph_hosts(aiohttp_server):
     async def no_link(request: web.Request) -> web.Response:
         return web.json_response({"value": []})
 
+    async def missing(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"code": "Request_ResourceNotFound", "message": "x"}}, status=404)
+
     async def always_gone(request: web.Request) -> web.Response:
         body = {"error": {"code": "syncStateNotFound", "message": "The sync state generation is not found."}}
         return web.json_response(body, status=400)
@@ -270,7 +273,8 @@ async def test_misbehaving_graph_hosts(aiohttp_server):
         (huge, CrawlConfig(max_body_bytes=64 * 1024), BodyTooLarge, "byte limit"),
         (no_value, None, SourceError, "no `value` list"),
         (no_link, None, SourceError, "neither nextLink nor deltaLink"),
-        (always_gone, None, ClientRequestError, "answered 410"),  # one fresh round per poll, not a loop
+        (always_gone, None, ClientRequestError, "answered 410"),
+        (missing, None, NotFoundError, "answered 404"),  # one fresh round per poll, not a loop
     ]
     for handler, crawl, error, message in cases:
         base.append(await hostile_url(aiohttp_server, handler))

@@ -23,6 +23,7 @@ from crawler.idp.fakes import Exchange, Faults
 from crawler.idp.fakes.directory import FakePerson
 from crawler.idp.fakes.okta import OktaFake, okta_user
 from crawler.idp.fakes.okta_logs import lifecycle_event
+from crawler.idp.status import format_time
 from crawler.paging_guard import ListingNeverEnds
 from crawler.vocabulary import IdentityStatus
 
@@ -71,7 +72,7 @@ async def test_first_poll_is_a_baseline_then_lifecycle_events_become_status_chan
     assert [(p.baseline, p.caught_up, p.items) for p in first] == [(True, True, ())]
     query = dict(logs(fake)[0].query)
     assert query == {
-        "since": okta_log._iso(datetime.fromtimestamp(clock.now - 1, UTC) - timedelta(minutes=5)),
+        "since": format_time(datetime.fromtimestamp(clock.now - 1, UTC) - timedelta(minutes=5)),
         "sortOrder": "ASCENDING",
         "limit": "1000",
         "filter": 'eventType sw "user.lifecycle"',
@@ -261,7 +262,7 @@ async def test_a_refused_next_link_restarts_by_time_with_an_overlap(aiohttp_serv
     refused, restart = logs(fake)[-2:]
     assert refused.status == 400 and "after" in dict(refused.query)
     published = datetime.fromisoformat(seen["published"].replace("Z", "+00:00"))
-    assert dict(restart.query)["since"] == okta_log._iso(published - timedelta(minutes=5))
+    assert dict(restart.query)["since"] == format_time(published - timedelta(minutes=5))
     assert [(p.baseline, [c.key for c in p.items]) for p in pages] == [(False, [seen["uuid"], new["uuid"]])]
     # `seen` comes again: the watcher's de-duplication by key absorbs it; `new` is not lost.
     validate_okta_log_exchanges(fake.exchanges)
@@ -277,7 +278,7 @@ async def test_a_cursor_past_okta_retention_starts_again_as_a_baseline(aiohttp_s
 
     assert [p.baseline for p in pages] == [True]
     since = dict(logs(fake)[0].query)["since"]
-    assert since == okta_log._iso(datetime.fromtimestamp(clock.now, UTC) - timedelta(minutes=5))
+    assert since == format_time(datetime.fromtimestamp(clock.now, UTC) - timedelta(minutes=5))
 
 
 async def test_a_next_link_to_another_host_is_refused_and_a_stored_one_never_followed(aiohttp_server):
@@ -418,8 +419,8 @@ async def test_the_fake_refuses_what_okta_refuses(aiohttp_server):
             assert 'rel="next"' in ",".join(response.headers.getall("Link"))  # polling: always a next
         day = timedelta(days=1)
         bounded = {
-            "since": okta_log._iso(datetime.now(UTC) - day),
-            "until": okta_log._iso(datetime.now(UTC) + day),
+            "since": format_time(datetime.now(UTC) - day),
+            "until": format_time(datetime.now(UTC) + day),
         }
         async with session.get(url, params=bounded) as response:
             assert len(await response.json()) == 1

@@ -23,8 +23,8 @@ from aiohttp import web
 from yarl import URL
 
 from crawler.idp.fakes import Exchange, Faults, Handler, recording_middleware
-from crawler.idp.fakes.directory import FakePerson, PersonLike, directory_from_people, iso
-from crawler.idp.fakes.okta_logs import LogQueryError, SystemLog, iso_ms, lifecycle_event
+from crawler.idp.fakes.directory import FakePerson, PersonLike, directory_from_people, iso, iso_ms
+from crawler.idp.fakes.okta_logs import LogQueryError, SystemLog, lifecycle_event
 
 OKTA_STATUS_OF = {
     "active": "ACTIVE",

@@ -17,11 +17,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 from yarl import URL
+
+from crawler.idp.fakes.directory import iso_ms, parse_instant
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -60,11 +62,6 @@ _FILTER_FIELDS = {
     "transaction.id",
 }
 _TERM = re.compile(r'^\s*\(?\s*([A-Za-z_][A-Za-z0-9_.]*)\s+(eq|sw|co|ne)\s+"([^"]*)"\s*\)?\s*$')
-
-
-def iso_ms(moment: float) -> str:
-    """Okta's timestamp format: UTC, milliseconds, `Z`."""
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def lifecycle_event(
@@ -185,7 +182,7 @@ class SystemLog:
         now = self.clock()
         wait = self.persistence_delay if delay is None else delay
         self._seq += 1
-        published = _parse(event.get("published")) if isinstance(event.get("published"), str) else None
+        published = parse_instant(event.get("published")) if isinstance(event.get("published"), str) else None
         self.events.append(
             _Stored(int((now + wait) * 1000), self._seq, int((published or now) * 1000), event)
         )
@@ -207,7 +204,7 @@ class SystemLog:
             raise LogQueryError(
                 400, "E0000001", "Api validation failed: since and after cannot both be given"
             )
-        since, until = _parse(query.get("since")), _parse(query.get("until"))
+        since, until = parse_instant(query.get("since")), parse_instant(query.get("until"))
         for name, value in (("since", since), ("until", until)):
             if name in query and value is None:
                 raise LogQueryError(400, "E0000001", f"Api validation failed: {name}")
@@ -279,16 +276,6 @@ class SystemLog:
         return response
 
 
-def _parse(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-
-
 def _position(token: str) -> tuple[int, int] | None:
     ms, _, seq = token.partition("_")
     if not (ms.isdigit() and seq.isdigit()):
@@ -354,4 +341,4 @@ def _has_keywords(event: Mapping[str, Any], q: str | None) -> bool:
     return all(word.casefold() in text for word in q.split())
 
 
-__all__ = ["DISPLAY", "LogQueryError", "SystemLog", "iso_ms", "lifecycle_event"]
+__all__ = ["DISPLAY", "LogQueryError", "SystemLog", "lifecycle_event"]
