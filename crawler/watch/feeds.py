@@ -6,20 +6,17 @@ An IdP type without a feed (SCIM, a CSV export) is named with the reason: the da
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
 
-from crawler.config import Config
+from crawler.config import IDP_TYPES, Config
 from crawler.feeds.events import AuditEvent, ChangeFeed, StatusChange
+from crawler.feeds.registry import no_feed, open_idp_feed
 from crawler.http import SourceHttp
 from crawler.learnupon.audit_trail import AuditTrailFeed
 from crawler.watch.lookups import PortalLookups
-
-# IdP type -> the module whose `open_feed(cfg, connector, crawl_config)` returns (SourceHttp, feed).
-FEED_MODULES = {"okta": "crawler.feeds.okta_log", "entra": "crawler.feeds.graph_delta"}
 
 
 @dataclass
@@ -42,22 +39,16 @@ class AuditSource:
 
 def without_feed(config: Config) -> dict[str, str]:
     """IdPs the watcher cannot follow, each with why: the daily crawl covers them."""
-    return {
-        idp.name: f"no change feed for {idp.type} IdPs; the daily crawl covers {idp.name}"
-        for idp in config.idps
-        if idp.type not in FEED_MODULES
-    }
+    return {idp.name: no_feed(idp) for idp in config.idps if IDP_TYPES[idp.type].feed is None}
 
 
 def open_idp_feeds(config: Config, connector: aiohttp.BaseConnector) -> list[FeedSource]:
-    """A feed per IdP that has one, each on its own auth context."""
+    """A feed per IdP that has one, each on its own auth context (the one registry: `IDP_TYPES`)."""
     feeds: list[FeedSource] = []
     for idp in config.idps:
-        if idp.type in FEED_MODULES:
-            http, feed = importlib.import_module(FEED_MODULES[idp.type]).open_feed(
-                idp, connector, config.crawl
-            )
-            feeds.append(FeedSource(idp.name, idp.type, http, feed))
+        opened = open_idp_feed(idp, connector, config.crawl)
+        if opened is not None:
+            feeds.append(FeedSource(idp.name, idp.type, *opened))
     return feeds
 
 
