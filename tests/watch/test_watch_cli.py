@@ -24,7 +24,7 @@ ENV = {"U": "user", "P": "password-value", "T": "token-value", "HOOK": "hook-sec
     ("toml", "args", "message"),
     [
         (OKTA, [], "portals: watch needs at least one portal"),
-        (PORTAL + SCIM, [], "idps: no IdP in the config has a change feed (no change feed for idp hr; the daily"),
+        (PORTAL + SCIM, [], "idps: no IdP in the config has a change feed (no change feed for idp hr;"),
         (PORTAL, [], "idps: no IdP in the config has a change feed (the config names no IdP)"),
         (PORTAL + OKTA + '[watch]\nremediation_log = "audit.jsonl"\n', [],
          "watch.remediation_log: needs [remediation] key_env"),
