@@ -121,6 +121,21 @@ class Estate:
         rows, _ = self.reader.identities_of(self.crawl.id, [key])
         return (rows[0][3], rows[0][2]) if rows else None
 
+    def identity_id(self, source: str, idp_id: str, addresses: Iterable[str]) -> str:
+        """The id the crawl knows this identity by. A feed that names people by email (Google's reports)
+        gives an id no crawl has; then the one identity of that IdP holding one of its addresses is it
+        (with several, or none, the feed's id stays: the rule then sees exactly what a crawl would)."""
+        if (source, idp_id) in self.overlays or self.status_of((source, idp_id)) is not None:
+            return idp_id
+        holders = {
+            key
+            for address in addresses
+            for key in self.address_index.get(fold(address), set())
+            | {k for k, a in self.overlays.items() if fold(address) in {fold(x) for x in a.addresses}}
+            if key[0] == source
+        }
+        return next(iter(holders))[1] if len(holders) == 1 else idp_id
+
     def person(self, seed: Assertion) -> Person:
         """Every identity sharing an address with `seed`, transitively, as the crawl would group them,
         with `seed`'s own status (the feed's) over everything else's."""

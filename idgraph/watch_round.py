@@ -155,7 +155,8 @@ class Watcher:
         self, source: FeedSource, item: StatusChange, baseline: bool, estate: Estate, run: IncrementalRun,
         report: RoundReport,
     ) -> None:  # fmt: skip
-        key = (source.name, item.idp_id)
+        idp_id = estate.identity_id(source.name, item.idp_id, item.addresses)
+        key = (source.name, idp_id)
         observed = canonical_utc(item.observed_at) if item.observed_at else None
         prior = estate.overlays.get(key)
         if _older(observed, prior.observed_at if prior else None):
@@ -167,7 +168,7 @@ class Watcher:
             return  # nothing new: a replay, or a second event for the same state
         addresses = tuple(dict.fromkeys((*item.addresses, *(prior.addresses if prior else ()))))
         assertion = AssertedStatus(
-            source.name, item.idp_id, item.status.value, item.raw, observed, item.key, addresses, run.ensure()
+            source.name, idp_id, item.status.value, item.raw, observed, item.key, addresses, run.ensure()
         )
         run.identity(source.name, source.kind, _identity(assertion))
         event = {"source": source.name, "idp_id": item.idp_id, "raw": item.raw, "observed_at": observed,

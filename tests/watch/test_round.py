@@ -259,3 +259,15 @@ async def test_an_identity_without_any_known_address_is_reported_not_silently_dr
         report = await rig.watcher.round()
     assert not report.complete and rig.directory.calls == []
     assert ["no address is known" in w for w in report.withheld] == [True]
+
+
+async def test_a_feed_that_names_people_by_email_is_matched_to_the_crawls_identity(rig: Rig) -> None:
+    """Google's reports name the user by email, the crawl by Google's id: the two are one identity."""
+    rig.feeds["okta"].add(change("okta", "00uc", "disabled", "carol@acme.com"))
+    rig.feeds["entra"].add(change("entra", "carol@acme.com", "disabled", "Carol@acme.com"))
+    async with rig:
+        report = await rig.watcher.round()
+    assert len(report.opened) == 1 and report.withheld == []  # not a collision of two "entra" identities
+    [alert] = rig.alerts()
+    assert alert["evidence"]["watch"]["status_from"]["entra:e-carol"].startswith("change feed")
+    assert tables.asserted_status(rig.store, "entra", "e-carol") is not None
