@@ -18,8 +18,10 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from crawler.config import Config, JsonLinesAlert, OktaConfig, WebhookAlert
+from crawler.config import Config, EntraConfig, JsonLinesAlert, OktaConfig, WebhookAlert
 from crawler.idp.fakes import serve
+from crawler.idp.fakes.directory import directory_from_people
+from crawler.idp.fakes.entra import EntraFake
 from crawler.idp.fakes.okta import OktaFake, okta_users_from_people
 from crawler.orchestrator import crawl
 from crawler.simulator.app import SimulatedPortal
@@ -45,6 +47,7 @@ class SimulatedEstate:
     env: dict[str, str]  # the synthetic credentials, by the env var names the config uses
     db: Path
     run_id: int
+    entra: EntraFake | None = None  # a second IdP of the same people, when asked for
 
     def toml(self, alerts: str = "") -> str:
         """The config as a TOML file (for `idgraph watch` in a subprocess), with `alerts` tables appended."""
@@ -106,21 +109,37 @@ async def simulated_estate(
     *,
     seed: int = 7,
     window: float = DEMO_WINDOW_SECONDS,
+    entra: bool = False,
     **okta_options: Any,
 ) -> AsyncIterator[SimulatedEstate]:
-    """Serve `portals` and a fake Okta of the same people, crawl them once into `db`, and hand them over."""
+    """Serve `portals` and a fake Okta of the same people (and, with `entra`, a fake Entra tenant of them
+    too), crawl them once into `db`, and hand them over."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     sims = make_portals(list(portals), users=users, seed=seed, reference_time=today)
-    okta = OktaFake(okta_users_from_people(sims[0].population or []), token=DEMO_OKTA_TOKEN, **okta_options)
-    served = await serve(okta.app())
+    people = sims[0].population or []
+    okta = OktaFake(okta_users_from_people(people), token=DEMO_OKTA_TOKEN, **okta_options)
+    tenant = EntraFake(directory_from_people(people), client_secret=DEMO_ENTRA_SECRET) if entra else None
+    served = [await serve(okta.app())] + ([await serve(tenant.app())] if tenant else [])
     try:
         async with run_simulator(sims, window_seconds=window) as sim:
-            config, env = demo_config(sim, served.url)
+            config, env = demo_config(sim, served[0].url)
+            if tenant is not None:
+                env["ENTRA_SECRET"] = DEMO_ENTRA_SECRET
+                idp = EntraConfig(
+                    name="entra", type="entra", tenant_id=tenant.tenant_id, client_id=tenant.client_id,
+                    client_secret_env="ENTRA_SECRET", login_url=served[1].url, graph_url=served[1].url,
+                    client_secret=SecretStr(DEMO_ENTRA_SECRET),
+                )  # fmt: skip
+                config = config.model_copy(update={"idps": [*config.idps, idp]})
             with SnapshotStore(db) as store:
                 result = await crawl(config, store)
-            yield SimulatedEstate(sims, sim, okta, config, env, db, result.run_id)
+            yield SimulatedEstate(sims, sim, okta, config, env, db, result.run_id, tenant)
     finally:
-        await served.close()
+        for fake in served:
+            await fake.close()
+
+
+DEMO_ENTRA_SECRET = "demo-entra-secret-not-a-secret"
 
 
 def offboarding_candidates(db: Path, run_id: int, okta: str) -> list[tuple[str, str, int]]:

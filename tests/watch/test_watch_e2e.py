@@ -13,11 +13,13 @@ from pydantic import SecretStr
 from crawler.config import Config, JsonLinesAlert, WebhookAlert
 from crawler.idp.fakes import serve
 from crawler.simulator.faults import FaultConfig
+from crawler.snapshot_reader import SnapshotReader
 from crawler.store import SnapshotStore
 from crawler.watch import tables
 from crawler.watch.receiver import WebhookReceiver
 from graph.api import load_run
 from graph.model import Code
+from graph.resolve import load_resolution
 from idgraph.demo_watch import SimulatedEstate, offboarding_candidates, simulated_estate
 from idgraph.watch import watch
 
@@ -126,3 +128,40 @@ async def test_a_portal_whose_search_fails_is_reported_incomplete_and_retried_ne
         got = {(a["portal"], a["learnupon_user_id"]) for a in lines(tmp_path / "alerts.jsonl")}
         assert got == {(p, i) for p, ids in expected.items() for i in ids}
         assert len(receiver.alerts) == enabled
+
+
+async def test_someone_still_enabled_in_entra_is_not_offboarded_until_entra_says_so(tmp_path: Path) -> None:
+    """Okta's System Log and Graph's users delta, both real clients against their fakes: disabled in Okta
+    alone is not "disabled in all IdPs"; once Entra's delta says so too, the accounts alert."""
+    async with simulated_estate(tmp_path / "s.db", PORTALS, users=120, seed=11, entra=True) as estate:
+        assert estate.entra is not None
+        alerts = [JsonLinesAlert(name="siem", type="jsonl", path=str(tmp_path / "alerts.jsonl"))]
+        config = estate.config.model_copy(update={"alerts": alerts})
+        with SnapshotReader.open(estate.db) as reader:
+            resolution = load_resolution(reader, estate.run_id)
+        person = max(
+            (p for p in resolution.persons.values()
+             if sorted(i.source for i in p.identities) == ["entra", "okta"]
+             and all(i.status == "active" for i in p.identities)),
+            key=lambda p: sum(a.enabled for a in p.accounts),
+        )  # fmt: skip
+        ids = {i.source: i.idp_id for i in person.identities}
+        enabled = sum(a.enabled for a in person.accounts)
+        assert enabled >= 1
+        assert await watch(config, estate.db, interval=1, once=True, quiet=True) == 0  # both feeds start
+
+        estate.okta.deactivate(ids["okta"])
+        assert await watch(config, estate.db, interval=1, once=True, quiet=True) == 0
+        assert lines(tmp_path / "alerts.jsonl") == []  # still enabled in Entra: no finding
+
+        estate.entra.disable(ids["entra"])
+        assert await watch(config, estate.db, interval=1, once=True, quiet=True) == 0
+        opened = lines(tmp_path / "alerts.jsonl")
+        assert len(opened) == enabled and {a["person"] for a in opened} == {person.key}
+        assert {a["idp"] for a in opened} == {"entra;okta"} and {a["idp_status"] for a in opened} == {
+            "disabled;disabled"
+        }
+        sources = opened[0]["evidence"]["watch"]["status_from"]
+        assert sources[f"okta:{ids['okta']}"].startswith("change feed") and sources[
+            f"entra:{ids['entra']}"
+        ].startswith("change feed")
