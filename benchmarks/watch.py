@@ -88,7 +88,7 @@ async def latency_and_cost(portals: int, interval: float, offboardings: int, see
         people = offboarding_candidates(estate.db, estate.run_id, "okta")[:offboardings]
         addresses = sum(len(estate.addresses(okta_id)) for okta_id, _, _ in people)
         searches0, logs0, started = _searches(estate), _log_requests(estate), time.time()
-        task = asyncio.create_task(watch(config, estate.db, interval=interval, once=False, quiet=True))
+        task = asyncio.create_task(watch(config, estate.db, interval=interval, once=False, summary=False))
         await asyncio.sleep(interval * 1.5)  # the feed starts (its baseline) before anyone leaves
         deactivated: dict[str, float] = {}
         for okta_id, address, _ in people:

@@ -181,7 +181,7 @@ async def watch_demo(
             return 3
         okta_id, address, accounts = candidates[0]
         # The first round starts the System Log feed (its baseline); the second sees the offboarding.
-        await watch(config, db, interval=1, once=True, quiet=True)
+        await watch(config, db, interval=1, once=True, summary=False)
         okta.deactivate(okta_id)
         offboarded = time.monotonic()
         if not quiet:
@@ -190,7 +190,7 @@ async def watch_demo(
                 f"({accounts} enabled LearnUpon accounts); running one `idgraph watch --once` round…",
                 highlight=False,
             )
-        code = await watch(config, db, interval=1, once=True, quiet=quiet)
+        code = await watch(config, db, interval=1, once=True, summary=not quiet)
         seconds = time.monotonic() - offboarded
     finally:
         await served.close()

@@ -75,7 +75,7 @@ def check_config(cfg: Config, db: Path) -> None:
 
 
 async def watch(
-    cfg: Config, db: Path, *, interval: float, once: bool, quiet: bool, stdout: TextIO | None = None
+    cfg: Config, db: Path, *, interval: float, once: bool, summary: bool = True, stdout: TextIO | None = None
 ) -> int:
     """Rounds until cancelled (or one, with `once`); the exit code. UsageError when another watcher
     already follows this snapshot: two would race each other's cursors and sinks."""
@@ -109,7 +109,8 @@ async def watch(
                     if once:
                         return EXIT_INCOMPLETE
                 else:
-                    _print_round(report, quiet=quiet, always=once)
+                    if summary:  # a caller's own rounds (the demo's first) can go unsaid
+                        _print_round(report, always=once)
                     if once:
                         return EXIT_OK if report.complete else EXIT_INCOMPLETE
                 await asyncio.sleep(max(0.0, started + interval - loop.time()))
@@ -138,11 +139,13 @@ def _only_watcher(db: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _print_round(report: RoundReport, *, quiet: bool, always: bool) -> None:
+def _print_round(report: RoundReport, *, always: bool) -> None:
+    """The round in one line (info: hidden by --quiet), and what it left undone (warnings), through the
+    log: text for people, one JSON object per line with --log-format json. Withheld verdicts and feeds
+    that failed were logged as they happened."""
     busy = report.changes or report.opened or report.closed or report.reenabled or not report.complete
-    if quiet or not (busy or always):
+    if not (busy or always):
         return
-    pending = {sink: n for sink, n in report.pending_alerts.items() if n}
     parts = [
         f"{report.changes} changes",
         f"{report.checked} people looked up",
@@ -153,16 +156,17 @@ def _print_round(report: RoundReport, *, quiet: bool, always: bool) -> None:
         parts.append(f"{report.reenabled} remediated accounts re-enabled")
     if report.run_id is not None:
         parts.append(f"incremental run {report.run_id}")
-    console.print("watch: " + ", ".join(parts), highlight=False)
+    extra = {"event": "round", "run_id": report.run_id}
+    log.info("watch round: %s", ", ".join(parts), extra=extra)
     for line in report.owed:
-        console.print(f"[yellow]lookup incomplete, retried next round:[/] {escaped(line)}", highlight=False)
-    for line in report.withheld:
-        console.print(f"[yellow]no verdict:[/] {escaped(line)}", highlight=False)
-    for source, error in report.feed_errors.items():
-        console.print(f"[yellow]feed {escaped(source)} not read:[/] {escaped(error)}", highlight=False)
-    if pending:
-        waiting = ", ".join(f"{sink} {n}" for sink, n in sorted(pending.items()))
-        console.print(f"[yellow]alerts waiting for a sink (retried):[/] {escaped(waiting)}", highlight=False)
+        log.warning(
+            "lookup incomplete, retried next round: %s", line, extra={**extra, "event": "lookup_owed"}
+        )
+    pending = {sink: n for sink, n in report.pending_alerts.items() if n}
+    for sink, count in sorted(pending.items()):
+        log.warning(
+            "%d alerts wait for sink %s (retried with back-off)", count, sink, extra={**extra, "source": sink}
+        )
 
 
 def watch_command(
@@ -208,7 +212,7 @@ def watch_command(
         raise cli._fail_usage(f"--interval: at least 1 second, got {every:g}")
     try:
         check_config(cfg, db)
-        code = asyncio.run(_until_stopped(cfg, db, every, once, quiet))
+        code = asyncio.run(_until_stopped(cfg, db, every, once))
     except UsageError as exc:
         raise cli._fail_usage(str(exc)) from None
     except SNAPSHOT_ERRORS as exc:
@@ -218,7 +222,7 @@ def watch_command(
     raise typer.Exit(code)
 
 
-async def _until_stopped(cfg: Config, db: Path, interval: float, once: bool, quiet: bool) -> int:
+async def _until_stopped(cfg: Config, db: Path, interval: float, once: bool) -> int:
     """`watch`, cancelled cleanly by SIGINT or SIGTERM (what was committed stays committed)."""
     task = asyncio.current_task()
     assert task is not None
@@ -226,7 +230,7 @@ async def _until_stopped(cfg: Config, db: Path, interval: float, once: bool, qui
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
     try:
-        return await watch(cfg, db, interval=interval, once=once, quiet=quiet, stdout=sys.stdout)
+        return await watch(cfg, db, interval=interval, once=once, stdout=sys.stdout)
     except asyncio.CancelledError:
         return EXIT_INTERRUPTED
     finally:

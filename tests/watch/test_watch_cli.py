@@ -83,4 +83,4 @@ async def test_a_round_that_fails_inside_does_not_end_the_watch(tmp_path: Path, 
         raise KeyError("a bug")
 
     monkeypatch.setattr("idgraph.watch_round.Watcher.round", broken)
-    assert await watch(load_config(config, ENV), db, interval=1, once=True, quiet=True) == 3
+    assert await watch(load_config(config, ENV), db, interval=1, once=True, summary=False) == 3

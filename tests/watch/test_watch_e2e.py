@@ -47,7 +47,9 @@ async def watched(tmp_path: Path) -> AsyncIterator[Watched]:
         async with simulated_estate(tmp_path / "s.db", PORTALS, users=120, seed=11) as estate:
             config = with_sinks(estate, tmp_path, f"{hook.url}/alerts")
             okta_id, address, enabled = offboarding_candidates(estate.db, estate.run_id, "okta")[0]
-            assert await watch(config, estate.db, interval=1, once=True, quiet=True) == 0  # the feed starts
+            assert (
+                await watch(config, estate.db, interval=1, once=True, summary=False) == 0
+            )  # the feed starts
             yield estate, config, receiver, okta_id, address, enabled
     finally:
         await hook.close()
@@ -71,7 +73,7 @@ async def test_offboarding_in_okta_alerts_each_still_enabled_account_in_every_si
         searched_before = searches(estate)
 
         estate.okta.deactivate(okta_id)
-        assert await watch(config, estate.db, interval=1, once=True, quiet=True) == 0
+        assert await watch(config, estate.db, interval=1, once=True, summary=False) == 0
         logs = len([e for e in estate.okta.exchanges if e.path == "/api/v1/logs"]) - logs_before
         lookups = searches(estate) - searched_before
 
@@ -96,7 +98,7 @@ async def test_offboarding_in_okta_alerts_each_still_enabled_account_in_every_si
         assert crawl_ids == {a["finding_id"] for a in opened}
 
         estate.okta.activate(okta_id)
-        assert await watch(config, estate.db, interval=1, once=True, quiet=True) == 0
+        assert await watch(config, estate.db, interval=1, once=True, summary=False) == 0
         closed = lines(tmp_path / "alerts.jsonl")[len(opened) :]
         assert [a["type"] for a in closed] == ["finding_closed"] * enabled
         assert {a["finding_id"] for a in closed} == crawl_ids
@@ -113,7 +115,7 @@ async def test_a_portal_whose_search_fails_is_reported_incomplete_and_retried_ne
         portal.faults = FaultConfig(broken_listings=frozenset({("users/search", "email", address)}))
 
         estate.okta.deactivate(okta_id)
-        assert await watch(config, estate.db, interval=1, once=True, quiet=True) == 3
+        assert await watch(config, estate.db, interval=1, once=True, summary=False) == 3
         assert broken not in {a["portal"] for a in lines(tmp_path / "alerts.jsonl")}
         with SnapshotStore(estate.db) as store:
             [owed] = {(o.portal, o.address) for o in tables.owed_lookups(store)}
@@ -124,7 +126,7 @@ async def test_a_portal_whose_search_fails_is_reported_incomplete_and_retried_ne
         assert "answered 500" in (coverage[broken].error or "")
 
         portal.faults = FaultConfig()
-        assert await watch(config, estate.db, interval=1, once=True, quiet=True) == 0
+        assert await watch(config, estate.db, interval=1, once=True, summary=False) == 0
         got = {(a["portal"], a["learnupon_user_id"]) for a in lines(tmp_path / "alerts.jsonl")}
         assert got == {(p, i) for p, ids in expected.items() for i in ids}
         assert len(receiver.alerts) == enabled
@@ -148,14 +150,14 @@ async def test_someone_still_enabled_in_entra_is_not_offboarded_until_entra_says
         ids = {i.source: i.idp_id for i in person.identities}
         enabled = sum(a.enabled for a in person.accounts)
         assert enabled >= 1
-        assert await watch(config, estate.db, interval=1, once=True, quiet=True) == 0  # both feeds start
+        assert await watch(config, estate.db, interval=1, once=True, summary=False) == 0  # both feeds start
 
         estate.okta.deactivate(ids["okta"])
-        assert await watch(config, estate.db, interval=1, once=True, quiet=True) == 0
+        assert await watch(config, estate.db, interval=1, once=True, summary=False) == 0
         assert lines(tmp_path / "alerts.jsonl") == []  # still enabled in Entra: no finding
 
         estate.entra.disable(ids["entra"])
-        assert await watch(config, estate.db, interval=1, once=True, quiet=True) == 0
+        assert await watch(config, estate.db, interval=1, once=True, summary=False) == 0
         opened = lines(tmp_path / "alerts.jsonl")
         assert len(opened) == enabled and {a["person"] for a in opened} == {person.key}
         assert {a["idp"] for a in opened} == {"entra;okta"} and {a["idp_status"] for a in opened} == {
