@@ -56,6 +56,7 @@ class RoundReport:
     reenabled: int = 0
     owed: list[str] = field(default_factory=list)  # lookups that failed: "portal address: reason"
     withheld: list[str] = field(default_factory=list)
+    quarantined: int = 0  # feed records that could not be read as a change (kept with their reason)
     feed_errors: dict[str, str] = field(default_factory=dict)
     pending_alerts: dict[str, int] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -63,7 +64,13 @@ class RoundReport:
     @property
     def complete(self) -> bool:
         """Every feed read, every lookup answered, every verdict given, every alert delivered."""
-        return not (self.owed or self.withheld or self.feed_errors or any(self.pending_alerts.values()))
+        return not (
+            self.owed
+            or self.withheld
+            or self.quarantined
+            or self.feed_errors
+            or any(self.pending_alerts.values())
+        )
 
 
 def feed_key(source: str) -> str:
@@ -135,6 +142,10 @@ class Watcher:
         async def handle(page: FeedPage[StatusChange]) -> None:
             if page.skipped:
                 run.quarantine(source.name, source.kind, page.skipped)
+                report.quarantined += len(page.skipped)
+                for skipped in page.skipped:
+                    log.warning("feed %s: a record was quarantined: %s", source.name, skipped.reason,
+                                extra={"event": "quarantined", "source": source.name})  # fmt: skip
             for item in page.items:
                 report.changes += 1
                 await self._change(source, item, page.baseline, estate, run, report)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from watch_helpers import AFTER_CRAWL, CRAWL_START, Directory, Rig, change, watch_config
 
+from crawler.feeds.events import Skipped
 from crawler.store import INCREMENTAL
 from crawler.watch import tables
 from crawler.watch.sinks import DeliveryError
@@ -271,3 +272,18 @@ async def test_a_feed_that_names_people_by_email_is_matched_to_the_crawls_identi
     [alert] = rig.alerts()
     assert alert["evidence"]["watch"]["status_from"]["entra:e-carol"].startswith("change feed")
     assert tables.asserted_status(rig.store, "entra", "e-carol") is not None
+
+
+async def test_a_record_the_feed_could_not_read_is_quarantined_never_read_as_harmless(rig: Rig) -> None:
+    odd = Skipped("no target of type User", {"uuid": "e1", "target": None}, ("alice@acme.com",), "uuid e1")
+    rig.feeds["okta"].add(skipped=(odd,))
+    async with rig:
+        report = await rig.watcher.round()
+    assert not report.complete and report.quarantined == 1 and rig.directory.calls == []
+    [row] = rig.store.quarantined(report.run_id)
+    assert (row["source"], row["reason"], row["addresses"], row["label"]) == (
+        "okta",
+        "no target of type User",
+        ["alice@acme.com"],
+        "uuid e1",
+    )

@@ -15,7 +15,7 @@ import aiohttp
 
 from crawler.config import Config, parse_config
 from crawler.errors import SourceError, TransientError
-from crawler.feeds.events import FeedPage, StatusChange
+from crawler.feeds.events import FeedPage, Skipped, StatusChange
 from crawler.http import SourceHttp, make_session
 from crawler.ratelimit import RateController
 from crawler.records import LUUser
@@ -42,11 +42,11 @@ class ListFeed:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.pages_list: list[tuple[tuple[Any, ...], bool]] = []
+        self.pages_list: list[tuple[tuple[Any, ...], bool, tuple[Skipped, ...]]] = []
         self.reads = 0
 
-    def add(self, *changes: Any, baseline: bool = False) -> None:
-        self.pages_list.append((changes, baseline))
+    def add(self, *changes: Any, baseline: bool = False, skipped: tuple[Skipped, ...] = ()) -> None:
+        self.pages_list.append((changes, baseline, skipped))
 
     async def pages(self, cursor: str | None) -> AsyncIterator[FeedPage[Any]]:
         start = int(cursor) if cursor else 0
@@ -55,8 +55,10 @@ class ListFeed:
             yield FeedPage((), str(start), caught_up=True)
             return
         for n in range(start, len(self.pages_list)):
-            items, baseline = self.pages_list[n]
-            yield FeedPage(items, str(n + 1), baseline, caught_up=n + 1 == len(self.pages_list))
+            items, baseline, skipped = self.pages_list[n]
+            yield FeedPage(
+                items, str(n + 1), baseline, caught_up=n + 1 == len(self.pages_list), skipped=skipped
+            )
 
 
 def change(
