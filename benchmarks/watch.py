@@ -167,7 +167,7 @@ async def restarts(portals: int, offboardings: int, kills: int, seed: int) -> di
         config.write_text(estate.toml(_alert_tables(root / "alerts.jsonl", hook_url)))
         people = offboarding_candidates(estate.db, estate.run_id, "okta")[:offboardings]
         for portal in estate.sims:  # lookups take a while: kills land mid-batch
-            portal.faults = FaultConfig(latency=(0.01, 0.08))
+            portal.faults = FaultConfig(latency=(0.1, 0.5))
         process = WatchProcess(config, estate.db, {**estate.env, "HOOK": SECRET}, root / "watch.log")
         await process.start()
         for _ in range(300):
@@ -266,7 +266,7 @@ all), none on LearnUpon. A week of watching with {per_week} offboardings costs e
 at a {week_interval:g} s interval ({(per_portal_week + audit_per_week) / WEEKLY_BUDGET:.2%} in all).
 
 **Restarts** ({kill["portals"]} portals, `idgraph watch` in a subprocess with `--interval 1`, SIGKILLed
-{kill["kills"]} times at random moments while {kill["offboarded"]} people left, lookups slowed to 10–80 ms;
+{kill["kills"]} times at random moments while {kill["offboarded"]} people left, lookups slowed to 100–500 ms;
 {kill["cut_short"]} kills cut a round short after it had recorded something):
 {kill["expected"]} alerts expected (the simulator's enabled accounts on those people's addresses); the
 JSON-lines file holds {kill["file_alerts"]}: **{kill["lost"]} lost, {kill["file_duplicates"]} duplicated**
