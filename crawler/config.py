@@ -238,6 +238,71 @@ class RemediationConfig(_Strict):
     key: SecretStr | None = Field(default=None, exclude=True)
 
 
+class _AlertBase(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class JsonLinesAlert(_AlertBase):
+    """One JSON object per line, appended to a file (or written to stdout) for a SIEM to ship."""
+
+    type: Literal["jsonl"]
+    path: str = Field(default="-", min_length=1, description='a file, or "-" for stdout')
+
+
+class WebhookAlert(_AlertBase):
+    """A POST of the alert's JSON, signed with HMAC-SHA256 over `timestamp + "." + body`."""
+
+    type: Literal["webhook"]
+    url: str
+    secret_env: str
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    secret: SecretStr | None = Field(default=None, exclude=True)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        check_base_url(url)  # https, or http on loopback; no credentials in it
+        return url
+
+
+class SlackAlert(_AlertBase):
+    """A Slack-compatible incoming webhook. Its URL is the credential, so the file names its env var."""
+
+    type: Literal["slack"]
+    url_env: str
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    url: SecretStr | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _check_url(self) -> SlackAlert:
+        if self.url is not None:
+            try:
+                check_base_url(self.url.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    f"url_env: the URL in {self.url_env} must be https (http only on loopback), without "
+                    "credentials in it (the URL is not shown)"
+                ) from None
+        return self
+
+
+AlertConfig = Annotated[JsonLinesAlert | WebhookAlert | SlackAlert, Field(discriminator="type")]
+ALERT_TYPES: dict[str, type[_AlertBase]] = {
+    "jsonl": JsonLinesAlert,
+    "webhook": WebhookAlert,
+    "slack": SlackAlert,
+}
+
+
+class WatchConfig(_Strict):
+    """`[watch]`: what `idgraph watch` does beyond reading the IdPs' change feeds."""
+
+    interval_seconds: float = Field(default=60.0, ge=1, description="between rounds; --interval overrides it")
+    remediation_log: Path | None = Field(
+        default=None, description="audit log of `remediate apply`: alert when LearnUpon re-enables those"
+    )
+
+
 @dataclass(frozen=True)
 class IdpType:
     """One IdP `type` of the config, and everything else that knows it — the one place a vendor is added.
@@ -295,6 +360,8 @@ if set(get_args(get_args(IdPConfig)[0])) != {t.config for t in IDP_TYPES.values(
 _SECRET_FIELDS: dict[type[BaseModel], list[tuple[str, str]]] = {
     PortalConfig: [("username_env", "username"), ("password_env", "password")],
     **{t.config: list(t.secrets) for t in IDP_TYPES.values() if t.secrets},
+    WebhookAlert: [("secret_env", "secret")],
+    SlackAlert: [("url_env", "url")],
 }
 
 
@@ -304,9 +371,19 @@ class Config(_Strict):
     portals: list[PortalConfig] = Field(default_factory=list)
     idps: list[IdPConfig] = Field(default_factory=list)
     remediation: RemediationConfig = Field(default_factory=RemediationConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    alerts: list[AlertConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
+        sinks: dict[str, int] = {}
+        for index, alert in enumerate(self.alerts):
+            if alert.name in sinks:
+                first = sinks[alert.name]
+                raise ValueError(
+                    f"alerts[{index}].name: duplicate sink name {alert.name!r} (alerts[{first}])"
+                )
+            sinks[alert.name] = index
         seen: dict[str, str] = {}
         for kind, items in (("portals", self.portals), ("idps", self.idps)):
             for index, item in enumerate(items):
@@ -330,7 +407,9 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in IDP_TYPES and out.startswith("idps"):
+        elif (part in IDP_TYPES and out.startswith("idps")) or (
+            part in ALERT_TYPES and out.startswith("alerts")
+        ):
             continue
         else:
             out += f".{part}" if out else str(part)
@@ -340,7 +419,11 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """Fill the secret fields from the environment variables the file names."""
     resolved = dict(raw)
-    for kind, cls_for in (("portals", lambda _: PortalConfig), ("idps", _idp_class)):
+    for kind, cls_for in (
+        ("portals", lambda _: PortalConfig),
+        ("idps", _idp_class),
+        ("alerts", _alert_class),
+    ):
         items = []
         for index, item in enumerate(resolved.get(kind) or []):
             if not isinstance(item, dict):
@@ -397,6 +480,10 @@ def _idp_class(item: dict[str, Any]) -> type[BaseModel] | None:
     return None if kind is None else kind.config
 
 
+def _alert_class(item: dict[str, Any]) -> type[BaseModel] | None:
+    return ALERT_TYPES.get(str(item.get("type")))
+
+
 def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the first bad field."""
     env = os.environ if env is None else env
@@ -413,6 +500,8 @@ def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> C
             where = f"{where}.type"
         if message.startswith(f"{where}:") or ("[" in message.split(":")[0] and ":" in message):
             raise ConfigError(message) from None
+        if "[" in where and re.match(r"^[a-z_]+: ", message):  # a table's check that names its own key
+            raise ConfigError(f"{where}.{message}") from None
         raise ConfigError(f"{where}: {message}") from None
     register_secrets(config)
     return config
@@ -428,6 +517,11 @@ def register_secrets(config: Config) -> None:
     for idp in config.idps:
         for name in ("token", "client_secret"):
             value = getattr(idp, name, None)
+            if isinstance(value, SecretStr):
+                REDACTOR.add(value.get_secret_value())
+    for alert in config.alerts:
+        for name in ("secret", "url"):
+            value = getattr(alert, name, None)
             if isinstance(value, SecretStr):
                 REDACTOR.add(value.get_secret_value())
 

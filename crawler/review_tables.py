@@ -138,6 +138,31 @@ def record_findings(
         )
 
 
+def add_findings(
+    db: sqlite3.Connection,
+    run_id: int,
+    seen_at: str | None,
+    rows: Sequence[tuple[Any, ...]],
+    unavailable: list[dict[str, Any]],
+) -> None:
+    """Add to what run `run_id` said, inside the caller's transaction: a watch round records findings as
+    it raises them, in the same commit as their alerts. Rows as for `record_findings`; kept once each."""
+    seen = (run_id, run_id, seen_at, seen_at)
+    db.executemany(
+        "INSERT OR IGNORE INTO finding_occurrences(run_id, finding_id) VALUES (?, ?)",
+        [(run_id, r[0]) for r in rows],
+    )
+    db.executemany(_UPSERT_SQL, [(*r[:-1], *seen, json.dumps(r[-1])) for r in rows])
+    row = db.execute("SELECT unavailable FROM finding_runs WHERE run_id = ?", (run_id,)).fetchone()
+    withheld = [] if row is None else list(json.loads(row[0]))
+    withheld += [u for u in unavailable if u not in withheld]
+    (count,) = db.execute("SELECT COUNT(*) FROM finding_occurrences WHERE run_id = ?", (run_id,)).fetchone()
+    db.execute(
+        "INSERT OR REPLACE INTO finding_runs(run_id, findings, unavailable) VALUES (?, ?, ?)",
+        (run_id, int(count), json.dumps(withheld)),
+    )
+
+
 def _recompute(db: sqlite3.Connection, finding_id: str) -> None:
     runs = [
         r[0]

@@ -24,6 +24,10 @@ _IDENTITIES = """SELECT source, idp_id, raw_status, status, status_changed_at, l
                  display_name FROM idp_identities WHERE run_id = ? ORDER BY source, idp_id"""
 _ADDRESSES = """SELECT source, idp_id, address, is_primary, kind FROM idp_addresses
                 WHERE run_id = ? ORDER BY source, idp_id, address"""
+_IDENTITY_OF = """SELECT source, idp_id, raw_status, status, status_changed_at, last_login, user_type,
+                   display_name FROM idp_identities WHERE run_id = ? AND source = ? AND idp_id = ?"""
+_ADDRESSES_OF = """SELECT source, idp_id, address, is_primary, kind FROM idp_addresses
+                   WHERE run_id = ? AND source = ? AND idp_id = ? ORDER BY address"""
 _GROUPS = "SELECT portal, id, title FROM lu_groups WHERE run_id = ? {where} ORDER BY portal, id"
 _COURSES = "SELECT portal, id, name, status FROM lu_courses WHERE run_id = ? {where} ORDER BY portal, id"
 _MEMBERSHIPS = "SELECT portal, group_id, user_id FROM lu_memberships WHERE run_id = ? {where}"
@@ -185,6 +189,19 @@ class SnapshotReader:
                     out[(portal, record["id"])] = record
         return out
 
+    def identities_of(
+        self, run_id: int, keys: Iterable[tuple[str, str]]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The `identities` and `addresses` rows (same columns) of just these (source, idp_id) identities:
+        the few people a watch round judges, out of an estate's worth."""
+        identities: list[tuple[Any, ...]] = []
+        addresses: list[tuple[Any, ...]] = []
+        for source, idp_id in sorted(set(keys)):
+            key = (run_id, source, idp_id)
+            identities += self._rows(_IDENTITY_OF, key).fetchall()
+            addresses += self._rows(_ADDRESSES_OF, key).fetchall()
+        return identities, addresses
+
     def account_enabled(self, run_id: int, portal: str, user_id: int) -> bool | None:
         """Whether the run read this account enabled; None when the run has no record of it."""
         row = self._rows(
@@ -271,5 +288,16 @@ class SnapshotReader:
         return [] if row is None else list(json.loads(row[0]))
 
     def previous_recorded_run(self, run_id: int) -> int | None:
-        row = self._rows("SELECT MAX(run_id) FROM finding_runs WHERE run_id < ?", (run_id,)).fetchone()
+        """The newest recorded crawl before `run_id`: a watch round's incremental run read a few people,
+        so what it did not find says nothing about the rest (it is never the run a diff compares with)."""
+        row = self._rows(
+            """SELECT MAX(f.run_id) FROM finding_runs f JOIN runs r ON r.id = f.run_id
+               WHERE f.run_id < ? AND r.kind = 'full'""",
+            (run_id,),
+        ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def run_kind(self, run_id: int) -> str | None:
+        """`full` (a crawl) or `incremental` (a watch round); None for a run that does not exist."""
+        row = self._rows("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else str(row[0])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,8 +21,8 @@ from crawler.config import ExcludeRule
 from crawler.coverage import IDENTITIES, USERS
 from crawler.review_tables import record_findings, write_review_settings
 from crawler.snapshot_reader import HISTORY_COLUMNS, SnapshotReader
-from crawler.store import SnapshotStore
-from graph.model import Code, FindingSet, Unavailable
+from crawler.store import INCREMENTAL, SnapshotStore
+from graph.model import Code, Finding, FindingSet, Unavailable
 from graph.rules import FACTS, IDPS_FACT, ReviewSettings
 
 
@@ -50,12 +50,10 @@ def load_review_settings(store: SnapshotStore, run_id: int) -> ReviewSettings | 
 
 
 # --- recording ----------------------------------------------------------------------------------------------
-def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings | None = None) -> None:
-    """Record one run's findings. Idempotent: recording a run again replaces what it said before."""
-    run_id = findings.run_id
-    seen_at = store.reader().run_started_at(run_id)
-    unique = {f.id: f for f in findings.findings}
-    rows = [
+def history_rows(findings: Iterable[Finding]) -> list[tuple[Any, ...]]:
+    """The history rows of findings (one per id): what `crawler.review_tables` writes."""
+    unique = {f.id: f for f in findings}
+    return [
         (
             fid,
             f.code.value,
@@ -65,6 +63,13 @@ def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings 
         )
         for fid, f in unique.items()
     ]
+
+
+def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings | None = None) -> None:
+    """Record one run's findings. Idempotent: recording a run again replaces what it said before."""
+    run_id = findings.run_id
+    seen_at = store.reader().run_started_at(run_id)
+    rows = history_rows(findings.findings)
     record_findings(store, run_id, seen_at, rows, [asdict(u) for u in findings.unavailable])
     if settings is not None:
         save_review_settings(store, run_id, settings)
@@ -159,6 +164,10 @@ class _RunChecks:
         snapshot = store.reader()
         withheld = snapshot.withheld(run_id)
         unavailable = [Unavailable(Code(u["code"]), u["scope"], u["reason"]) for u in withheld]
+        if snapshot.run_kind(run_id) == INCREMENTAL:
+            # A watch round looked a few people up: the records it read are facts (an account it read
+            # disabled settles a finding), but no listing of it was complete, so nothing is absent.
+            return cls(snapshot, run_id, unavailable, {}, False)
         coverage = store.coverage(run_id)
         users = {c.source: c.collection_complete(USERS) for c in coverage if c.kind == "learnupon"}
         idps = [c.collection_complete(IDENTITIES) for c in coverage if c.kind != "learnupon"]

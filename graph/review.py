@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from crawler.store import SnapshotStore
+from crawler.store import FULL, SnapshotStore
 from graph import history
 from graph.api import load_run
 from graph.campaign import RunReview, open_review
@@ -108,7 +108,7 @@ def diff_runs(db: Path, run_id: int | None = None, previous_run_id: int | None =
     with SnapshotStore(db) as store:
         newest = store.run(run_id).id
         if previous_run_id is None:
-            earlier = [r.id for r in store.runs() if r.id < newest]
+            earlier = [r.id for r in store.runs(FULL) if r.id < newest]  # never a watch round
             previous_run_id = earlier[-1] if earlier else None
         for run in (previous_run_id, newest):
             if run is None:

@@ -381,11 +381,16 @@ def demo_command(
     neo4j_password_env: Annotated[
         str | None, typer.Option("--neo4j-password-env", help="Env var holding the Neo4j password.")
     ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Then offboard someone in the simulated Okta and show the alert.")
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Start simulated LearnUpon portals in-process, crawl them, and summarise.
 
-    Everything runs on loopback with a time-compressed rate window, so it takes seconds.
+    Everything runs on loopback with a time-compressed rate window, so it takes seconds. With --watch,
+    a person is then deactivated in the simulated Okta and one `idgraph watch` round shows the alert
+    arriving at a signed webhook (and in alerts.jsonl).
 
     Example: idgraph demo --out ./demo --portals 5 --users 5000 --neo4j bolt://127.0.0.1:7687
     """
@@ -398,7 +403,7 @@ def demo_command(
         if not password:
             raise _fail_usage("--neo4j-password-env: name an environment variable holding the password")
         auth = (neo4j_user, password)
-    code = asyncio.run(run_demo(out, portals=portals, users=users, console=console, quiet=quiet))
+    code = asyncio.run(run_demo(out, portals=portals, users=users, console=console, quiet=quiet, watch=watch))
     if neo4j is not None:
         from graph.neo4j_export import export_run
 
@@ -448,11 +453,13 @@ def _mount_subcommands() -> None:
     from graph.cli_neo4j import export_app, query_command
     from idgraph.remediate import remediate_app
     from idgraph.review_cli import review_app
+    from idgraph.watch import watch_command
 
     app.add_typer(remediate_app, name="remediate")
     app.add_typer(review_app, name="review")
     app.add_typer(export_app, name="export")
     app.command("query")(query_command)
+    app.command("watch")(watch_command)
 
 
 _mount_subcommands()

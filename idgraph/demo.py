@@ -65,8 +65,10 @@ def _names(count: int) -> list[str]:
     return [DEMO_PORTAL_NAMES[i] if i < len(DEMO_PORTAL_NAMES) else f"portal{i}" for i in range(count)]
 
 
-async def run_demo(out: Path, *, portals: int, users: int, console: Console, quiet: bool) -> int:
-    """Serve, crawl, summarise; returns the process exit code."""
+async def run_demo(
+    out: Path, *, portals: int, users: int, console: Console, quiet: bool, watch: bool = False
+) -> int:
+    """Serve, crawl, summarise (and with `watch`, offboard someone and show the alert); the exit code."""
     make_private_dirs(out)
     db = out / "idgraph.db"
     # Dates in the synthetic directory are relative to today, so "dormant" means what it says.
@@ -75,7 +77,9 @@ async def run_demo(out: Path, *, portals: int, users: int, console: Console, qui
         _names(portals), users=users, seed=7, reference_time=today, username_only_fraction=0.01
     )
     people = sims[0].population or []
-    okta = await serve(OktaFake(okta_users_from_people(people), token=DEMO_OKTA_TOKEN).app())
+    okta_fake = OktaFake(okta_users_from_people(people), token=DEMO_OKTA_TOKEN)
+    okta = await serve(okta_fake.app())
+    code = 0
     try:
         async with run_simulator(sims, window_seconds=DEMO_WINDOW_SECONDS) as sim:
             config, _ = demo_config(sim, okta.url)
@@ -90,16 +94,22 @@ async def run_demo(out: Path, *, portals: int, users: int, console: Console, qui
                 live: dict[str, LiveSource] = {}
                 work = crawl(config, store, live=live)
                 result = await (work if quiet else with_live_progress(console, live, work))
+            review = review_run(
+                db, out, run_id=result.run_id, settings=ReviewSettings.from_config(config.review)
+            )
+            if not quiet:
+                console.print(summary_table(result.coverage))
+                console.print(_throughput_table(result))
+                console.print(_headline(review))
+                console.print(f"snapshot: {db} (run {result.run_id})", highlight=False)
+                console.print(f"report:   {review.paths.get('html')}", highlight=False)
+            if watch:
+                from idgraph.demo_watch import watch_demo
+
+                code = await watch_demo(config, db, result.run_id, okta_fake, out, console, quiet)
     finally:
         await okta.close()
-    review = review_run(db, out, run_id=result.run_id, settings=ReviewSettings.from_config(config.review))
-    if not quiet:
-        console.print(summary_table(result.coverage))
-        console.print(_throughput_table(result))
-        console.print(_headline(review))
-        console.print(f"snapshot: {db} (run {result.run_id})", highlight=False)
-        console.print(f"report:   {review.paths.get('html')}", highlight=False)
-    return 0 if result.complete else 3
+    return code or (0 if result.complete else 3)
 
 
 def _headline(review: Review) -> Table:

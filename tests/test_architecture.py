@@ -13,7 +13,12 @@ from crawler.store import SnapshotStore
 from graph.query_library import load_queries
 
 ROOT = Path(__file__).resolve().parent.parent
-SQL_HOMES = {"crawler/store.py", "crawler/snapshot_reader.py", "crawler/review_tables.py"}
+SQL_HOMES = {
+    "crawler/store.py",
+    "crawler/snapshot_reader.py",
+    "crawler/review_tables.py",
+    "crawler/watch/tables.py",  # the watcher's cursors, statuses, findings and outbox, beside store.SCHEMA
+}
 SNAPSHOT_SQL = re.compile(
     r"\b(SELECT\s.+\bFROM|INSERT\s+INTO|CREATE\s+TABLE|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b"
     r"|[\"']SELECT\s"  # a query string whose FROM is on the next line

@@ -26,7 +26,7 @@ def test_an_old_snapshot_gets_the_new_columns_and_keeps_its_rows(tmp_path: Path)
         db.executescript(OLD_QUARANTINE)
 
     with SnapshotStore(path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 3
         [row] = store.quarantined(1)
         assert (row["reason"], row["addresses"], row["label"]) == ("unknown Okta status 'X'", [], None)
         assert store.quarantine_summary(1) == {
@@ -34,7 +34,7 @@ def test_an_old_snapshot_gets_the_new_columns_and_keeps_its_rows(tmp_path: Path)
         }
         store.quarantine(1, "okta", "users", "again", {"id": "00u2"}, addresses=["A@x.com"])
     with SnapshotStore(path) as store:  # opening twice migrates once
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         assert store.quarantined_addresses(1) == {"a@x.com": [("okta", "again")]}
 
 
