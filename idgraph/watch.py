@@ -93,7 +93,7 @@ async def watch(
         try:
             for name, reason in without_feed(cfg).items():
                 console.print(f"[yellow]{escaped(name)}:[/] {escaped(reason)}", highlight=False)
-            audits = open_audit_trails(cfg, lookups) if cfg.watch.remediation_log else []
+            audits = open_audit_trails(cfg, lookups)  # read only while some account is watched
             watcher = Watcher(cfg, store, outbox, lookups, feeds, audits, config_fingerprint(cfg))
             while True:
                 started = loop.time()

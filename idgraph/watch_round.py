@@ -346,7 +346,7 @@ class Watcher:
         if not self.audits:
             return
         result = await read_audit_trails(
-            self.store, self.outbox, self.audits, watched_accounts(self.config), run
+            self.store, self.outbox, self.audits, watched_accounts(self.config, self.store.reader()), run
         )
         report.reenabled += result.reenabled
         for portal, error in result.errors.items():

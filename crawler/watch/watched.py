@@ -1,9 +1,9 @@
 """Accounts that must stay disabled, and the LearnUpon audit-trail events that say one was enabled again.
 
-`watched_accounts` is the one place that says which accounts the audit trail is watched for: today, every
+`watched_accounts` is the one place that says which accounts the audit trail is watched for: every
 account `idgraph remediate apply` disabled (a completed disable in the verified remediation audit log)
-that no later `undo` re-enabled. Accounts under a `revoke` review decision join here, as another source
-of the same `WatchedAccount`s. The audit trail names the impacted user by email only, so accounts are
+that no later `undo` re-enabled, and every account under a reviewer's standing `revoke` decision
+(`SnapshotReader.live_revokes`). The audit trail names the impacted user by email only, so accounts are
 matched by (portal, casefolded email).
 """
 
@@ -20,6 +20,7 @@ from crawler.feeds.events import AuditAction, AuditEvent, FeedPage
 from crawler.remediation.audit import read_entries
 from crawler.remediation.keys import resolve_key
 from crawler.runs import utcnow
+from crawler.snapshot_reader import LiveRevoke, SnapshotReader
 from crawler.store import SnapshotStore
 from crawler.watch.feeds import AuditSource
 from crawler.watch.follow import follow
@@ -42,14 +43,35 @@ class WatchedAccount:
         return (self.portal, self.email.strip().casefold())
 
 
-def watched_accounts(config: Config) -> dict[tuple[str, str], WatchedAccount]:
-    """(portal, casefolded email) -> the account, from every source of accounts that must stay disabled."""
+def watched_accounts(
+    config: Config, reader: SnapshotReader | None = None
+) -> dict[tuple[str, str], WatchedAccount]:
+    """(portal, casefolded email) -> the account, from every source of accounts that must stay disabled:
+    the snapshot's standing revoke decisions (when a reader is given) and the remediation audit log."""
     watched: dict[tuple[str, str], WatchedAccount] = {}
+    for account in revoked(reader.live_revokes()) if reader is not None else ():
+        watched[account.key] = account
     log = config.watch.remediation_log
     if log is not None and log.exists():
         for account in remediated(log, resolve_key(config)):  # KeyMissing without [remediation] key_env
             watched[account.key] = account
     return watched
+
+
+def revoked(revokes: Iterable[LiveRevoke]) -> list[WatchedAccount]:
+    """Accounts a reviewer decided to revoke, while that decision stands (one without an email cannot be
+    matched to the audit trail, which names people by email only)."""
+    return [
+        WatchedAccount(
+            portal=r.portal,
+            user_id=r.learnupon_user_id,
+            email=r.email,
+            why=f"under a revoke decision by {r.reviewer} ({r.decided_at})",
+            reference={"decision": r.decision_id, "finding_id": r.finding_id},
+        )
+        for r in revokes
+        if r.email and r.email.strip()
+    ]
 
 
 def remediated(log: Path, key: bytes) -> list[WatchedAccount]:

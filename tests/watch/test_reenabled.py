@@ -81,3 +81,54 @@ async def test_an_enabled_again_event_on_a_watched_account_alerts_once(
     assert (alert["portal"], alert["learnupon_user_id"], alert["email"]) == ("emea", 1, "ALICE@acme.com")
     assert alert["watched_because"]["entry"] == 1 and "remediation" in alert["reason"]
     assert alert["audit_event"]["initiated_by_email"] == "admin@acme.com"
+
+
+def _revoke(finding_id: str, portal: str, user_id: int, email: str | None, decision: str = "revoke") -> dict:
+    return {
+        "finding_id": finding_id, "code": "idp_disabled_active", "severity": "high", "portal": portal,
+        "learnupon_user_id": user_id, "person": email, "email": email, "decision": decision,
+        "scope": "account" if decision == "exception" else None, "reason": "left in May",
+        "expires_at": "2099-01-01T00:00:00Z" if decision == "exception" else None,
+        "reviewer": "lead@acme.com", "decided_at": "2026-06-01T00:00:00Z", "run_id": 1, "facts": {},
+    }  # fmt: skip
+
+
+def _import(store, *decisions: dict) -> None:
+    from crawler.review_tables import record_decisions
+
+    received = {"imported_at": "2026-06-01T00:00:00Z", "reviewer": "lead@acme.com", "run_id": 1,
+                "file_name": "d.csv", "file_sha256": "0" * 64, "content": b""}  # fmt: skip
+    record_decisions(store, received, list(decisions))
+
+
+async def test_an_account_under_a_revoke_decision_is_watched_until_a_reviewer_decides_otherwise(
+    tmp_path: Path, snapshot
+) -> None:
+    """Issue 19, item 2: re-enabling an account a reviewer decided to revoke alerts, without any
+    remediation log; a later keep on that finding stops the watch, and an account without an email
+    (the audit trail names people by email) is not matched."""
+    store = snapshot.store
+    _import(
+        store,
+        _revoke("f-carol", "emea", 3, "Carol@acme.com"),
+        _revoke("f-dan", "emea", 4, "dan@acme.com"),
+        _revoke("f-noemail", "emea", 5, None),
+    )
+    _import(store, _revoke("f-dan", "emea", 4, "dan@acme.com", decision="keep"))  # dan: kept after all
+    config = watch_config(tmp_path, ["emea"], ["okta"])
+    watched = watched_accounts(config, store.reader())
+    assert list(watched) == [("emea", "carol@acme.com")]
+    assert watched[("emea", "carol@acme.com")].reference["finding_id"] == "f-carol"
+
+    rig = Rig(tmp_path, store, config, Directory())
+    rig.audit_feeds = {"emea": ListFeed("emea")}
+    rig.audit_feeds["emea"].add(
+        event("emea", "carol@acme.com", AuditAction.LOGIN_ENABLED, "k1"),
+        event("emea", "dan@acme.com", AuditAction.LOGIN_ENABLED, "k2"),
+    )
+    async with rig:
+        report = await rig.watcher.round()
+    assert report.reenabled == 1
+    [alert] = rig.alerts()
+    assert (alert["type"], alert["learnupon_user_id"]) == ("account_reenabled", 3)
+    assert "revoke decision by lead@acme.com" in alert["reason"]
