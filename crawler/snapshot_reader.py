@@ -210,6 +210,15 @@ class SnapshotReader:
         ).fetchone()
         return None if row is None else bool(row[0])
 
+    def known_account(self, run_id: int, portal: str) -> tuple[int, str] | None:
+        """One account of the portal the run read with an email, (id, email): a search for it must find it."""
+        row = self._rows(
+            "SELECT id, email FROM lu_users WHERE run_id = ? AND portal = ? AND email LIKE '%_@_%' "
+            "ORDER BY id LIMIT 1",
+            (run_id, portal),
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
     # --- runs and finding history ------------------------------------------------------------------------
     def run_started_at(self, run_id: int) -> str | None:
         row = self._rows("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()

@@ -132,6 +132,30 @@ async def test_a_portal_whose_search_fails_is_reported_incomplete_and_retried_ne
         assert len(receiver.alerts) == enabled
 
 
+async def test_a_portal_without_a_working_search_never_reads_404_as_no_account(tmp_path: Path) -> None:
+    """A 404 from /users/search means "no such user" and also "no such endpoint": on a portal whose
+    search is missing, the watcher's one check for an account the crawl read fails, so the person's
+    lookups there are owed, never "no account"; once the search works, the alerts come."""
+    async with watched(tmp_path) as (estate, config, _receiver, okta_id, address, _enabled):
+        expected = estate.enabled_accounts(okta_id)
+        broken = sorted(expected)[0]
+        portal = next(p for p in estate.sims if p.spec.name == broken)
+        portal.faults = FaultConfig(missing_endpoints=frozenset({"users/search"}))
+
+        estate.okta.deactivate(okta_id)
+        assert await watch(config, estate.db, interval=1, once=True, summary=False) == 3
+        assert broken not in {a["portal"] for a in lines(tmp_path / "alerts.jsonl")}
+        with SnapshotStore(estate.db) as store:
+            owed = {(o.portal, o.address, o.reason) for o in tables.owed_lookups(store)}
+        assert {(p, a) for p, a, _ in owed} == {(broken, address)}
+        assert all("cannot prove an absence" in reason for _, _, reason in owed)
+
+        portal.faults = FaultConfig()
+        assert await watch(config, estate.db, interval=1, once=True, summary=False) == 0
+        got = {(a["portal"], a["learnupon_user_id"]) for a in lines(tmp_path / "alerts.jsonl")}
+        assert got == {(p, i) for p, ids in expected.items() for i in ids}
+
+
 async def test_someone_still_enabled_in_entra_is_not_offboarded_until_entra_says_so(tmp_path: Path) -> None:
     """Okta's System Log and Graph's users delta, both real clients against their fakes: disabled in Okta
     alone is not "disabled in all IdPs"; once Entra's delta says so too, the accounts alert."""
