@@ -24,7 +24,7 @@ from rich.table import Table
 
 from crawler.coverage import SourceCoverage
 from crawler.orchestrator import LiveSource
-from crawler.terminal import escaped
+from crawler.terminal import escaped, readable
 
 T = TypeVar("T")
 
@@ -108,20 +108,22 @@ async def with_live_progress(
 
 def summary_table(coverage: list[SourceCoverage]) -> Table:
     """The per-source outcome a person reads after a crawl: incomplete sources first (among hundreds they
-    would be lost otherwise), then the rest in config order, and the totals."""
-    table = Table(title="coverage")
-    for column in ("source", "kind", "complete", "records", "requests", "429s", "retries", "time", "error"):
+    would be lost otherwise), then the rest in config order, and the totals. Each incomplete source's
+    error is a line under the table, where it has the whole width: in a column it was cut to "…"."""
+    table = Table(title="coverage", caption_justify="left", caption_style="none")
+    for column in ("source", "kind", "complete", "records", "requests", "429s", "retries", "time"):
         table.add_column(
-            column, justify="right" if column in ("records", "requests", "429s", "retries") else "left"
+            column,
+            justify="right" if column in ("records", "requests", "429s", "retries") else "left",
+            no_wrap=column != "source",  # only a long source name folds; counts stay whole
         )
     for cov in sorted(coverage, key=lambda c: c.complete):
         seconds = elapsed_seconds(cov.started_at, cov.finished_at)
         table.add_row(
-            cov.source, cov.kind,
+            escaped(cov.source), cov.kind,
             "[green]yes[/]" if cov.complete else "[bold red]NO[/]",
             f"{cov.records:,}", f"{cov.requests:,}", f"{cov.throttled:,}", f"{cov.retries:,}",
             f"{seconds:.1f}s" if seconds is not None else "-",
-            escaped(cov.error or ""),
         )  # fmt: skip
     if len(coverage) > 1:
         complete = sum(c.complete for c in coverage)
@@ -130,10 +132,12 @@ def summary_table(coverage: list[SourceCoverage]) -> Table:
         table.add_row(
             "total", "", f"{complete}/{len(coverage)}",
             *(f"{sum(getattr(c, field) for c in coverage):,}" for field in fields),
-            "", "",
+            "",
             style="bold",
         )  # fmt: skip
-    return table
+    errors = [f"[bold red]{escaped(c.source)}:[/] {escaped(c.error)}" for c in coverage if c.error]
+    table.caption = "\n".join(errors) or None
+    return readable(table)
 
 
 def elapsed_seconds(start: str | None, end: str | None) -> float | None:

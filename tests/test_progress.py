@@ -74,7 +74,23 @@ def test_the_closing_summary_puts_incomplete_sources_first_and_totals_them_all()
         SourceCoverage("apac", "learnupon", complete=False, error="401 from /users", requests=1),
         SourceCoverage("okta", "okta", complete=True, records=800, requests=9, retries=2),
     ]
-    got = rows(summary_table(coverage))
+    table = summary_table(coverage)
+    got = rows(table)
     assert [r[0] for r in got] == ["apac", "emea", "okta", "total"]
-    assert got[0][-1] == "401 from /users"
+    assert "apac:[/] 401 from /users" in str(table.caption)  # under the table, never cut to "…"
     assert got[-1][2:7] == ["2/3", "2,000", "40", "1", "2"]
+
+
+def test_the_closing_summary_stays_whole_at_80_columns() -> None:
+    coverage = [
+        SourceCoverage("acme-emea-production", "learnupon", complete=True, records=123_456, requests=4_567),
+        SourceCoverage("okta", "okta", complete=False, error="401 from /api/v1/users: " + "x" * 90),
+    ]
+    console = Console(file=io.StringIO(), width=80)
+    console.print(summary_table(coverage))
+    text = console.file.getvalue()
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80
+    for header in ("source", "kind", "complete", "records", "requests", "429s", "retries", "time"):
+        assert header in text
+    assert "acme-emea-product" in text  # folded onto a second line when it must, never cut
+    assert "123,456" in text and "x" * 60 in text
