@@ -21,10 +21,11 @@ from typing import TypeVar
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from crawler.coverage import SourceCoverage
 from crawler.orchestrator import LiveSource
-from crawler.terminal import escaped, readable
+from crawler.terminal import escaped, plain, readable, visible
 
 T = TypeVar("T")
 
@@ -108,9 +109,9 @@ async def with_live_progress(
 
 def summary_table(coverage: list[SourceCoverage]) -> Table:
     """The per-source outcome a person reads after a crawl: incomplete sources first (among hundreds they
-    would be lost otherwise), then the rest in config order, and the totals. Each incomplete source's
-    error is a line under the table, where it has the whole width: in a column it was cut to "…"."""
-    table = Table(title="coverage", caption_justify="left", caption_style="none")
+    would be lost otherwise), then the rest in config order, and the totals. The errors are not in it:
+    `print_summary` puts each on a line of its own, where a column would cut it to "…"."""
+    table = Table(title="coverage")
     for column in ("source", "kind", "complete", "records", "requests", "429s", "retries", "time"):
         table.add_column(
             column,
@@ -135,9 +136,16 @@ def summary_table(coverage: list[SourceCoverage]) -> Table:
             "",
             style="bold",
         )  # fmt: skip
-    errors = [f"[bold red]{escaped(c.source)}:[/] {escaped(c.error)}" for c in coverage if c.error]
-    table.caption = "\n".join(errors) or None
     return readable(table)
+
+
+def print_summary(console: Console, coverage: list[SourceCoverage]) -> None:
+    """The summary table, then one whole line per source error (`source: error`, easy to grep)."""
+    console.print(summary_table(coverage))
+    for cov in sorted(coverage, key=lambda c: c.complete):
+        if cov.error:
+            line = Text.assemble((f"{visible(cov.source)}: ", "bold red"), plain(cov.error))
+            console.print(line, highlight=False, soft_wrap=True)
 
 
 def elapsed_seconds(start: str | None, end: str | None) -> float | None:

@@ -75,7 +75,7 @@ def check_snapshot(path: Path | str, *, may_be_new: bool) -> None:
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        marked = IDGRAPH_TABLES <= tables and bool(
+        marked = tables >= IDGRAPH_TABLES and bool(
             db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone()
         )
     except sqlite3.DatabaseError as exc:

@@ -6,6 +6,7 @@ The simulated portals run in-process on loopback with a time-compressed rate win
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ from crawler.idp.fakes import serve
 from crawler.idp.fakes.okta import OktaFake, okta_users_from_people
 from crawler.orchestrator import CrawlResult, LiveSource, crawl
 from crawler.private import make_private_dirs
-from crawler.progress import elapsed_seconds, summary_table, with_live_progress
+from crawler.progress import elapsed_seconds, print_summary, with_live_progress
 from crawler.simulator.server import RunningSimulator, make_portals, run_simulator
 from crawler.store import SnapshotStore
+from crawler.terminal import escaped, readable
 from graph.review import Review, review_run
 from graph.rules import ReviewSettings
 
@@ -65,8 +67,18 @@ def _names(count: int) -> list[str]:
     return [DEMO_PORTAL_NAMES[i] if i < len(DEMO_PORTAL_NAMES) else f"portal{i}" for i in range(count)]
 
 
-async def run_demo(out: Path, *, portals: int, users: int, console: Console, quiet: bool) -> int:
-    """Serve, crawl, summarise; returns the process exit code."""
+@dataclass
+class Demo:
+    code: int  # the process exit code
+    result: CrawlResult
+    review: Review
+
+
+async def run_demo(
+    out: Path, *, portals: int, users: int, console: Console, results: Console, quiet: bool
+) -> Demo:
+    """Serve, crawl, summarise: progress on `console` (stderr), the tables and paths on `results`
+    (stdout)."""
     make_private_dirs(out)
     db = out / "idgraph.db"
     # Dates in the synthetic directory are relative to today, so "dormant" means what it says.
@@ -94,12 +106,12 @@ async def run_demo(out: Path, *, portals: int, users: int, console: Console, qui
         await okta.close()
     review = review_run(db, out, run_id=result.run_id, settings=ReviewSettings.from_config(config.review))
     if not quiet:
-        console.print(summary_table(result.coverage))
-        console.print(_throughput_table(result))
-        console.print(_headline(review))
-        console.print(f"snapshot: {db} (run {result.run_id})", highlight=False)
-        console.print(f"report:   {review.paths.get('html')}", highlight=False)
-    return 0 if result.complete else 3
+        print_summary(results, result.coverage)
+        results.print(_throughput_table(result))
+        results.print(_headline(review))
+        results.print(f"snapshot: {escaped(db)} (run {result.run_id})", highlight=False)
+        results.print(f"report:   {escaped(review.paths.get('html'))}", highlight=False)
+    return Demo(0 if result.complete else 3, result, review)
 
 
 def _headline(review: Review) -> Table:
@@ -114,7 +126,7 @@ def _headline(review: Review) -> Table:
         table.add_column(column, justify="left" if column == "finding" else "right")
     for code in sorted(by_code):
         table.add_row(code, str(by_code[code]), str(len(people[code])))
-    return table
+    return readable(table)
 
 
 def _throughput_table(result: CrawlResult) -> Table:
@@ -141,4 +153,4 @@ def _throughput_table(result: CrawlResult) -> Table:
     table.add_row(
         "all (wall)", str(total_records), str(total_requests), "", f"{longest:.2f}", f"{overall:,.0f}"
     )
-    return table
+    return readable(table)

@@ -28,7 +28,7 @@ import typer
 from rich.console import Console
 
 from crawler.logs import setup_logging
-from crawler.terminal import escaped
+from crawler.terminal import escaped, plain
 from crawler.vocabulary import Code
 
 if TYPE_CHECKING:
@@ -108,6 +108,13 @@ class CommandLog:
             _events.error(message, extra={"event": "error", **fields})
         else:
             _errors.print(f"[bold red]idgraph:[/] {escaped(message)}", highlight=False, soft_wrap=True)
+
+    def notice(self, message: str, **fields: Any) -> None:
+        """A warning for the operator (stderr), whole on one line; a `warning` event for a scheduler."""
+        if self.json:
+            _events.warning(message, extra=fields)
+        else:
+            _errors.print(plain(message, style="yellow"), highlight=False, soft_wrap=True)
 
     def summary(self, exit_code: int) -> None:
         if not self.json:
