@@ -18,7 +18,6 @@ import csv
 import json
 import logging
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -30,20 +29,19 @@ from rich.table import Table
 from crawler.config import Config, ConfigError, load_config, load_review_config
 from crawler.errors import SourceError
 from crawler.orchestrator import CrawlInterrupted, CrawlResult, LiveSource, crawl
-from crawler.private import PermissionsError
 from crawler.progress import print_summary, with_live_progress
-from crawler.snapshot_reader import NotASnapshot, check_snapshot
+from crawler.snapshot_reader import NotASnapshot
 from crawler.store import SnapshotStore
 from crawler.terminal import escaped, plain, readable
 from idgraph import closed_pipe, help_format, run_log
 from idgraph.run_log import CommandLog, LogFormat, LogFormatOpt, QuietOpt, command_log
+from idgraph.snapshot_arg import DEFAULT_DB, SNAPSHOT_ERRORS, DbOpt, fail_snapshot, require_snapshot
 
 if TYPE_CHECKING:  # the rules and report writers load in the commands that use them, not for `crawl`
     from graph.review import Review
     from graph.rules import ReviewSettings
 
 EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_SNAPSHOT, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
-DEFAULT_DB = Path("idgraph.db")
 
 app = typer.Typer(
     name="idgraph",
@@ -90,27 +88,6 @@ def _fail_usage(message: str) -> typer.Exit:
     return run_log.fail(message, EXIT_USAGE)
 
 
-SNAPSHOT_ERRORS = (sqlite3.Error, PermissionsError)
-
-
-def _fail_snapshot(db: Path, exc: BaseException) -> typer.Exit:
-    """One line for a snapshot that cannot be read or written (locked, not SQLite, disk full…)."""
-    detail = str(exc) or type(exc).__name__
-    if str(db) not in detail:
-        detail = f"{db}: {detail}"
-    return run_log.fail(f"snapshot error: {detail}", EXIT_SNAPSHOT)
-
-
-def _require_snapshot(db: Path) -> None:
-    """A read command's `--db` must be an idgraph snapshot: exit 2 (file untouched) when it is not."""
-    try:
-        check_snapshot(db, may_be_new=False)
-    except NotASnapshot as exc:
-        raise _fail_usage(str(exc)) from None
-    except SNAPSHOT_ERRORS as exc:
-        raise _fail_snapshot(db, exc) from None
-
-
 def _interrupted(run_id: int | None) -> typer.Exit:
     if run_id is None:
         return run_log.fail("interrupted", EXIT_INTERRUPTED)
@@ -130,7 +107,7 @@ async def run_crawl(config: Config, db: Path, *, resume: int | None, show_progre
 @app.command("crawl")
 def crawl_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="TOML config naming portals and IdPs.")],
-    db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")] = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB,
     resume: Annotated[int | None, typer.Option("--resume", help="Finish an interrupted run.")] = None,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = LogFormat.text,
@@ -159,7 +136,7 @@ def crawl_command(
         except KeyboardInterrupt:  # a second Ctrl-C while the first was stopping the sources
             raise _interrupted(resume) from None
         except SNAPSHOT_ERRORS as exc:
-            raise _fail_snapshot(db, exc) from None
+            raise fail_snapshot(db, exc) from None
         run.record(run_id=result.run_id, db=str(db))
         run.record_coverage(result.coverage)
         _print_outcome(result, db, quiet, run)
@@ -231,7 +208,7 @@ def init_command(
 @app.command("report")
 def report_command(
     out: Annotated[Path, typer.Option("--out", help="Directory for the report files.")],
-    db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")] = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB,
     run_id: Annotated[int | None, typer.Option("--run", help="Run id (default: the newest).")] = None,
     formats: Annotated[str, typer.Option("--format", help="Any of csv,json,html,md.")] = "csv,json,html,md",
     config: Annotated[
@@ -255,13 +232,13 @@ def report_command(
 
     with command_log("report", log_format) as run:
         settings = _review_settings(config) if config is not None else None
-        _require_snapshot(db)
+        require_snapshot(db)
         try:
             review = review_run(db, out, run_id=run_id, formats=formats, settings=settings)
         except (LookupError, ValueError) as exc:
             raise _fail_usage(str(exc)) from None
         except SNAPSHOT_ERRORS as exc:
-            raise _fail_snapshot(db, exc) from None
+            raise fail_snapshot(db, exc) from None
         run.record_coverage(review.coverage)
         run.record_findings(review.findings)
         run.record(files={kind: str(path) for kind, path in review.paths.items()})
@@ -275,7 +252,7 @@ DIFF_COLUMNS = ("change", "finding", "severity", "email", "portal", "learnupon_u
 
 @app.command("diff")
 def diff_command(
-    db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")] = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB,
     to_run: Annotated[
         int | None, typer.Option("--to", "--run", help="The newer run (default: the newest).")
     ] = None,
@@ -299,13 +276,13 @@ def diff_command(
     with command_log("diff", log_format) as run:
         if output not in DIFF_FORMATS:
             raise _fail_usage(f"--format: expected one of {', '.join(DIFF_FORMATS)}, got {output!r}")
-        _require_snapshot(db)
+        require_snapshot(db)
         try:
             changes = diff_runs(db, to_run, from_run)
         except (LookupError, ValueError) as exc:
             raise _fail_usage(str(exc)) from None
         except SNAPSHOT_ERRORS as exc:
-            raise _fail_snapshot(db, exc) from None
+            raise fail_snapshot(db, exc) from None
         counts = {
             name: len(getattr(changes, name)) for name in ("new", "resolved", "not_rechecked", "still_open")
         }
@@ -495,7 +472,7 @@ def simulate_command(
 
 def _mount_subcommands() -> None:
     """Command groups that live beside the concept they drive."""
-    from graph.cli_neo4j import export_app, query_command
+    from idgraph.neo4j_commands import export_app, query_command
     from idgraph.remediate import remediate_app
 
     app.add_typer(remediate_app, name="remediate")
