@@ -47,13 +47,16 @@ app = typer.Typer(
     name="idgraph",
     help=(
         "Crawl every LearnUpon portal and IdP into one identity graph and report the accounts that should "
-        "not be alive.\n\nExamples:\n\n  idgraph demo --out ./demo-report\n\n"
+        "not be alive. Results go to stdout; progress, logs and errors to stderr.\n\nExamples:\n\n"
+        "  idgraph demo --out ./demo-report\n\n"
+        "  idgraph init idgraph.toml\n\n"
         "  idgraph crawl --config idgraph.toml --db snapshots.db\n\n"
-        "  idgraph simulate --port 8080 --portals emea,apac"
+        "  idgraph report --db snapshots.db --out ./review\n\n"
+        "  idgraph diff --db snapshots.db --format csv | head"
     ),
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_show_locals=False,  # a traceback's locals would print the secrets in memory
 )
 help_format.show_flags_as_flags()
@@ -189,7 +192,9 @@ def _print_vocabulary_notes(result: CrawlResult, run: CommandLog) -> None:
 
 @app.command("init")
 def init_command(
-    out: Annotated[Path, typer.Argument(help="Where to write the sample config.")] = Path("idgraph.toml"),
+    out: Annotated[Path, typer.Argument(metavar="PATH", help="Where to write the sample config.")] = Path(
+        "idgraph.toml"
+    ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented sample config that validates as written; edit it, then set its env vars.

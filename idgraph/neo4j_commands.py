@@ -119,7 +119,10 @@ def export_neo4j(
     managed_domain: Annotated[
         list[str] | None, typer.Option("--managed-domain", help="A managed email domain (repeatable).")
     ] = None,
-    dormant_days: Annotated[int | None, typer.Option("--dormant-days", min=1)] = None,
+    dormant_days: Annotated[
+        int | None,
+        typer.Option("--dormant-days", min=1, help="Days without a sign-in that make an account dormant."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the export statistics as JSON.")] = False,
     log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
@@ -227,7 +230,7 @@ def _parse_params(name: str, items: Sequence[str]) -> dict[str, Any]:
 
 
 def query_command(
-    name: Annotated[str | None, typer.Argument(help="Query name (see --list).")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Query name (see --list).")] = None,
     uri: Annotated[str | None, typer.Option("--uri", help="Neo4j Bolt URI.")] = None,
     user: UserOpt = None,
     password_env: PasswordEnvOpt = None,

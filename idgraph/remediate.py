@@ -73,10 +73,10 @@ remediate_app = typer.Typer(
     name="remediate",
     help=(
         "Disable orphan accounts with human approval: make a plan, have it reviewed, apply it, "
-        "and keep a hash-chained audit log.\n\n"
-        "  idgraph remediate plan --finding idp_disabled_active --out plan.json\n\n"
-        "  idgraph remediate apply plan.json --config idgraph.toml --log audit.jsonl\n\n"
-        "  idgraph remediate verify audit.jsonl"
+        "and keep a hash-chained audit log.\n\nExamples:\n\n"
+        "  idgraph remediate plan -c idgraph.toml --finding idp_disabled_active --out plan.json\n\n"
+        "  idgraph remediate apply plan.json -c idgraph.toml --plan-hash HASH --log audit.jsonl\n\n"
+        "  idgraph remediate verify audit.jsonl -c idgraph.toml --expect-head HEAD"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -90,7 +90,7 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask: for sched
 LogOpt = Annotated[Path, typer.Option("--log", help="Audit log (JSON Lines, hash-chained; created 0o600).")]
 KeyEnvOpt = Annotated[
     str | None,
-    typer.Option("--key-env", help="Env var holding the remediation key (default: \\[remediation] key_env)."),
+    typer.Option("--key-env", help="Env var holding the remediation key (default: remediation.key_env)."),
 ]
 ExpectHeadOpt = Annotated[
     str | None,
@@ -418,7 +418,7 @@ def verify_command(
     log: Annotated[Path, typer.Argument(metavar="LOG", help="The audit log to check.")],
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Config whose \\[remediation] key_env names the key."),
+        typer.Option("--config", "-c", help="Config whose remediation.key_env names the key's env var."),
     ] = None,
     key_env: KeyEnvOpt = None,
     expect_head: ExpectHeadOpt = None,
