@@ -175,7 +175,7 @@ def _print_outcome(result: CrawlResult, db: Path, quiet: bool, run: CommandLog) 
         return
     state = "complete" if result.complete else "INCOMPLETE"
     print_summary(results, result.coverage)
-    results.print(f"run {result.run_id} {state} → {escaped(db)}", highlight=False)
+    results.print(f"run {result.run_id} {state} → {escaped(db)}", highlight=False, soft_wrap=True)
 
 
 def _print_vocabulary_notes(result: CrawlResult, run: CommandLog) -> None:
@@ -293,7 +293,7 @@ def diff_command(
         }
         run.record(run_id=changes.run_id, previous_run_id=changes.previous_run_id, changes=counts)
         if changes.previous_run_id is None:
-            console.print(f"run {changes.run_id} is the first run of {escaped(db)}: nothing to compare with")
+            run.info(f"run {changes.run_id} is the first run of {db}: nothing to compare with")
             if output == "json":
                 print(json.dumps(changes.as_dict(), indent=2, ensure_ascii=False))
             return
@@ -317,7 +317,7 @@ def diff_command(
             results.print(_diff_table(changes.run_id, changes.previous_run_id, rows))
             results.print(tally, highlight=False)  # part of the table's result
             return
-        console.print(tally, highlight=False)  # beside json/csv on stdout, a note for the person
+        run.info(tally)  # beside json/csv on stdout: a note for the person
 
 
 def _diff_table(run_id: int, previous_run_id: int, rows: list[dict[str, str | int | None]]) -> Table:
@@ -360,14 +360,16 @@ def _print_review(review: Review) -> None:
         results.print(
             f"[yellow]not given:[/] {item.code.value} ({escaped(item.scope)}): {escaped(item.reason)}",
             highlight=False,
+            soft_wrap=True,
         )
     for gap in review.findings.recall_gaps:
         results.print(
             f"[yellow]may be missing:[/] {gap.code.value} on {escaped(gap.portal)}: {escaped(gap.reason)}",
             highlight=False,
+            soft_wrap=True,
         )
     for kind, path in review.paths.items():
-        results.print(f"{kind}: {escaped(path)}", highlight=False)
+        results.print(f"{kind}: {escaped(path)}", highlight=False, soft_wrap=True)  # whole, for grep
 
 
 @app.command("demo")
@@ -406,8 +408,8 @@ def demo_command(
         try:
             demo = asyncio.run(
                 run_demo(
-                    out, portals=portals, users=users, console=console, results=results,
-                    quiet=quiet or run.json,
+                    out, portals=portals, users=users,
+                    console=None if quiet or run.json else console, results=None if quiet else results,
                 )
             )  # fmt: skip
         except NotASnapshot as exc:

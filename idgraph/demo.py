@@ -75,10 +75,15 @@ class Demo:
 
 
 async def run_demo(
-    out: Path, *, portals: int, users: int, console: Console, results: Console, quiet: bool
+    out: Path,
+    *,
+    portals: int,
+    users: int,
+    console: Console | None,
+    results: Console | None,
 ) -> Demo:
     """Serve, crawl, summarise: progress on `console` (stderr), the tables and paths on `results`
-    (stdout)."""
+    (stdout); None shows nothing there."""
     make_private_dirs(out)
     db = out / "idgraph.db"
     # Dates in the synthetic directory are relative to today, so "dormant" means what it says.
@@ -91,7 +96,7 @@ async def run_demo(
     try:
         async with run_simulator(sims, window_seconds=DEMO_WINDOW_SECONDS) as sim:
             config, _ = demo_config(sim, okta.url)
-            if not quiet:
+            if console is not None:
                 console.print(
                     f"simulating {portals} LearnUpon portals × {users} users on {sim.url} "
                     f"(rate window compressed to {DEMO_WINDOW_SECONDS:g} s) and an Okta org of "
@@ -101,16 +106,16 @@ async def run_demo(
             with SnapshotStore(db) as store:
                 live: dict[str, LiveSource] = {}
                 work = crawl(config, store, live=live)
-                result = await (work if quiet else with_live_progress(console, live, work))
+                result = await (work if console is None else with_live_progress(console, live, work))
     finally:
         await okta.close()
     review = review_run(db, out, run_id=result.run_id, settings=ReviewSettings.from_config(config.review))
-    if not quiet:
+    if results is not None:
         print_summary(results, result.coverage)
         results.print(_throughput_table(result))
         results.print(_headline(review))
-        results.print(f"snapshot: {escaped(db)} (run {result.run_id})", highlight=False)
-        results.print(f"report:   {escaped(review.paths.get('html'))}", highlight=False)
+        results.print(f"snapshot: {escaped(db)} (run {result.run_id})", highlight=False, soft_wrap=True)
+        results.print(f"report:   {escaped(review.paths.get('html'))}", highlight=False, soft_wrap=True)
     return Demo(0 if result.complete else 3, result, review)
 
 

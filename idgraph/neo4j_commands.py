@@ -175,6 +175,7 @@ def export_neo4j(
             f"IdPs {list(stats.complete_idps)}",
             highlight=False,
             markup=False,
+            soft_wrap=True,
         )
 
 

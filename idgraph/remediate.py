@@ -337,11 +337,7 @@ def _execute(
         markup=False,
     )
     print(f"head {head}", flush=True)  # for the reviewer (or the scheduler) to record, then --expect-head
-    console.print(
-        f"new log head {head}: record it and pass it as --expect-head to the next verify/apply/undo",
-        highlight=False,
-        markup=False,
-    )
+    run.info(f"new log head {head}: record it and pass it as --expect-head to the next verify/apply/undo")
     raise typer.Exit(EXIT_FAILED if failed(outcomes) else EXIT_OK)
 
 
@@ -381,18 +377,16 @@ def apply_command(
         except PlanError as exc:
             raise _usage(str(exc)) from None
         if not plan.actions:
-            console.print(f"plan {plan.plan_hash[:16]} lists no account; nothing to do")
+            run.info(f"plan {plan.plan_hash[:16]} lists no account; nothing to do")
             raise typer.Exit(EXIT_OK)
         _can_confirm(yes)
         _check_log(log, key, expect_head)
         targets = targets_from_plan(plan)
         live = asyncio.run(read_live(targets, cfg))
-        console.print(live_table(plan, live))
-        console.print(
+        run.show(live_table(plan, live))
+        run.info(
             f"plan {plan.plan_hash} made by {plan.created_by} at {plan.created_at} from run {plan.run.id} "
-            f"({plan.run.status}) of {plan.run.snapshot}",
-            highlight=False,
-            markup=False,
+            f"({plan.run.status}) of {plan.run.snapshot}"
         )
         for idp in cfg.idps:
             how = (
@@ -400,13 +394,11 @@ def apply_command(
                 if idp.type in LOOKUPS
                 else "NOT re-checked (no lookup)"
             )
-            console.print(f"IdP {idp.name} ({idp.type}): {how}", highlight=False, markup=False)
+            run.info(f"IdP {idp.name} ({idp.type}): {how}", idp=idp.name)
         if not cfg.idps:
-            console.print(
-                "IdPs: none in the config, so people are not re-checked in any IdP", highlight=False
-            )
+            run.info("IdPs: none in the config, so people are not re-checked in any IdP")
         if remove_memberships:
-            console.print("group memberships of each disabled account will be removed too", highlight=False)
+            run.info("group memberships of each disabled account will be removed too")
         what = "and remove their memberships " if remove_memberships else ""
         _confirm(f"Disable {len(plan.actions)} account(s) {what}in {len(plan.portals)} portal(s)?", yes)
         run.record(plan_hash=plan.plan_hash, run_id=plan.run.id, actions=len(plan.actions))
@@ -516,7 +508,7 @@ def undo_command(
             table.add_row(
                 str(t.undo_of), escaped(t.portal), str(t.user_id), escaped(t.email), t.plan_hash[:12]
             )
-        console.print(table)
+        run.show(table)
         _confirm(f"Re-enable {len(targets)} account(s)?", yes)
         _execute(
             targets, cfg, log, "undo", remove_memberships=False, key=key, expect_head=expect_head, run=run

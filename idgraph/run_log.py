@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from crawler.logs import setup_logging
 from crawler.terminal import escaped, plain
@@ -107,7 +107,21 @@ class CommandLog:
         if self.json:
             _events.error(message, extra={"event": "error", **fields})
         else:
-            _errors.print(f"[bold red]idgraph:[/] {escaped(message)}", highlight=False, soft_wrap=True)
+            shown = "\n".join(escaped(line) for line in message.splitlines())  # control characters shown
+            _errors.print(f"[bold red]idgraph:[/] {shown}", highlight=False, soft_wrap=True)
+
+    def info(self, message: str, **fields: Any) -> None:
+        """A note for the operator (stderr), whole on one line; an `info` event for a scheduler."""
+        if self.json:
+            _events.info(message, extra=fields)
+        else:
+            _errors.print(plain(message), highlight=False, soft_wrap=True)
+
+    def show(self, renderable: RenderableType) -> None:
+        """What a person reads before answering a prompt (a table of what will change): stderr, text only;
+        a scheduler has the plan file and the summary instead."""
+        if not self.json:
+            _errors.print(renderable)
 
     def notice(self, message: str, **fields: Any) -> None:
         """A warning for the operator (stderr), whole on one line; a `warning` event for a scheduler."""
