@@ -419,8 +419,10 @@ def demo_command(
         run.record_findings(demo.review.findings)
         if neo4j is not None:
             from graph.neo4j_export import export_run
+            from idgraph.neo4j_commands import neo4j_errors
 
-            stats = export_run(out / "idgraph.db", neo4j, auth=auth)
+            with neo4j_errors(neo4j, neo4j_user, "Neo4j load failed", option="--neo4j"):
+                stats = export_run(out / "idgraph.db", neo4j, auth=auth)
             run.record(neo4j_rows_written=stats.rows_written)
             if not quiet:
                 results.print(

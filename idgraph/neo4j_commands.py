@@ -60,8 +60,8 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 
 
 @contextmanager
-def _neo4j_errors(uri: str, user: str | None, failed: str) -> Iterator[None]:
-    """Neo4j's refusals as one line each: unreachable is a usage error (the --uri, exit 2), wrong
+def neo4j_errors(uri: str, user: str | None, failed: str, option: str = "--uri") -> Iterator[None]:
+    """Neo4j's refusals as one line each: unreachable is a usage error (`option`, exit 2), wrong
     credentials and everything else Neo4j says no to exit 1."""
     from neo4j.exceptions import AuthError, DriverError, Neo4jError, ServiceUnavailable
 
@@ -71,7 +71,7 @@ def _neo4j_errors(uri: str, user: str | None, failed: str) -> Iterator[None]:
         raise _fail(f"Neo4j at {uri} refused the credentials of user {user!r}", EXIT_FAILED) from None
     except ServiceUnavailable as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__  # the driver's lines, as one
-        raise _fail(f"--uri: Neo4j at {uri} is not reachable: {detail}", EXIT_USAGE) from None
+        raise _fail(f"{option}: Neo4j at {uri} is not reachable: {detail}", EXIT_USAGE) from None
     except (DriverError, Neo4jError) as exc:
         raise _fail(f"{failed}: {type(exc).__name__}: {exc}", EXIT_FAILED) from None
 
@@ -146,7 +146,7 @@ def export_neo4j(
         from graph.neo4j_export import ExportError, export_run
 
         sizing = {} if batch_size is None else {"batch_size": batch_size}
-        with _neo4j_errors(uri, user, "Neo4j export failed"):
+        with neo4j_errors(uri, user, "Neo4j export failed"):
             try:
                 stats = export_run(
                     db,
@@ -276,6 +276,6 @@ def query_command(
     auth = neo4j_auth(user, password_env)
     from graph.neo4j_connect import open_driver
 
-    with _neo4j_errors(uri, user, f"query {name} failed"), open_driver(uri, auth) as driver:
+    with neo4j_errors(uri, user, f"query {name} failed"), open_driver(uri, auth) as driver:
         rows = run_query(driver, name, params, database)
     _print_rows(rows, fmt)

@@ -392,3 +392,25 @@ async def test_on_a_terminal_apply_asks_and_no_means_nothing_happens(estate) -> 
     assert code == 0, screen
     assert all(estate.user(a.portal, a.user_id)["enabled"] is False for a in plan.actions)
     assert len(outcomes(log)) == len(plan.actions)
+
+
+async def test_apply_with_json_logs_keeps_stderr_json_and_ends_with_a_summary_to_record(estate) -> None:
+    plan, plan_path = estate.make_plan()
+    log = estate.tmp / "audit.jsonl"
+    code, out, err = await estate.cli(
+        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--plan-hash", plan.plan_hash,
+        "--log", str(log), "--log-format", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    lines = [json.loads(line) for line in err.splitlines()]  # no confirmation table: JSON only
+    assert [entry.get("event") for entry in lines].count("summary") == 1
+    summary = lines[-1]
+    assert (summary["command"], summary["exit_code"], summary["plan_hash"]) == (
+        "remediate apply",
+        0,
+        plan.plan_hash,
+    )
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (len(plan.actions), 0, 0)
+    assert summary["head"] == verify_log(log, KEY).head and f"head {summary['head']}" in out
+    assert any("Okta" in entry["message"] or "okta" in entry["message"] for entry in lines)  # the IdP note
+    assert_no_secret(estate, out, err)
