@@ -146,7 +146,7 @@ def test_a_closed_or_unreachable_neo4j_is_one_line_and_exit_2_without_retrying(
     behaviour: str, snapshot_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the driver's defaults a closed port took 57 s to fail (transaction retries); now one attempt,
-    bounded by graph.neo4j_connect's 9 s acquisition deadline. Attempts are counted, not seconds."""
+    bounded by graph.neo4j_connect's 6 s acquisition deadline. Attempts are counted, not seconds."""
     monkeypatch.setenv("IDGRAPH_SET_PW", SECRET)
     fake = _FakeBoltPort(behaviour)
     uri = f"bolt://127.0.0.1:{fake.port}"
