@@ -15,6 +15,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -91,14 +92,49 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ExcludeRule(_Strict):
+    """`[[review.exclude]]`: known service and break-glass accounts, out of the findings but never out of
+    sight — every report counts and lists what a rule excluded, under the rule's id (graph.exclusions).
+
+    Every matcher given must match (email is a case-insensitive glob; the others exact, case-insensitive
+    but the portal name); a rule past `expires` (a date, UTC) excludes nothing and the report says so.
+    """
+
+    id: str = Field(min_length=1, max_length=80)
+    reason: str = Field(min_length=1, max_length=500)
+    email: str | None = None
+    username: str | None = None
+    portal: str | None = None
+    user_type: str | None = None
+    expires: date | None = None
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> ExcludeRule:
+        if not any((self.email, self.username, self.portal, self.user_type)):
+            raise ValueError(
+                f"rule {self.id!r} matches every account: give email, username, portal or user_type"
+            )
+        return self
+
+
 class ReviewConfig(_Strict):
     managed_domains: list[str] = Field(default_factory=list)
     dormant_days: int = Field(default=90, ge=1)
+    exclude: list[ExcludeRule] = Field(default_factory=list)
+    max_exception_days: int = Field(default=365, ge=1, le=3660)
 
     @field_validator("managed_domains")
     @classmethod
     def _casefold_domains(cls, domains: list[str]) -> list[str]:
         return [d.strip().casefold().lstrip("@") for d in domains if d.strip()]
+
+    @field_validator("exclude")
+    @classmethod
+    def _unique_rule_ids(cls, rules: list[ExcludeRule]) -> list[ExcludeRule]:
+        ids = [r.id for r in rules]
+        if twice := sorted({i for i in ids if ids.count(i) > 1}):
+            raise ValueError(f"rule id {twice[0]!r} is used twice: each rule needs its own id")
+        return rules
 
 
 class CrawlConfig(_Strict):

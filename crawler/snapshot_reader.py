@@ -16,7 +16,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 _ACCOUNTS = """SELECT portal, id, email, username, user_type, enabled, last_sign_in_at, created_at
                FROM lu_users WHERE run_id = ? ORDER BY portal, id"""
@@ -92,6 +92,19 @@ def check_snapshot(path: Path | str, *, may_be_new: bool) -> None:
         f"--db: {path} is a SQLite database without idgraph's tables, not an idgraph snapshot; "
         "it was left untouched"
     )
+
+
+class LiveRevoke(NamedTuple):
+    """An account under a reviewer's revoke decision that still stands (`SnapshotReader.live_revokes`)."""
+
+    portal: str
+    learnupon_user_id: int
+    email: str | None
+    finding_id: str
+    code: str
+    reviewer: str
+    decided_at: str
+    decision_id: int
 
 
 class SnapshotReader:
@@ -239,6 +252,53 @@ class SnapshotReader:
             "SELECT managed_domains, dormant_days FROM review_settings WHERE run_id = ?", (run_id,)
         ).fetchone()
         return None if row is None else (list(json.loads(row[0])), int(row[1]))
+
+    def review_rules(self, run_id: int) -> dict[str, Any] | None:
+        """The exclusion rules and exception cap saved for the run (JSON as written), or None."""
+        row = self._rows("SELECT review_rules FROM review_settings WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0] or "{}"))
+
+    # --- access review decisions (append-only) -------------------------------------------------------------
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every decision ever imported, oldest first (`facts` parsed)."""
+        cursor = self._rows(
+            "SELECT d.*, i.file_name, i.file_sha256 FROM review_decisions d "
+            "JOIN review_imports i ON i.id = d.import_id ORDER BY d.id",
+            (),
+        )
+        columns = [c[0] for c in cursor.description]
+        out = []
+        for row in cursor:
+            record = dict(zip(columns, row, strict=True))
+            record["facts"] = json.loads(record["facts"])
+            out.append(record)
+        return out
+
+    def review_imports(self) -> list[dict[str, Any]]:
+        """Every reviewer file imported, oldest first, with its bytes as received."""
+        cursor = self._rows("SELECT * FROM review_imports ORDER BY id", ())
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor]
+
+    def live_revokes(self) -> list[LiveRevoke]:
+        """Accounts under a live `revoke` decision: the latest decision on one of its findings is revoke.
+
+        For watchers: such an account must stay disabled, and re-enabling it is worth an alert. A revoke
+        stays live after the account is disabled (and its finding resolved) until a reviewer decides
+        otherwise on that finding (`idgraph review import` of a keep or an exception). One row per
+        account: its latest live revoke.
+        """
+        rows = self._rows(
+            """SELECT d.portal, d.learnupon_user_id, d.email, d.finding_id, d.code, d.reviewer, d.decided_at,
+                      d.id
+               FROM review_decisions d
+               WHERE d.decision = 'revoke' AND d.portal IS NOT NULL AND d.learnupon_user_id IS NOT NULL
+                 AND d.id = (SELECT MAX(x.id) FROM review_decisions x WHERE x.finding_id = d.finding_id)
+               ORDER BY d.portal, d.learnupon_user_id, d.id""",
+            (),
+        )
+        latest = {(r[0], r[1]): LiveRevoke(*r) for r in rows}
+        return list(latest.values())
 
     def history(self) -> list[tuple[Any, ...]]:
         """finding_history rows: (finding_id, *HISTORY_COLUMNS, first/last seen run, first/last seen at,

@@ -42,7 +42,8 @@ from crawler.runs import QuarantineReason, QuarantineSummary, RunInfo, utcnow
 from crawler.snapshot_reader import SnapshotReader, check_snapshot
 
 # 2: coverage.collections, quarantine.addresses and quarantine.label. The finding-history tables joined
-# this schema later without a new version: graph.history of schema 2 created the same tables itself.
+# this schema later without a new version: graph.history of schema 2 created the same tables itself. So did
+# the review tables (decisions, imports) and review_settings.review_rules: an older idgraph ignores them.
 SCHEMA_VERSION = 2
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
 FLUSH_ROWS = 5_000
@@ -134,8 +135,36 @@ CREATE TABLE IF NOT EXISTS finding_runs (
     run_id INTEGER PRIMARY KEY, findings INTEGER NOT NULL, unavailable TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS review_settings (
-    run_id INTEGER PRIMARY KEY, managed_domains TEXT NOT NULL, dormant_days INTEGER NOT NULL
+    run_id INTEGER PRIMARY KEY, managed_domains TEXT NOT NULL, dormant_days INTEGER NOT NULL,
+    review_rules TEXT NOT NULL DEFAULT '{}'  -- JSON: exclusion rules, max_exception_days
 );
+-- Access review decisions (graph.decisions), append-only: a correction is a new row naming the row it
+-- supersedes, and the triggers refuse any UPDATE or DELETE. Each import keeps the reviewer's file as sent.
+CREATE TABLE IF NOT EXISTS review_imports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, imported_at TEXT NOT NULL, reviewer TEXT NOT NULL,
+    run_id INTEGER NOT NULL, file_name TEXT NOT NULL, file_sha256 TEXT NOT NULL, content BLOB NOT NULL,
+    decisions INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS review_decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, import_id INTEGER NOT NULL REFERENCES review_imports(id),
+    finding_id TEXT NOT NULL, code TEXT NOT NULL, severity TEXT NOT NULL, portal TEXT,
+    learnupon_user_id INTEGER, person TEXT, email TEXT,
+    decision TEXT NOT NULL,                -- revoke | keep | exception
+    scope TEXT,                            -- exceptions: account | person
+    reason TEXT NOT NULL, expires_at TEXT, reviewer TEXT NOT NULL, decided_at TEXT NOT NULL,
+    run_id INTEGER NOT NULL,               -- the run whose facts the reviewer saw
+    facts TEXT NOT NULL,                   -- JSON: those facts, compared with every later run
+    supersedes INTEGER REFERENCES review_decisions(id)
+);
+CREATE INDEX IF NOT EXISTS review_decisions_by_finding ON review_decisions(finding_id, id);
+CREATE TRIGGER IF NOT EXISTS review_decisions_append_only_u BEFORE UPDATE ON review_decisions
+BEGIN SELECT RAISE(ABORT, 'review decisions are append-only: import a correction instead'); END;
+CREATE TRIGGER IF NOT EXISTS review_decisions_append_only_d BEFORE DELETE ON review_decisions
+BEGIN SELECT RAISE(ABORT, 'review decisions are append-only: import a correction instead'); END;
+CREATE TRIGGER IF NOT EXISTS review_imports_append_only_u BEFORE UPDATE ON review_imports
+BEGIN SELECT RAISE(ABORT, 'review imports are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS review_imports_append_only_d BEFORE DELETE ON review_imports
+BEGIN SELECT RAISE(ABORT, 'review imports are append-only'); END;
 """
 
 
@@ -219,6 +248,11 @@ class SnapshotStore:
                 columns = {row[1] for row in self._db.execute("PRAGMA table_info(finding_history)")}
                 if "depends_on" not in columns:  # recorded by an idgraph that did not keep dependencies
                     self._db.execute("ALTER TABLE finding_history ADD COLUMN depends_on TEXT")
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(review_settings)")}
+                if "review_rules" not in columns:  # saved by an idgraph without exclusion rules
+                    self._db.execute(
+                        "ALTER TABLE review_settings ADD COLUMN review_rules TEXT NOT NULL DEFAULT '{}'"
+                    )
                 self._db.execute(
                     "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value "

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crawler.config import ExcludeRule
 from crawler.coverage import IDENTITIES, USERS
 from crawler.review_tables import record_findings, write_review_settings
 from crawler.snapshot_reader import HISTORY_COLUMNS, SnapshotReader
@@ -28,13 +29,24 @@ from graph.rules import FACTS, IDPS_FACT, ReviewSettings
 # --- review settings --------------------------------------------------------------------------------------
 def save_review_settings(store: SnapshotStore, run_id: int, settings: ReviewSettings) -> None:
     """Remember the `[review]` settings a run was judged with, so a report needs no config file."""
-    write_review_settings(store, run_id, list(settings.managed_domains), settings.dormant_days)
+    write_review_settings(
+        store, run_id, list(settings.managed_domains), settings.dormant_days, settings.review_rules()
+    )
 
 
 def load_review_settings(store: SnapshotStore, run_id: int) -> ReviewSettings | None:
     """The settings saved for a run, or None."""
-    saved = store.reader().review_settings(run_id)
-    return None if saved is None else ReviewSettings(tuple(saved[0]), saved[1])
+    reader = store.reader()
+    saved = reader.review_settings(run_id)
+    if saved is None:
+        return None
+    rules = reader.review_rules(run_id) or {}
+    return ReviewSettings(
+        tuple(saved[0]),
+        saved[1],
+        tuple(ExcludeRule.model_validate(r) for r in rules.get("exclude", ())),
+        int(rules.get("max_exception_days", ReviewSettings.max_exception_days)),
+    )
 
 
 # --- recording ----------------------------------------------------------------------------------------------

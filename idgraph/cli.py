@@ -483,8 +483,10 @@ def _mount_subcommands() -> None:
     """Command groups that live beside the concept they drive."""
     from idgraph.neo4j_commands import export_app, query_command
     from idgraph.remediate import remediate_app
+    from idgraph.review_cli import review_app
 
     app.add_typer(remediate_app, name="remediate")
+    app.add_typer(review_app, name="review")
     app.add_typer(export_app, name="export")
     app.command("query")(query_command)
 

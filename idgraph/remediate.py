@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -56,6 +56,7 @@ from crawler.remediation.plan import (
     Plan,
     PlanError,
     check_config,
+    check_unused,
     load_plan,
     write_plan,
 )
@@ -64,6 +65,9 @@ from crawler.vocabulary import SEVERITY_ORDER, Code, Severity
 from idgraph import run_log
 from idgraph.run_log import CommandLog, LogFormat, LogFormatOpt, command_log
 from idgraph.snapshot_arg import DEFAULT_DB, DbOpt, require_snapshot
+
+if TYPE_CHECKING:
+    from graph.remediation_plan import NotPlanned
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 DEFAULT_LOG = Path("idgraph-remediation.jsonl")
@@ -139,13 +143,26 @@ def _check_log(path: Path, key: bytes, expect_head: str | None) -> None:
     )
 
 
+def _check_unused(plan: Plan, path: Path, key: bytes) -> None:
+    """Refuse a plan the log shows was applied already, or partly undone (a plan is single-use)."""
+    try:
+        entries = read_entries(path, key)
+    except FileNotFoundError:
+        return
+    except (AuditError, OSError) as exc:
+        raise _usage(f"audit log {path}: {exc}") from None
+    try:
+        check_unused(plan, entries)
+    except PlanError as exc:
+        raise _usage(f"{exc}; nothing was changed") from None
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
 @remediate_app.command("plan")
 def plan_command(
-    finding: Annotated[str, typer.Option("--finding", help="Finding code to remediate.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the plan (JSON).")],
     config: Annotated[
         Path,
@@ -162,43 +179,83 @@ def plan_command(
         list[str] | None, typer.Option("--severity", help="Only these severities (repeatable or a,b).")
     ] = None,
     key_env: KeyEnvOpt = None,
+    finding: Annotated[
+        str | None, typer.Option("--finding", help="Finding code to remediate (or --from-review).")
+    ] = None,
+    from_review: Annotated[
+        bool,
+        typer.Option(
+            "--from-review",
+            help="Plan the reviewers' revoke decisions that still stand (`idgraph review import`).",
+        ),
+    ] = False,
     log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
-    """Write a plan of the accounts to disable for one finding of one run. Changes nothing anywhere.
+    """Write a plan of the accounts to disable, for one finding code or from review decisions, over one
+    run. Changes nothing anywhere.
+
+    --from-review plans exactly the revoke decisions whose facts still hold: never an account under a live
+    exception or excluded by a [review] exclude rule; it lists every revoke it leaves out, with why.
 
     Example: idgraph remediate plan --db snap.db --config idgraph.toml --finding idp_disabled_active
     --severity critical,high --out plan.json
+
+    Example: idgraph remediate plan --from-review --db snap.db --config idgraph.toml --out plan.json
     """
     with command_log("remediate plan", log_format) as log:
-        try:
-            code = Code(finding)
-        except ValueError:
-            choices = ", ".join(sorted(c.value for c in REMEDIABLE))
-            raise _usage(f"--finding: unknown finding {finding!r}; remediable: {choices}") from None
+        if (finding is None) == (not from_review):
+            raise _usage("give one of --finding CODE or --from-review")
         try:
             severities = [Severity(s.lower()) for s in _split(severity)]
         except ValueError:
             raise _usage(f"--severity: expected {', '.join(s.value for s in Severity)}") from None
+        code = None
+        if finding is not None:
+            try:
+                code = Code(finding)
+            except ValueError:
+                choices = ", ".join(sorted(c.value for c in REMEDIABLE))
+                raise _usage(f"--finding: unknown finding {finding!r}; remediable: {choices}") from None
         cfg = _config(config)
         key = _key(cfg, key_env)
         require_snapshot(db)
-        try:
-            from graph.remediation_plan import plan_from_snapshot  # evaluating findings: loaded when planning
+        left_out: list[NotPlanned] = []
+        try:  # evaluating findings: loaded when planning
+            if code is not None:
+                from graph.remediation_plan import plan_from_snapshot
 
-            plan = plan_from_snapshot(
-                db, code=code, config=cfg, key=key, run_id=run, portals=_split(portal), severities=severities
-            )
+                plan = plan_from_snapshot(
+                    db, code=code, config=cfg, key=key, run_id=run, portals=_split(portal),
+                    severities=severities, left_out=left_out,
+                )  # fmt: skip
+            else:
+                from graph.review_plan import plan_from_review
+
+                plan, left_out = plan_from_review(
+                    db, config=cfg, key=key, run_id=run, portals=_split(portal), severities=severities
+                )
         except PlanError as exc:
             raise _usage(str(exc)) from None
         write_plan(plan, out)
         log.record(
             run_id=plan.run.id, plan_hash=plan.plan_hash, plan=str(out), actions=len(plan.actions),
             portals=list(plan.portals), not_judged=[dict(scope) for scope in plan.unavailable],
+            not_planned=[{"portal": i.portal, "user_id": i.user_id, "reason": i.reason} for i in left_out],
         )  # fmt: skip
         results.print(plan_table(plan))
+        for item in left_out:
+            results.print(
+                visible(f"not planned: {item.portal}/{item.user_id} {item.email or ''}: {item.reason}"),
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
         for scope in plan.unavailable:
             results.print(
-                visible(f"not judged ({scope['scope']}): {scope['reason']}"), highlight=False, markup=False
+                visible(f"not judged ({scope['scope']}): {scope['reason']}"),
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
             )
         results.print(
             f"plan {plan.plan_hash} → {out}: disable {len(plan.actions)} account(s) in "
@@ -381,6 +438,7 @@ def apply_command(
             raise typer.Exit(EXIT_OK)
         _can_confirm(yes)
         _check_log(log, key, expect_head)
+        _check_unused(plan, log, key)
         targets = targets_from_plan(plan)
         live = asyncio.run(read_live(targets, cfg))
         run.show(live_table(plan, live))

@@ -41,6 +41,7 @@ from crawler.remediation.audit import AuditError, AuditLog
 from crawler.remediation.idp_check import IdpChecker
 from crawler.remediation.plan import Plan
 from crawler.remediation.portal import PortalClient
+from crawler.vocabulary import REMEDIABLE
 
 DONE, SKIPPED, FAILED, INTENT = "done", "skipped", "failed", "intent"
 # What `apply` compares the live account against, and what every before/after records.
@@ -189,6 +190,12 @@ def drift(expect: dict[str, Any] | None, live: LUUser) -> list[str]:
     return changes
 
 
+def _rests_on_idp(finding: str | None) -> bool:
+    """Whether the finding behind a disable says "the IdPs let this person go": an active IdP identity
+    then undoes it. A reviewer's revoke of a dormant or duplicate account stands whatever the IdP says."""
+    return finding is None or finding in REMEDIABLE
+
+
 def _same_email(a: str | None, b: str | None) -> bool:
     return (a or "").strip().casefold() == (b or "").strip().casefold()
 
@@ -297,7 +304,7 @@ class _Run:
             if verdict.error is not None and not t.force:
                 self.record(self.outcome(t, FAILED, verdict.error, before=state, idp_recheck=recheck))
                 return
-            if not t.enable and verdict.active_in:
+            if not t.enable and verdict.active_in and _rests_on_idp(t.finding):
                 reason = f"active again in the IdP: {', '.join(verdict.active_in)}"
                 self.record(self.outcome(t, SKIPPED, reason, before=state, idp_recheck=recheck))
                 return
