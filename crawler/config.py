@@ -1,8 +1,9 @@
 """The TOML config: portals, IdPs and review settings, validated before anything touches the network.
 
 Secrets never live in the file: it names environment variables, and `load_config` resolves them into
-`SecretStr` values that only the HTTP layer unwraps. Every validation failure becomes one `ConfigError`
-line naming the offending field, so `idgraph crawl` can exit 2 having written nothing.
+`SecretStr` values that only the HTTP layer unwraps. Every validation failure becomes a line naming the
+offending field, and one `ConfigError` carries all of them (schema errors and unset environment variables
+alike), so a new user fixes a config in one pass and `idgraph crawl` exits 2 having written nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ from crawler.redact import REDACTOR
 
 
 class ConfigError(ValueError):
-    """A config problem, phrased as one line that names the field."""
+    """The config's problems, each one line that names its field; one problem reads as that line."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = tuple(problems)
+        if len(problems) == 1:
+            super().__init__(problems[0])
+        else:
+            super().__init__(f"{len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems))
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -416,8 +424,9 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Fill the secret fields from the environment variables the file names."""
+def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    """Fill the secret fields from the environment variables the file names; each problem is appended to
+    `problems`, so an unset variable is reported beside every other mistake in the file."""
     resolved = dict(raw)
     for kind, cls_for in (
         ("portals", lambda _: PortalConfig),
@@ -434,44 +443,52 @@ def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, A
             secret_fields = _SECRET_FIELDS.get(config_class, []) if config_class is not None else []
             for env_field, secret_field in secret_fields:
                 if secret_field in item:
-                    raise ConfigError(
+                    problems.append(
                         f"{kind}[{index}].{secret_field}: secrets never go in the config file; "
                         f"set {env_field} to the name of an environment variable"
                     )
+                    del item[secret_field]  # never validated, so never echoed
+                    continue
                 var = item.get(env_field)
                 if not isinstance(var, str) or not var:
                     continue  # pydantic reports the missing/invalid field itself
                 if not _ENV_NAME.match(var):
                     # Likely a secret pasted where its variable's name belongs: never echo it.
-                    raise ConfigError(
+                    problems.append(
                         f"{kind}[{index}].{env_field}: must be the NAME of an environment variable "
                         "(letters, digits and _, not starting with a digit); the value given is not shown"
                     )
+                    continue
                 value = env.get(var)
                 if not value:
-                    raise ConfigError(f"{kind}[{index}].{env_field}: environment variable {var} is not set")
+                    problems.append(f"{kind}[{index}].{env_field}: environment variable {var} is not set")
+                    continue
                 item[secret_field] = value
             items.append(item)
         if kind in resolved:
             resolved[kind] = items
-    return _resolve_remediation_key(resolved, env)
+    return _resolve_remediation_key(resolved, env, problems)
 
 
-def _resolve_remediation_key(resolved: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+def _resolve_remediation_key(
+    resolved: dict[str, Any], env: Mapping[str, str], problems: list[str]
+) -> dict[str, Any]:
     """`[remediation] key_env`: the same rules as every other secret (never in the file, must be set)."""
     table = resolved.get("remediation")
     if not isinstance(table, dict):
         return resolved
     if "key" in table:
-        raise ConfigError(
+        problems.append(
             "remediation.key: secrets never go in the config file; "
             "set key_env to the name of an environment variable"
         )
+        resolved["remediation"] = table = {k: v for k, v in table.items() if k != "key"}
     var = table.get("key_env")
     if isinstance(var, str) and var:
         if not env.get(var):
-            raise ConfigError(f"remediation.key_env: environment variable {var} is not set")
-        resolved["remediation"] = {**table, "key": env[var]}
+            problems.append(f"remediation.key_env: environment variable {var} is not set")
+        else:
+            resolved["remediation"] = {**table, "key": env[var]}
     return resolved
 
 
@@ -485,26 +502,33 @@ def _alert_class(item: dict[str, Any]) -> type[BaseModel] | None:
 
 
 def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
-    """Validate a parsed TOML document; raise ConfigError naming the first bad field."""
+    """Validate a parsed TOML document; raise one ConfigError naming every bad field."""
     env = os.environ if env is None else env
-    resolved = _resolve_secrets(raw, env)
+    problems: list[str] = []
+    resolved = _resolve_secrets(raw, env, problems)
     try:
         config = Config.model_validate(resolved)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = _field_path(first["loc"]) or "config"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            where = f"{where}.type"
-        if message.startswith(f"{where}:") or ("[" in message.split(":")[0] and ":" in message):
-            raise ConfigError(message) from None
-        if "[" in where and re.match(r"^[a-z_]+: ", message):  # a table's check that names its own key
-            raise ConfigError(f"{where}.{message}") from None
-        raise ConfigError(f"{where}: {message}") from None
+        problems += [_problem(error) for error in exc.errors()]
+    if problems:
+        raise ConfigError(*dict.fromkeys(problems))  # each once, in the file's order
     register_secrets(config)
     return config
+
+
+def _problem(error: Any) -> str:
+    """One pydantic error as `field: what is wrong`."""
+    where = _field_path(error["loc"]) or "config"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        where = f"{where}.type"
+    if message.startswith(f"{where}:") or ("[" in message.split(":")[0] and ":" in message):
+        return message  # a model validator already named the field
+    if "[" in where and re.match(r"^[a-z_]+: ", message):  # a table's check that names its own key
+        return f"{where}.{message}"
+    return f"{where}: {message}"
 
 
 def register_secrets(config: Config) -> None:
@@ -551,6 +575,4 @@ def load_review_config(path: Path) -> ReviewConfig:
     try:
         return ReviewConfig.model_validate(_read_toml(path).get("review", {}))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"review.{where}: {first['msg']}") from None
+        raise ConfigError(*(_problem({**e, "loc": ("review", *e["loc"])}) for e in exc.errors())) from None

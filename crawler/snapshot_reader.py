@@ -50,6 +50,54 @@ _HISTORY = f"""SELECT finding_id, {", ".join(HISTORY_COLUMNS)}, first_seen_run, 
                last_seen_at, depends_on FROM finding_history"""
 
 
+IDGRAPH_TABLES = frozenset({"meta", "runs"})  # every idgraph snapshot since schema 1 has both
+
+
+class NotASnapshot(ValueError):
+    """`--db` names a file that is not an idgraph snapshot: a usage error, and the file is left untouched."""
+
+
+def check_snapshot(path: Path | str, *, may_be_new: bool) -> None:
+    """Raise NotASnapshot unless `path` is an idgraph snapshot, reading it without writing a byte.
+
+    A writer (`may_be_new`) may also start a new snapshot in a missing or empty file (or a SQLite file
+    with no table); a reader needs one that exists. A text file, or someone else's SQLite database, is
+    refused before anything opens it for writing: the store would otherwise add idgraph's tables to it,
+    switch it to WAL and narrow its permissions.
+    """
+    path = Path(path)
+    if not path.exists():
+        if may_be_new:
+            return
+        raise NotASnapshot(f"--db: no snapshot at {path}")
+    if not path.is_file():
+        raise NotASnapshot(f"--db: {path} is not a file")
+    if path.stat().st_size == 0:
+        if may_be_new:
+            return
+        raise NotASnapshot(f"--db: {path} is empty, not an idgraph snapshot")
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        marked = tables >= IDGRAPH_TABLES and bool(
+            db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone()
+        )
+    except sqlite3.DatabaseError as exc:
+        if "not a database" not in str(exc):  # locked, I/O: a snapshot error, not a wrong file
+            raise
+        raise NotASnapshot(
+            f"--db: {path} is not an idgraph snapshot (not a SQLite database); it was left untouched"
+        ) from None
+    finally:
+        db.close()
+    if marked or (may_be_new and not tables):
+        return
+    raise NotASnapshot(
+        f"--db: {path} is a SQLite database without idgraph's tables, not an idgraph snapshot; "
+        "it was left untouched"
+    )
+
+
 class LiveRevoke(NamedTuple):
     """An account under a reviewer's revoke decision that still stands (`SnapshotReader.live_revokes`)."""
 

@@ -39,7 +39,7 @@ from crawler.records import (
 )
 from crawler.redact import redact, redact_optional
 from crawler.runs import QuarantineReason, QuarantineSummary, RunInfo, utcnow
-from crawler.snapshot_reader import SnapshotReader
+from crawler.snapshot_reader import SnapshotReader, check_snapshot
 
 # 2: coverage.collections, quarantine.addresses and quarantine.label. The finding-history tables joined
 # this schema later without a new version: graph.history of schema 2 created the same tables itself. So did
@@ -240,6 +240,7 @@ class SnapshotStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
+            check_snapshot(self.path, may_be_new=True)  # never write into someone else's file
             make_private_dirs(self.path.parent)
             # The snapshot holds people's names and emails: owner-only, like the reports. SQLite gives
             # its -wal and -shm files the same permissions as the database file; an existing file that

@@ -7,9 +7,10 @@ The glue between the graph API, finding history and the report writers, shared b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from crawler.coverage import SourceCoverage
 from crawler.store import FULL, SnapshotStore
 from graph import history
 from graph.api import load_run
@@ -29,6 +30,7 @@ class Review:
     paths: dict[str, Path]
     complete: bool  # every source's every collection was read
     withheld_by_quarantine: int = 0  # verdicts not given because an identity they need was quarantined
+    coverage: list[SourceCoverage] = field(default_factory=list)  # per source: what the run read
 
     @property
     def verdicts_withheld(self) -> bool:
@@ -65,7 +67,15 @@ def review_run(
             )
             paths = write_reports(out, report, formats)
         complete = all(c.complete for c in graph.coverage)
-        return Review(graph.run.id, findings, changes, paths, complete, withheld_by_quarantine(findings))
+        return Review(
+            graph.run.id,
+            findings,
+            changes,
+            paths,
+            complete,
+            withheld_by_quarantine(findings),
+            list(graph.coverage),
+        )
 
 
 def report_input(store: SnapshotStore, under_review: RunReview) -> ReportInput:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,19 +22,19 @@ from rich.table import Table
 from crawler.config import ConfigError, load_review_config
 from crawler.private import PermissionsError, write_private
 from crawler.store import SnapshotStore
-from crawler.terminal import escaped, plain, visible
+from crawler.terminal import escaped, plain, readable, visible
 from graph.campaign import RunReview, open_review
 from graph.rules import ReviewSettings
+from idgraph.snapshot_arg import DEFAULT_DB, DbOpt, require_snapshot
 
 EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_SNAPSHOT = 0, 2, 3, 4
-DEFAULT_DB = Path("idgraph.db")
 console = Console(stderr=True)
 
 review_app = typer.Typer(
     name="review",
     help=(
         "Run an access review of a crawl: decide on each finding, keep exceptions, prove it to an auditor."
-        "\n\n  idgraph review export --run 4 --out decisions.csv\n\n"
+        "\n\nExamples:\n\n  idgraph review export --run 4 --out decisions.csv\n\n"
         "  idgraph review import decisions.csv --reviewer lead@acme.com\n\n"
         "  idgraph review status --format json\n\n"
         "  idgraph review evidence --run 4 --out evidence-2026q2"
@@ -45,7 +44,6 @@ review_app = typer.Typer(
     pretty_exceptions_show_locals=False,  # a traceback's locals would print the secrets in memory
 )
 
-DbOpt = Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")]
 RunOpt = Annotated[int | None, typer.Option("--run", help="Run id (default: the newest).")]
 ConfigOpt = Annotated[
     Path | None,
@@ -73,8 +71,7 @@ def reviewing(
 ) -> Iterator[tuple[SnapshotStore, RunReview]]:
     """The run under review, with every failure turned into its exit code."""
     settings = _settings(config)
-    if not db.exists():
-        raise _usage(f"--db: no snapshot at {db}")
+    require_snapshot(db)  # exit 2 for a missing, empty or foreign file, left untouched
     try:
         with SnapshotStore(db) as store, open_review(store, run, settings) as review:
             yield store, review
@@ -217,7 +214,7 @@ def status_command(
                     group if index == 0 else "", plain(key), *(str(values[c]) for c in COUNTS),
                     end_section=index == len(rows) - 1,
                 )  # fmt: skip
-        Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160).print(table)
+        Console().print(readable(table))  # stdout; whole at 80 columns when it is not a terminal
     raise typer.Exit(incomplete_banner(review))
 
 
@@ -240,7 +237,7 @@ def evidence_command(
         typer.Option(
             "--config",
             "-c",
-            help="Config: its \\[remediation] key_env names the key; its \\[review] applies.",
+            help="Config: its remediation.key_env names the key; its review table applies.",
         ),
     ] = None,
     expect_head: Annotated[

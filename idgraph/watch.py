@@ -14,7 +14,6 @@ import fcntl
 import logging
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +25,8 @@ from rich.console import Console
 
 from crawler.config import Config, ConfigError, load_config
 from crawler.learnupon.lookup import find_accounts
-from crawler.logs import setup_logging
 from crawler.orchestrator import config_fingerprint
-from crawler.private import FILE_MODE, PermissionsError
+from crawler.private import FILE_MODE
 from crawler.remediation.audit import AuditError
 from crawler.remediation.keys import KeyMissing
 from crawler.store import INCREMENTAL, SnapshotStore
@@ -38,6 +36,8 @@ from crawler.watch.lookups import PortalLookups
 from crawler.watch.outbox import Outbox
 from crawler.watch.sinks import open_sinks
 from crawler.watch.watched import watched_accounts
+from idgraph.run_log import LogFormat, LogFormatOpt, QuietOpt, command_log, fail
+from idgraph.snapshot_arg import DEFAULT_DB, SNAPSHOT_ERRORS, fail_snapshot, require_snapshot
 
 if TYPE_CHECKING:  # the rules load when a watch runs, not for every `idgraph` command
     from idgraph.watch_round import RoundReport
@@ -45,7 +45,6 @@ if TYPE_CHECKING:  # the rules load when a watch runs, not for every `idgraph` c
 EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_SNAPSHOT, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 console = Console(stderr=True)
 log = logging.getLogger("idgraph.watch")
-SNAPSHOT_ERRORS = (sqlite3.Error, PermissionsError)
 
 
 class UsageError(Exception):
@@ -173,19 +172,14 @@ def watch_command(
     config: Annotated[
         Path, typer.Option("--config", "-c", help="TOML config naming portals, IdPs and alerts.")
     ],
-    db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite) a crawl wrote.")] = Path(
-        "idgraph.db"
-    ),
+    db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite) a crawl wrote.")] = DEFAULT_DB,
     interval: Annotated[
         float | None,
-        typer.Option("--interval", help="Seconds between rounds (default: \\[watch] interval_seconds)."),
+        typer.Option("--interval", help="Seconds between rounds (default: [watch] interval_seconds)."),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="One round, then exit (for cron).")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings only.")] = False,
-    log_format: Annotated[
-        str,
-        typer.Option("--log-format", help="text (for people) or json (one object per line, for schedulers)."),
-    ] = "text",
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Follow the IdPs' change feeds; alert on LearnUpon accounts still enabled for people just disabled.
 
@@ -194,32 +188,32 @@ def watch_command(
     enabled raises `idp_disabled_active` (the finding id a crawl would give) to every alert sink in the
     config (JSON lines on stdout when none is configured). Re-enabled in the IdP closes it. Alerts are
     at least once, de-duplicated by alert_id, and survive restarts. Exit: --once 0 complete, 3 something
-    incomplete (retried next round); 2 bad config; 4 snapshot error; 130 stopped (Ctrl-C, SIGTERM).
+    incomplete (retried next round); 2 bad config or a --db that is not a snapshot; 4 snapshot error;
+    130 stopped (Ctrl-C, SIGTERM).
 
     Example: idgraph watch --config idgraph.toml --db snapshots.db --interval 60
     """
-    from idgraph import cli
-
-    if log_format not in ("text", "json"):
-        raise cli._fail_usage(f"--log-format: expected text or json, got {log_format!r}")
-    setup_logging(log_format, quiet)
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise cli._fail_usage(f"config error: {exc}") from None
-    every = cfg.watch.interval_seconds if interval is None else interval
-    if every < 1:
-        raise cli._fail_usage(f"--interval: at least 1 second, got {every:g}")
-    try:
-        check_config(cfg, db)
-        code = asyncio.run(_until_stopped(cfg, db, every, once))
-    except UsageError as exc:
-        raise cli._fail_usage(str(exc)) from None
-    except SNAPSHOT_ERRORS as exc:
-        raise cli._fail_snapshot(db, exc) from None
-    if code == EXIT_INTERRUPTED:
-        console.print("watch stopped", highlight=False)
-    raise typer.Exit(code)
+    with command_log("watch", log_format, quiet) as run:
+        try:
+            cfg = load_config(config)
+        except ConfigError as exc:
+            raise fail(f"config error: {exc}", EXIT_USAGE, problems=list(exc.problems)) from None
+        every = cfg.watch.interval_seconds if interval is None else interval
+        if every < 1:
+            raise fail(f"--interval: at least 1 second, got {every:g}", EXIT_USAGE)
+        run.record(db=str(db), once=once, interval_seconds=every)
+        try:
+            check_config(cfg, db)
+            require_snapshot(db)
+            code = asyncio.run(_until_stopped(cfg, db, every, once))
+        except UsageError as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
+        except SNAPSHOT_ERRORS as exc:
+            raise fail_snapshot(db, exc) from None
+        run.record(complete=code == EXIT_OK)
+        if code == EXIT_INTERRUPTED:
+            run.info("watch stopped")
+        raise typer.Exit(code)
 
 
 async def _until_stopped(cfg: Config, db: Path, interval: float, once: bool) -> int:

@@ -12,6 +12,10 @@ from crawler.store import SCHEMA_VERSION, QuarantineReason, QuarantineSummary, S
 OLD_QUARANTINE = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('schema_version', '1');
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT,
+    status TEXT NOT NULL, config_fingerprint TEXT
+);
 CREATE TABLE quarantine (
     run_id INTEGER NOT NULL, source TEXT NOT NULL, collection TEXT NOT NULL,
     reason TEXT NOT NULL, record TEXT

@@ -134,8 +134,8 @@ async def test_a_quarterly_review_from_crawl_to_evidence(estate) -> None:
 
     # --- plan from the decisions: exactly the revokes that stand ------------------------------------------
     plan_path = estate.tmp / "plan.json"
-    code, _, err = await estate.cli("plan", "--from-review", "--db", db, "--config", config,
-                                    "--out", str(plan_path))  # fmt: skip
+    code, out, err = await estate.cli("plan", "--from-review", "--db", db, "--config", config,
+                                      "--out", str(plan_path))  # fmt: skip
     assert code == 0, err
     plan = load_plan(plan_path, KEY)
     revoked = {_account(r) for r in chosen["revoke"]}
@@ -143,7 +143,7 @@ async def test_a_quarterly_review_from_crawl_to_evidence(estate) -> None:
     assert plan.selection.finding == "review"
     assert all(a.finding.evidence["review_decision"]["reviewer"] == REVIEWER for a in plan.actions)
     portal, user_id = _account(both)
-    assert f"not planned: {portal}/{user_id}" in err and "under a live exception" in err
+    assert f"not planned: {portal}/{user_id}" in out and "under a live exception" in out  # the plan: stdout
 
     # --- apply it; a second apply of the same plan is refused before any request --------------------------
     log = estate.tmp / "audit.jsonl"
@@ -151,7 +151,7 @@ async def test_a_quarterly_review_from_crawl_to_evidence(estate) -> None:
              "--log", str(log))  # fmt: skip
     code, out, err = await estate.cli(*apply)
     assert code == 0, err
-    head = out.strip().removeprefix("head ")
+    head = next(line.split()[1] for line in out.splitlines() if line.startswith("head "))
     assert all(estate.user(p, u)["enabled"] is False for p, u in revoked)
     puts = sum(p.stats.by_endpoint["PUT /users/{id}"] for p in estate.sim.portals)
     code, _, err = await estate.cli(*apply)

@@ -191,7 +191,7 @@ def test_exclusion_rules_in_the_config_file_and_their_errors(tmp_path: Path, cli
     report = cli(
         "report", "--config", str(path), "--db", str(tmp_path / "x.db"), "--out", str(tmp_path / "o")
     )
-    assert report.returncode == 2 and "review.exclude.0.colour" in report.stderr
+    assert report.returncode == 2 and "review.exclude[0].colour" in report.stderr
 
 
 def test_accounts_under_a_live_revoke_are_readable_for_watchers(db: Path) -> None:
