@@ -9,7 +9,6 @@ is a lower bound (each output says so); 4 — the snapshot file failed.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,15 +19,16 @@ from rich.console import Console
 from rich.table import Table
 
 from crawler.config import ConfigError, load_review_config
-from crawler.private import PermissionsError, write_private
+from crawler.private import write_private
 from crawler.store import SnapshotStore
-from crawler.terminal import escaped, plain, readable, visible
+from crawler.terminal import plain, readable, visible
 from graph.campaign import RunReview, open_review
 from graph.rules import ReviewSettings
-from idgraph.snapshot_arg import DEFAULT_DB, DbOpt, require_snapshot
+from idgraph import run_log
+from idgraph.run_log import CommandLog, LogFormat, LogFormatOpt, QuietOpt, command_log
+from idgraph.snapshot_arg import DEFAULT_DB, SNAPSHOT_ERRORS, DbOpt, fail_snapshot, require_snapshot
 
-EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_SNAPSHOT = 0, 2, 3, 4
-console = Console(stderr=True)
+EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE = 0, 2, 3
 
 review_app = typer.Typer(
     name="review",
@@ -51,9 +51,8 @@ ConfigOpt = Annotated[
 ]
 
 
-def _usage(message: str) -> typer.Exit:
-    console.print(f"[bold red]idgraph review:[/] {escaped(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_USAGE)
+def _usage(message: str, **fields: Any) -> typer.Exit:
+    return run_log.fail(message, EXIT_USAGE, **fields)
 
 
 def _settings(config: Path | None) -> ReviewSettings | None:
@@ -77,23 +76,24 @@ def reviewing(
             yield store, review
     except LookupError as exc:
         raise _usage(f"--run: {exc}") from None
-    except (sqlite3.Error, PermissionsError) as exc:
-        console.print(f"[bold red]idgraph:[/] snapshot error: {escaped(f'{db}: {exc}')}", highlight=False)
-        raise typer.Exit(EXIT_SNAPSHOT) from None
+    except SNAPSHOT_ERRORS as exc:
+        raise fail_snapshot(db, exc) from None
 
 
-def incomplete_banner(review: RunReview) -> int:
-    """Say on stderr why the numbers are lower bounds; the exit code to end with."""
+def incomplete_banner(review: RunReview, run: CommandLog) -> int:
+    """Say on stderr why the numbers are lower bounds (and record it in the summary); the exit code."""
     lines = review.incompleteness()
+    run.record(run_id=review.run_id, complete=not lines)
     if not lines:
         return EXIT_OK
-    console.print(
-        f"[bold yellow]run {review.run_id} is INCOMPLETE:[/] every count is a lower bound and findings may "
-        "be missing —",
-        highlight=False,
+    run.notice(
+        f"run {review.run_id} is INCOMPLETE: every count is a lower bound and findings may be missing —",
+        event="incomplete",
+        reasons=lines,
     )
-    for line in lines:
-        console.print(f"  {escaped(line)}", highlight=False, soft_wrap=True)
+    if not run.json:  # a scheduler has the reasons in the notice
+        for line in lines:
+            run.info(f"  {line}")
     return EXIT_INCOMPLETE
 
 
@@ -103,6 +103,8 @@ def export_command(
     db: DbOpt = DEFAULT_DB,
     run: RunOpt = None,
     config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Write one row per open finding of a run, with empty decision columns for reviewers to fill.
 
@@ -114,19 +116,21 @@ def export_command(
     from graph.decisions_file import render_export
     from graph.review import report_input
 
-    with reviewing(db, run, config) as (store, review):
+    with (
+        command_log("review export", log_format, quiet) as log,
+        reviewing(db, run, config) as (store, review),
+    ):
         report = report_input(store, review)
         write_private(out, render_export(review, report))
         counts = (len(review.open), len(review.accepted), len(review.excluded))
-    print(f"{out}: {counts[0]} open finding(s) of run {review.run_id} to decide on")
-    console.print(
-        f"not listed: {counts[1]} accepted under a live exception, {counts[2]} excluded by a rule. Fill "
-        "decision (revoke|keep|exception), reason, and for exceptions scope (account|person) and "
-        f"expires_at; then `idgraph review import {out} --reviewer EMAIL`.",
-        highlight=False,
-        markup=False,
-    )
-    raise typer.Exit(incomplete_banner(review))
+        log.record(file=str(out), open=counts[0], accepted=counts[1], excluded=counts[2])
+        print(f"{visible(out)}: {counts[0]} open finding(s) of run {review.run_id} to decide on")
+        log.info(
+            f"not listed: {counts[1]} accepted under a live exception, {counts[2]} excluded by a rule. Fill "
+            "decision (revoke|keep|exception), reason, and for exceptions scope (account|person) and "
+            f"expires_at; then `idgraph review import {out} --reviewer EMAIL`."
+        )
+        raise typer.Exit(incomplete_banner(review, log))
 
 
 @review_app.command("import")
@@ -137,6 +141,8 @@ def import_command(
     reviewer: Annotated[str, typer.Option("--reviewer", help="The email of the reviewer who decided.")],
     db: DbOpt = DEFAULT_DB,
     run: RunOpt = None,
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Record a reviewer's decisions: validated as a whole against the run, in one transaction.
 
@@ -149,30 +155,34 @@ def import_command(
     """
     from graph.decision_import import ImportRefused, check_reviewer, import_decisions
 
-    try:
-        check_reviewer(reviewer)
-    except ValueError as exc:
-        raise _usage(str(exc)) from None
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise _usage(f"cannot read {file}: {exc.strerror}") from None
-    with reviewing(db, run) as (store, review):
+    with command_log("review import", log_format, quiet) as log:
         try:
-            result = import_decisions(store, review, data, reviewer=reviewer, file_name=file.name)
-        except ImportRefused as exc:
-            console.print(f"[bold red]idgraph review:[/] {escaped(file)} refused: {exc}", highlight=False)
-            for problem in exc.problems[:50]:
-                console.print(f"  {escaped(problem)}", highlight=False, soft_wrap=True)
-            if len(exc.problems) > 50:
-                console.print(f"  … and {len(exc.problems) - 50} more", highlight=False)
-            raise typer.Exit(EXIT_USAGE) from None
-    counts = result.counts()
-    print(
-        f"imported {len(result.decisions)} decision(s) from {visible(file.name)} as import "
-        f"#{result.import_id} (run {result.run_id}): {counts['revoke']} revoke, {counts['keep']} keep, "
-        f"{counts['exception']} exception; {result.undecided} row(s) left undecided"
-    )
+            check_reviewer(reviewer)
+        except ValueError as exc:
+            raise _usage(str(exc)) from None
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise _usage(f"cannot read {file}: {exc.strerror}") from None
+        with reviewing(db, run) as (store, review):
+            try:
+                result = import_decisions(store, review, data, reviewer=reviewer, file_name=file.name)
+            except ImportRefused as exc:
+                shown = exc.problems[:50] + (
+                    [f"… and {len(exc.problems) - 50} more"] * (len(exc.problems) > 50)
+                )
+                raise _usage(
+                    "\n  ".join([f"{file} refused: {exc}", *shown]), problems=list(exc.problems)
+                ) from None
+        counts = result.counts()
+        log.record(
+            run_id=result.run_id, import_id=result.import_id, decisions=counts, undecided=result.undecided
+        )
+        print(
+            f"imported {len(result.decisions)} decision(s) from {visible(file.name)} as import "
+            f"#{result.import_id} (run {result.run_id}): {counts['revoke']} revoke, {counts['keep']} keep, "
+            f"{counts['exception']} exception; {result.undecided} row(s) left undecided"
+        )
 
 
 STATUS_FORMATS = ("table", "json")
@@ -183,6 +193,8 @@ def status_command(
     db: DbOpt = DEFAULT_DB,
     run: RunOpt = None,
     output: Annotated[str, typer.Option("--format", help="table or json (on stdout).")] = "table",
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Decided and undecided findings of a run, by severity, portal and reviewer (on stdout).
 
@@ -190,12 +202,22 @@ def status_command(
 
     Example: idgraph review status --db snapshots.db --format json
     """
-    from graph.review_status import COUNTS, status
+    from graph.review_status import status
 
-    if output not in STATUS_FORMATS:
-        raise _usage(f"--format: expected table or json, got {output!r}")
-    with reviewing(db, run) as (_, review):
-        counts = status(review)
+    with command_log("review status", log_format, quiet) as log:
+        if output not in STATUS_FORMATS:
+            raise _usage(f"--format: expected table or json, got {output!r}")
+        with reviewing(db, run) as (_, review):
+            counts = status(review)
+        log.record(totals=counts["totals"])
+        _print_status(counts, output)
+        raise typer.Exit(incomplete_banner(review, log))
+
+
+def _print_status(counts: dict[str, Any], output: str) -> None:
+    """The status on stdout: JSON, or a table that stays whole at 80 columns when not a terminal."""
+    from graph.review_status import COUNTS
+
     if output == "json":
         print(json.dumps(counts, indent=2, ensure_ascii=False))
     else:
@@ -215,7 +237,6 @@ def status_command(
                     end_section=index == len(rows) - 1,
                 )  # fmt: skip
         Console().print(readable(table))  # stdout; whole at 80 columns when it is not a terminal
-    raise typer.Exit(incomplete_banner(review))
 
 
 @review_app.command("evidence")
@@ -225,7 +246,7 @@ def evidence_command(
     ],
     db: DbOpt = DEFAULT_DB,
     run: RunOpt = None,
-    log: Annotated[
+    log_path: Annotated[
         Path | None,
         typer.Option("--log", help="The remediation audit log (JSON Lines) to include and verify."),
     ] = None,
@@ -243,6 +264,8 @@ def evidence_command(
     expect_head: Annotated[
         str | None, typer.Option("--expect-head", help="The log head recorded last: refuse a log without it.")
     ] = None,
+    quiet: QuietOpt = False,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Write the evidence pack of a run: population and coverage, findings, decisions, exceptions,
     exclusions, remediation entries with read-backs and the audit chain's head, an HTML summary, and
@@ -253,12 +276,27 @@ def evidence_command(
     Example: idgraph review evidence --db snapshots.db --run 5 --out evidence-2026q2 --log audit.jsonl
     --key-env IDGRAPH_REMEDIATION_KEY
     """
+    with command_log("review evidence", log_format, quiet) as log:
+        raise typer.Exit(_evidence(out, db, run, log_path, key_env, config, expect_head, log))
+
+
+def _evidence(
+    out: Path,
+    db: Path,
+    run: int | None,
+    log_path: Path | None,
+    key_env: str | None,
+    config: Path | None,
+    expect_head: str | None,
+    log: CommandLog,
+) -> int:
+    """Write the pack; the exit code (3 when the run is incomplete or the audit chain is not shown)."""
     from crawler.config import load_config
     from crawler.remediation.keys import KeyMissing, resolve_key
     from graph.evidence_pack import AuditEvidence, PackError, build_pack, write_pack
 
     key = None
-    if log is not None:
+    if log_path is not None:
         try:
             cfg = load_config(config) if config is not None else None
             key = resolve_key(cfg, key_env)
@@ -267,7 +305,7 @@ def evidence_command(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise _usage(f"--out: {out} exists and is not empty; a pack is never overwritten")
     try:
-        audit = AuditEvidence.read(log, key, expect_head)
+        audit = AuditEvidence.read(log_path, key, expect_head)
     except PackError as exc:
         raise _usage(str(exc)) from None
     with reviewing(db, run, config) as (store, review):
@@ -276,16 +314,18 @@ def evidence_command(
             _, sums = write_pack(out, pack, snapshot=db.name)
         except PackError as exc:
             raise _usage(str(exc)) from None
-    print(f"{out}: {len(pack.files) + 2} files; SHA256SUMS sha256 {sums}")
-    code = incomplete_banner(review)
+    print(f"{visible(out)}: {len(pack.files) + 2} files; SHA256SUMS sha256 {sums}")
+    log.record(pack=str(out), files=len(pack.files) + 2, sha256sums_sha256=sums)
+    code = incomplete_banner(review, log)
     chain = pack.facts["audit_chain"]
+    log.record(audit_chain_verified=bool(chain["verified"]) if chain["given"] else None)
     if not chain["given"]:
-        console.print("no --log given: the pack shows no remediation (exit 3)", highlight=False)
+        log.notice("no --log given: the pack shows no remediation (exit 3)")
         code = EXIT_INCOMPLETE
     elif not chain["verified"]:
-        console.print(f"the audit log does not verify: {escaped(chain['reason'])} (exit 3)", highlight=False)
+        log.notice(f"the audit log does not verify: {chain['reason']} (exit 3)")
         code = EXIT_INCOMPLETE
-    raise typer.Exit(code)
+    return code
 
 
 if __name__ == "__main__":  # `python -m idgraph.review_cli …`, as tests drive the group alone

@@ -132,6 +132,30 @@ def test_json_logs_end_with_one_summary_event_with_sources_findings_and_exit_cod
     assert summary["changes"]["still_open"] == len(json.loads(diff.stdout)["still_open"])
 
 
+def test_review_commands_log_json_and_end_with_their_summary_event(demo, tmp_path: Path) -> None:
+    db, _ = demo
+    exported = idgraph("review", "export", "--db", str(db), "--out", str(tmp_path / "d.csv"),
+                       "--log-format", "json", cwd=tmp_path)  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    summary = json_lines(exported.stderr)[-1]
+    assert (summary["command"], summary["exit_code"], summary["run_id"]) == ("review export", 0, 2)
+    assert summary["complete"] is True
+    rows = (tmp_path / "d.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert summary["open"] == len(rows) - 1 and exported.stdout.startswith(str(tmp_path / "d.csv"))
+
+    status = idgraph("review", "status", "--db", str(db), "--format", "json", "--log-format", "json",
+                     cwd=tmp_path)  # fmt: skip
+    summary = json_lines(status.stderr)[-1]
+    assert (summary["command"], summary["exit_code"]) == ("review status", 0)
+    assert summary["totals"] == json.loads(status.stdout)["totals"]
+
+    refused = idgraph("review", "import", str(tmp_path / "missing.csv"), "--reviewer", "lead@acme.com",
+                      "--db", str(db), "--log-format", "json", cwd=tmp_path)  # fmt: skip
+    lines = json_lines(refused.stderr)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert lines[-1]["exit_code"] == 2 and "cannot read" in lines[-1]["error"]
+
+
 def test_a_failing_command_still_ends_with_its_summary_event(tmp_path: Path) -> None:
     config = tmp_path / "idgraph.toml"
     config.write_text(
@@ -179,7 +203,9 @@ def _state(path: Path) -> tuple[bytes, int, int]:
     return hashlib.sha256(path.read_bytes()).digest(), path.stat().st_mode, path.stat().st_mtime_ns
 
 
-@pytest.mark.parametrize("command", ["crawl", "report", "diff", "export neo4j", "remediate plan"])
+@pytest.mark.parametrize(
+    "command", ["crawl", "report", "diff", "export neo4j", "remediate plan", "review status", "watch"]
+)
 def test_a_db_that_is_not_an_idgraph_snapshot_is_one_line_exit_2_and_left_untouched(
     command: str, tmp_path: Path
 ) -> None:
@@ -190,6 +216,11 @@ def test_a_db_that_is_not_an_idgraph_snapshot_is_one_line_exit_2_and_left_untouc
         '[[portals]]\nname = "emea"\nbase_url = "http://127.0.0.1:9/emea"\nusername_env = "LU_U"\n'
         'password_env = "LU_P"\n\n[remediation]\nkey_env = "RKEY"\n'
     )
+    watched = tmp_path / "watch.toml"  # watch needs an IdP with a change feed
+    watched.write_text(
+        config.read_text()
+        + '\n[[idps]]\nname = "okta"\ntype = "okta"\nbase_url = "http://127.0.0.1:9"\ntoken_env = "OKTA_T"\n'
+    )
     args = {
         "crawl": ["crawl", "--config", str(config)],
         "report": ["report", "--out", str(tmp_path / "out")],
@@ -197,14 +228,17 @@ def test_a_db_that_is_not_an_idgraph_snapshot_is_one_line_exit_2_and_left_untouc
         "export neo4j": ["export", "neo4j", "--uri", "bolt://127.0.0.1:9"],
         "remediate plan": ["remediate", "plan", "--config", str(config), "--finding", "idp_disabled_active",
                            "--out", str(tmp_path / "plan.json")],
+        "review status": ["review", "status"],
+        "watch": ["watch", "--config", str(watched), "--once"],
     }[command]  # fmt: skip
-    env = {"LU_U": "user", "LU_P": "password", "RKEY": "k" * 32}
+    env = {"LU_U": "user", "LU_P": "password", "RKEY": "k" * 32, "OKTA_T": "token"}
     shown = idgraph(*args, "--db", str(db), cwd=tmp_path, env=env)
     assert shown.returncode == 2, shown.stderr
     assert shown.stderr.count("\n") == 1 and "is a SQLite database without idgraph's tables" in shown.stderr
     assert shown.stdout == ""
     assert _state(db) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["idgraph.toml", "other-app.db"]  # no -wal, no out
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["idgraph.toml", "other-app.db", "watch.toml"]  # no -wal, no out, no lock
 
 
 def test_an_empty_file_is_not_a_snapshot_to_read(tmp_path: Path) -> None:
