@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from crawler.config import CrawlConfig
 from crawler.coverage import CollectionCoverage
-from crawler.http import SourceHttp, SourceLimits
+from crawler.http import SourceHttp, SourceLimits, make_session
 from crawler.paging_guard import PageLimits
 from crawler.store import SnapshotStore
 
@@ -117,6 +118,19 @@ def apply_limits(http: SourceHttp, crawl: CrawlConfig) -> None:
         pages=PageLimits(crawl.max_pages_per_listing, crawl.max_pages_without_new),
     )
     http.controller.max_retry_after = crawl.max_retry_after_seconds
+
+
+def source_session(
+    connector: aiohttp.BaseConnector, crawl: CrawlConfig, **options: Any
+) -> aiohttp.ClientSession:
+    """A source's own session over the shared connector, with `[crawl]`'s request and connect timeouts
+    (`options`: `make_session`'s headers or middlewares)."""
+    return make_session(
+        connector,
+        total_timeout=crawl.request_timeout_seconds,
+        connect_timeout=crawl.connect_timeout_seconds,
+        **options,
+    )
 
 
 # What a parse function raises for a record it cannot read.

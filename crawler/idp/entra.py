@@ -16,8 +16,8 @@ import aiohttp
 
 from crawler.config import CrawlConfig, EntraConfig
 from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError
-from crawler.http import SourceHttp, make_session
-from crawler.idp.auth_hint import auth_hint
+from crawler.http import SourceHttp
+from crawler.idp.listing import UsersListing
 from crawler.idp.server_paced import ServerPacedController
 from crawler.idp.status import (
     AddressBook,
@@ -25,13 +25,14 @@ from crawler.idp.status import (
     entra_status,
     entra_user_type,
     parse_proxy_addresses,
-    require_id,
     same_origin_link,
+    text,
+    vendor_identity,
 )
 from crawler.idp.tokens import TokenRefused, bearer_http, token_from_response
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.records import Identity
-from crawler.source import SourceContext
+from crawler.source import SourceContext, source_session
 
 log = logging.getLogger("idgraph.idp.entra")
 
@@ -57,34 +58,23 @@ user_addresses = addresses_reader(_address_book)
 
 def parse_user(raw: Mapping[str, Any]) -> Identity:
     """One Graph user; a record without `accountEnabled` is refused (quarantined), never read as enabled."""
-    idp_id = require_id(raw)
-    raw_status, status = entra_status(raw.get("accountEnabled"))
-    book = _address_book(raw)
-    return Identity(
-        idp_id=idp_id,
-        addresses=book.build("address (mail, proxyAddresses and a non-guest userPrincipalName are empty)"),
-        raw_status=raw_status,
-        status=status,
+    return vendor_identity(
+        raw,
+        entra_status(raw.get("accountEnabled")),
+        _address_book(raw),
+        "mail, proxyAddresses and a non-guest userPrincipalName are empty",
         user_type=entra_user_type(raw.get("userType")),
-        display_name=raw.get("displayName") if isinstance(raw.get("displayName"), str) else None,
+        display_name=text(raw.get("displayName")),
     )
 
 
-class EntraCrawl:
+class EntraCrawl(UsersListing[EntraConfig]):
     """The `/users` listing of one tenant into the snapshot."""
 
-    def __init__(self, cfg: EntraConfig) -> None:
-        self.cfg = cfg
+    def hint(self) -> str:
+        return "Graph refused the token — the app needs the User.Read.All application permission"
 
-    async def run(self, ctx: SourceContext) -> None:
-        if USERS in ctx.done:
-            return
-        with auth_hint(
-            lambda: "Graph refused the token — the app needs the User.Read.All application permission"
-        ):
-            await self._walk(ctx)
-
-    async def _walk(self, ctx: SourceContext) -> None:
+    async def walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.graph_url}/v1.0/users"
         query: dict[str, Any] | None = {"$select": SELECT, "$top": str(PAGE_SIZE)}
         guard = PageGuard(self.cfg.name, USERS, ctx.http.limits.pages)
@@ -132,12 +122,7 @@ def graph_http(
     The users crawl and the delta feed each open one; `middlewares` go on the session (the feed reads
     Graph's sync-reset errors with one).
     """
-    session = make_session(
-        connector,
-        total_timeout=crawl_config.request_timeout_seconds,
-        connect_timeout=crawl_config.connect_timeout_seconds,
-        middlewares=middlewares,
-    )
+    session = source_session(connector, crawl_config, middlewares=middlewares)
     controller = ServerPacedController(cfg.name, ceiling=cfg.requests_per_minute, window_seconds=60)
 
     async def fetch_token(token_endpoint: SourceHttp) -> tuple[str, float]:

@@ -23,15 +23,22 @@ from pydantic import SecretStr
 
 from crawler.config import CrawlConfig, GoogleConfig, check_base_url
 from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError
-from crawler.http import SourceHttp, make_session
-from crawler.idp.auth_hint import auth_hint
+from crawler.http import SourceHttp
+from crawler.idp.listing import UsersListing
 from crawler.idp.server_paced import ServerPacedController
-from crawler.idp.status import AddressBook, addresses_reader, google_status, parse_time, require_id
+from crawler.idp.status import (
+    AddressBook,
+    addresses_reader,
+    google_status,
+    parse_time,
+    text,
+    vendor_identity,
+)
 from crawler.idp.tokens import TokenRefused, bearer_http, token_from_response
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.records import Identity
 from crawler.redact import REDACTOR, redact
-from crawler.source import SourceContext
+from crawler.source import SourceContext, source_session
 
 log = logging.getLogger("idgraph.idp.google")
 
@@ -139,18 +146,14 @@ user_addresses = addresses_reader(_address_book)
 
 def parse_user(raw: Mapping[str, Any]) -> Identity:
     """One Directory user: disabled when suspended or archived; every alias is an address."""
-    idp_id = require_id(raw)
-    raw_status, status = google_status(raw.get("suspended"), raw.get("archived"))
-    book = _address_book(raw)
     name = raw.get("name")
-    full_name = name.get("fullName") if isinstance(name, Mapping) else None
-    return Identity(
-        idp_id=idp_id,
-        addresses=book.build("address (primaryEmail and aliases are empty)"),
-        raw_status=raw_status,
-        status=status,
+    return vendor_identity(
+        raw,
+        google_status(raw.get("suspended"), raw.get("archived")),
+        _address_book(raw),
+        "primaryEmail and aliases are empty",
         last_login=parse_time(raw.get("lastLoginTime")),
-        display_name=full_name if isinstance(full_name, str) else None,
+        display_name=text(name.get("fullName")) if isinstance(name, Mapping) else None,
     )
 
 
@@ -163,23 +166,17 @@ def delegation_hint(cfg: GoogleConfig, last_error: LastError, scope: str = SCOPE
     )
 
 
-class GoogleCrawl:
+class GoogleCrawl(UsersListing[GoogleConfig]):
     """The `users.list` listing of one customer into the snapshot."""
 
     def __init__(self, cfg: GoogleConfig, last_error: LastError) -> None:
-        self.cfg = cfg
+        super().__init__(cfg)
         self.last_error = last_error
 
-    async def run(self, ctx: SourceContext) -> None:
-        if USERS in ctx.done:
-            return
-        with auth_hint(self._hint):
-            await self._walk(ctx)
-
-    def _hint(self) -> str:
+    def hint(self) -> str:
         return delegation_hint(self.cfg, self.last_error)
 
-    async def _walk(self, ctx: SourceContext) -> None:
+    async def walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.base_url}/admin/directory/v1/users"
         page_token: str | None = None
         guard = PageGuard(self.cfg.name, USERS, ctx.http.limits.pages)
@@ -214,10 +211,9 @@ def google_http(
     answered as throttling), limiter and key. The key file is read on first use: a bad one fails this
     source only. `LastError` keeps the reason of the latest refusal, for a message worth reading."""
     last_error = LastError()
-    session = make_session(
+    session = source_session(
         connector,
-        total_timeout=crawl_config.request_timeout_seconds,
-        connect_timeout=crawl_config.connect_timeout_seconds,
+        crawl_config,
         middlewares=(quota_as_throttle(last_error),),
     )
     controller = ServerPacedController(cfg.name, ceiling=cfg.requests_per_minute, window_seconds=60)

@@ -21,20 +21,20 @@ from multidict import CIMultiDict
 
 from crawler.config import CrawlConfig, OktaConfig
 from crawler.errors import AuthError, SourceError
-from crawler.http import SourceHttp, make_session
+from crawler.http import SourceHttp
 from crawler.idp.auth_hint import auth_hint
 from crawler.idp.status import (
     AddressBook,
     addresses_reader,
     okta_status,
     parse_time,
-    require_id,
     same_origin_link,
+    vendor_identity,
 )
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.ratelimit import RateController, Ticket, parse_int_header, parse_retry_after
 from crawler.records import Identity
-from crawler.source import SourceContext
+from crawler.source import SourceContext, source_session
 
 log = logging.getLogger("idgraph.idp.okta")
 
@@ -137,18 +137,15 @@ user_addresses = addresses_reader(_address_book)
 
 def parse_user(raw: Mapping[str, Any]) -> Identity:
     """One Okta user. `profile.secondEmail` is a recovery address, often personal: never an address."""
-    idp_id = require_id(raw)
     raw_status = raw.get("status")
-    status = okta_status(raw_status)
     profile = raw.get("profile") or {}
-    book = _address_book(raw)
     first, last = profile.get("firstName"), profile.get("lastName")
     display = profile.get("displayName") or " ".join(p for p in (first, last) if isinstance(p, str)) or None
-    return Identity(
-        idp_id=idp_id,
-        addresses=book.build("address (profile.email and profile.login are empty or not emails)"),
-        raw_status=str(raw_status),
-        status=status,
+    return vendor_identity(
+        raw,
+        (str(raw_status), okta_status(raw_status)),
+        _address_book(raw),
+        "profile.email and profile.login are empty or not emails",
         status_changed_at=parse_time(raw.get("statusChanged")),
         last_login=parse_time(raw.get("lastLogin")),
         display_name=display,
@@ -205,11 +202,7 @@ def okta_http(
     The users crawl and the System Log feed each bring their own controller: Okta rates `/api/v1/logs`
     in a bucket of its own, much lower than `/api/v1/users`.
     """
-    session = make_session(
-        connector,
-        total_timeout=crawl_config.request_timeout_seconds,
-        connect_timeout=crawl_config.connect_timeout_seconds,
-    )
+    session = source_session(connector, crawl_config)
 
     async def auth_headers() -> dict[str, str]:
         if cfg.token is None:
