@@ -10,20 +10,8 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.logging import RichHandler
 
-from crawler.redact import RedactingFilter, redact
+from crawler.redact import MessageFilter, RedactingFilter, redact
 from crawler.terminal import visible
-
-
-class VisibleTextFilter(logging.Filter):
-    """For the terminal: control characters a source put in a message are shown escaped, never sent."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        shown = visible(message)
-        if shown != message:
-            record.msg, record.args = shown, None
-        return True
-
 
 # What every LogRecord carries; anything else on a record came in `extra=` and is a field of the event.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
@@ -63,7 +51,7 @@ def setup_logging(log_format: str = "text", quiet: bool = False) -> None:
         handler = RichHandler(
             console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
         )
-        handler.addFilter(VisibleTextFilter())
+        handler.addFilter(MessageFilter(visible))  # control characters a source sent, shown escaped
     handler.addFilter(RedactingFilter())  # no configured secret reaches a log line, whatever echoed it
     root.addHandler(handler)
     root.setLevel(logging.WARNING)

@@ -341,25 +341,24 @@ class _Run:
             self.record(self.outcome(t, FAILED, reason, before=state, intent_seq=intent))
             return
         if after.enabled != t.enable:
-            reason = (
-                "the write answered success but the account still reads "
-                f"enabled={str(after.enabled).lower()} (silent no-op)"
+            result, reason = (
+                FAILED,
+                (
+                    "the write answered success but the account still reads "
+                    f"enabled={str(after.enabled).lower()} (silent no-op)"
+                ),
             )
             if unknown is not None:
                 reason = f"{unknown}the account still reads enabled={str(after.enabled).lower()}"
-            self.record(
-                self.outcome(t, FAILED, reason, before=state, after=_state(after), idp_recheck=recheck,
-                             intent_seq=intent)
-            )  # fmt: skip
-            return
-        done = f"{'re-enabled' if t.enable else 'disabled'}; verified by read-back"
-        if unknown is not None:
-            done = f"{unknown}{'re-enabled' if t.enable else 'disabled'}"
+        else:
+            result, reason = DONE, f"{'re-enabled' if t.enable else 'disabled'}; verified by read-back"
+            if unknown is not None:
+                reason = f"{unknown}{'re-enabled' if t.enable else 'disabled'}"
         self.record(
-            self.outcome(t, DONE, done, before=state, after=_state(after), idp_recheck=recheck,
+            self.outcome(t, result, reason, before=state, after=_state(after), idp_recheck=recheck,
                          intent_seq=intent)
         )  # fmt: skip
-        if self.remove_memberships and not t.enable:
+        if result == DONE and self.remove_memberships and not t.enable:
             await self.memberships(client, t)
 
     async def memberships(self, client: PortalClient, t: Target) -> None:
