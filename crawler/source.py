@@ -63,20 +63,11 @@ class SourceContext:
         self.store.mark_collection_done(self.run_id, self.name, collection)
         self.done.add(collection)
 
-    def quarantine(
-        self,
-        collection: str,
-        reason: str,
-        record: Any,
-        *,
-        addresses: Iterable[str] = (),
-        label: str | None = None,
-    ) -> None:
-        """Keep a record we could not read, with the reason; `addresses` are the email addresses it
-        carries (evidence the person exists), `label` a short identifier for the report."""
-        self.store.quarantine(
-            self.run_id, self.name, collection, reason, record, addresses=addresses, label=label
-        )
+    def quarantine(self, collection: str, reason: str, record: Any, **details: Any) -> None:
+        """Keep a record we could not read, with the reason; `details` are `SnapshotStore.quarantine`'s
+        `addresses` (the email addresses it carries: evidence the person exists) and `label` (a short
+        identifier for the report)."""
+        self.store.quarantine(self.run_id, self.name, collection, reason, record, **details)
         self.progress.quarantined += 1
 
     def note(self, message: str) -> None:

@@ -660,26 +660,28 @@ class SnapshotStore:
 
     def enrollment_count_mismatches(self, run_id: int, portal: str) -> list[int]:
         """Users whose `number_of_enrollments` differs from the enrollments crawled for them."""
-        rows = self._read(
-            """SELECT u.id FROM lu_users u
-               LEFT JOIN (SELECT user_id, COUNT(*) AS n FROM lu_enrollments
-                          WHERE run_id = ? AND portal = ? GROUP BY user_id) e ON e.user_id = u.id
-               WHERE u.run_id = ? AND u.portal = ? AND u.number_of_enrollments IS NOT NULL
-                 AND u.number_of_enrollments != COALESCE(e.n, 0)
-               ORDER BY u.id""",
-            (run_id, portal, run_id, portal),
+        return self._count_mismatches(
+            run_id, portal, "lu_users", "number_of_enrollments", "lu_enrollments", "user_id"
         )
-        return [row[0] for row in rows]
 
     def member_count_mismatches(self, run_id: int, portal: str) -> list[int]:
         """Groups whose `number_of_members` differs from the members crawled for them."""
+        return self._count_mismatches(
+            run_id, portal, "lu_groups", "number_of_members", "lu_memberships", "group_id"
+        )
+
+    def _count_mismatches(
+        self, run_id: int, portal: str, parent: str, counter: str, child: str, key: str
+    ) -> list[int]:
+        """Ids of `parent` rows whose LearnUpon `counter` differs from the `child` rows crawled for them
+        (joined on `child.key`); rows without a counter are not judged. Names are ours, never input."""
         rows = self._read(
-            """SELECT g.id FROM lu_groups g
-               LEFT JOIN (SELECT group_id, COUNT(*) AS n FROM lu_memberships
-                          WHERE run_id = ? AND portal = ? GROUP BY group_id) m ON m.group_id = g.id
-               WHERE g.run_id = ? AND g.portal = ? AND g.number_of_members IS NOT NULL
-                 AND g.number_of_members != COALESCE(m.n, 0)
-               ORDER BY g.id""",
+            f"""SELECT p.id FROM {parent} p
+                LEFT JOIN (SELECT {key}, COUNT(*) AS n FROM {child}
+                           WHERE run_id = ? AND portal = ? GROUP BY {key}) c ON c.{key} = p.id
+                WHERE p.run_id = ? AND p.portal = ? AND p.{counter} IS NOT NULL
+                  AND p.{counter} != COALESCE(c.n, 0)
+                ORDER BY p.id""",
             (run_id, portal, run_id, portal),
         )
         return [row[0] for row in rows]
