@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from crawler.store import SnapshotStore
+from crawler.runs import RunInfo
+from crawler.store import INCREMENTAL, SnapshotStore
 from graph import history
 from graph.api import IdentityGraph, load_run
 from graph.decisions import ACCEPTED, EXCLUDED, OPEN, Decision, FindingReview, review_states
@@ -79,12 +80,25 @@ def review_of(graph: IdentityGraph, store: SnapshotStore) -> RunReview:
     return RunReview(graph, findings, decisions, exclusions, states, as_of)
 
 
+def crawl_run(store: SnapshotStore, run_id: int | None) -> RunInfo:
+    """The run a verdict is given over (the newest crawl by default); LookupError for a watch round: it
+    read only the people it looked up, so every account it did not read would look absent."""
+    run = store.run(run_id)
+    if run.kind == INCREMENTAL:
+        raise LookupError(
+            f"run {run.id} is an incremental run of `idgraph watch`: it read only the people it looked up; "
+            "name a crawl (without --run: the newest)"
+        )
+    return run
+
+
 @contextmanager
 def open_review(
     store: SnapshotStore, run_id: int | None = None, settings: ReviewSettings | None = None
 ) -> Iterator[RunReview]:
     """The run (the newest by default) under review; `settings` from a config replace the saved ones."""
+    run = crawl_run(store, run_id)
     if settings is not None:
-        history.save_review_settings(store, store.run(run_id).id, settings)
-    with load_run(store, run_id) as graph:
+        history.save_review_settings(store, run.id, settings)
+    with load_run(store, run.id) as graph:
         yield review_of(graph, store)

@@ -242,7 +242,7 @@ def plan_from_snapshot(
     left out is appended to `left_out`, with why.
     """
     from graph.api import load_run
-    from graph.campaign import review_of
+    from graph.campaign import crawl_run, review_of
 
     if not db.exists():
         raise PlanError(f"--db: no snapshot at {db}")
@@ -257,6 +257,10 @@ def plan_from_snapshot(
     except LookupError as exc:
         raise PlanError(f"--run: {exc}") from None
     with ig:
+        try:
+            crawl_run(ig.store, ig.run.id)
+        except LookupError as exc:
+            raise PlanError(f"--run: {exc}") from None
         ig.settings = replace(
             ig.settings, exclude=tuple(review.exclude), max_exception_days=review.max_exception_days
         )

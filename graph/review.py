@@ -14,7 +14,7 @@ from crawler.coverage import SourceCoverage
 from crawler.store import FULL, SnapshotStore
 from graph import history
 from graph.api import load_run
-from graph.campaign import RunReview, open_review
+from graph.campaign import RunReview, crawl_run, open_review
 from graph.model import FindingSet
 from graph.person_view import people_view
 from graph.reports import ReportInput, write_reports
@@ -116,10 +116,12 @@ def diff_runs(db: Path, run_id: int | None = None, previous_run_id: int | None =
     which runs someone happened to report.
     """
     with SnapshotStore(db) as store:
-        newest = store.run(run_id).id
+        newest = crawl_run(store, run_id).id
         if previous_run_id is None:
             earlier = [r.id for r in store.runs(FULL) if r.id < newest]  # never a watch round
             previous_run_id = earlier[-1] if earlier else None
+        else:
+            crawl_run(store, previous_run_id)  # LookupError for a run that does not exist, or a watch round
         for run in (previous_run_id, newest):
             if run is None:
                 continue
@@ -130,5 +132,4 @@ def diff_runs(db: Path, run_id: int | None = None, previous_run_id: int | None =
                     history.record(store, graph.findings(), graph.settings)
         if previous_run_id is None:
             return history.Diff(newest, None)
-        store.run(previous_run_id)  # LookupError for a run that does not exist
         return history.diff(store, newest, previous_run_id)

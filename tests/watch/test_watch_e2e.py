@@ -191,3 +191,26 @@ async def test_someone_still_enabled_in_entra_is_not_offboarded_until_entra_says
         assert sources[f"okta:{ids['okta']}"].startswith("change feed") and sources[
             f"entra:{ids['entra']}"
         ].startswith("change feed")
+
+
+async def test_verdict_commands_refuse_a_watch_round_and_keep_to_crawls(tmp_path: Path) -> None:
+    """A watch round read only the people it looked up: a report, a diff or a plan over it would read
+    every other account as absent, so each refuses it by name; without --run they take the newest crawl."""
+    import pytest
+
+    from graph.review import diff_runs, review_run
+
+    async with watched(tmp_path) as (estate, config, _receiver, okta_id, _address, _enabled):
+        estate.okta.deactivate(okta_id)
+        assert await watch(config, estate.db, interval=1, once=True, summary=False) == 0
+        with SnapshotStore(estate.db) as store:
+            rounds = [r.id for r in store.runs() if r.kind == "incremental"]
+        assert rounds
+        for verdicts in (
+            lambda: review_run(estate.db, None, run_id=rounds[-1]),
+            lambda: diff_runs(estate.db, rounds[-1]),
+            lambda: diff_runs(estate.db, None, rounds[-1]),
+        ):
+            with pytest.raises(LookupError, match="incremental run of `idgraph watch`"):
+                verdicts()
+        assert review_run(estate.db, None).run_id == estate.run_id  # the newest crawl
