@@ -20,12 +20,11 @@ import aiohttp
 from crawler.config import Config, CrawlConfig, PortalConfig
 from crawler.coverage import COMPLETE, IDENTITIES, INCOMPLETE, CollectionCoverage, summarise
 from crawler.errors import SourceError
-from crawler.http import SourceHttp, SourceLimits, make_session
+from crawler.http import SourceHttp, make_session
 from crawler.idp import IDP_SOURCES
 from crawler.learnupon.crawl import PortalCrawl
-from crawler.paging_guard import PageLimits
 from crawler.ratelimit import RateController
-from crawler.source import SourceContext
+from crawler.source import SourceContext, apply_limits
 from crawler.store import FLUSH_SECONDS, SnapshotStore, SourceCoverage, utcnow
 
 log = logging.getLogger("idgraph.crawl")
@@ -237,11 +236,7 @@ async def crawl_sources(
 def _bounded(http: SourceHttp, run: CrawlFn, crawl: CrawlConfig, deadline_at: float | None) -> CrawlFn:
     """The source's limits against a hostile server (body size, pages, Retry-After), and the deadline:
     at `deadline_at` an unfinished source stops, incomplete, with the deadline as its reason."""
-    http.limits = SourceLimits(
-        max_body_bytes=crawl.max_body_bytes,
-        pages=PageLimits(crawl.max_pages_per_listing, crawl.max_pages_without_new),
-    )
-    http.controller.max_retry_after = crawl.max_retry_after_seconds
+    apply_limits(http, crawl)
     if deadline_at is None:
         return run
 
