@@ -107,10 +107,12 @@ def worker_job(
     config: Config, share: Sequence[str], store: SnapshotStore, run_id: int, deadline: float | None
 ) -> dict[str, Any]:
     """What a worker is told: its sources' config without secrets (it reads them from its environment)."""
-    dump = json.loads(config.model_dump_json())  # secret fields are excluded from the dump
-    dump["portals"] = [p for p in dump["portals"] if p["name"] in share]
-    dump["idps"] = [i for i in dump["idps"] if i["name"] in share]
-    dump.pop("remediation", None)  # a worker needs no remediation key
+    full = json.loads(config.model_dump_json())  # secret fields are excluded from the dump
+    dump = {  # its own sources and the crawl's tuning, nothing else (no remediation key, no alert sinks)
+        "crawl": full["crawl"],
+        "portals": [p for p in full["portals"] if p["name"] in share],
+        "idps": [i for i in full["idps"] if i["name"] in share],
+    }
     return {
         "config": dump,
         "db": str(store.path.resolve()),

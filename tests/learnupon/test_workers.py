@@ -248,7 +248,7 @@ def test_a_workers_job_carries_no_secret(tmp_path: Path) -> None:
     for value in env.values():
         assert value not in job
     assert '"password_env": "P"' in job and '"token_env": "T"' in job
-    assert "remediation" not in job
+    assert set(json.loads(job)["config"]) == {"crawl", "portals", "idps"}  # no remediation key, no sinks
 
 
 async def test_cli_workers_below_one_is_a_usage_error_and_writes_nothing(tmp_path: Path) -> None:
