@@ -44,11 +44,7 @@ _COUNTERS = ("pages", "records", "requests", "429s", "retries")
 
 
 def _counters(item: LiveSource) -> tuple[int, ...]:
-    ctx = item.ctx
-    if ctx is None:
-        return (0,) * len(_COUNTERS)
-    stats = ctx.http.stats
-    return (ctx.progress.pages, ctx.progress.records, stats.requests, stats.throttled, stats.retries)
+    return item.counters()
 
 
 def _sums(items: Iterable[LiveSource]) -> list[str]:

@@ -49,6 +49,8 @@ SCHEMA_VERSION = 3
 FULL, INCREMENTAL = "full", "incremental"  # runs.kind
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
 FLUSH_ROWS = 5_000
+BUSY_TIMEOUT_SECONDS = 5.0  # how long a writer waits for another's commit before it fails
+BUSY_POLL_SECONDS = 0.002  # the longest pause between two tries of the write lock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -248,10 +250,13 @@ class SnapshotStore:
             for existing in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
                 restrict_file(existing)
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, FILE_MODE))
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS
+        )
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._pending = _PendingPages()
+        self.lock_wait_seconds = 0.0  # time spent waiting for another process's commit (`_begin`)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -271,7 +276,7 @@ class SnapshotStore:
                 f"up to {SCHEMA_VERSION}); upgrade idgraph"
             )
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 columns = {row[1] for row in self._db.execute("PRAGMA table_info(coverage)")}
                 if "collections" not in columns:
@@ -326,7 +331,7 @@ class SnapshotStore:
         Pages still waiting in memory land first, in the same commit: writes stay in the order made.
         """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 self._pending.write(self._db)
                 yield self._db
@@ -335,6 +340,35 @@ class SnapshotStore:
                 raise
             self._db.execute("COMMIT")
             self._pending.clear()
+
+    def _begin(self) -> None:
+        """Take the write lock, retrying SQLITE_BUSY for up to `BUSY_TIMEOUT_SECONDS`.
+
+        Several processes write one snapshot (`idgraph crawl --workers`). SQLite's own busy handler
+        sleeps in steps of up to 100 ms, and a writer that commits often can take the lock again before
+        a sleeping one wakes: a worker's event loop stood still for up to 0.35 s with two workers and
+        for seconds with four (`benchmarks/snapshot_writers.py`). Here the lock is tried every
+        `BUSY_POLL_SECONDS` at most, so a writer waits about as long as the other's commit takes. Every
+        other statement keeps the busy handler. A lock held for the whole timeout is another program's:
+        that error is raised (exit 4).
+        """
+        self._db.execute("PRAGMA busy_timeout = 0")
+        started = time.monotonic()
+        try:
+            pause = BUSY_POLL_SECONDS / 8
+            while True:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                    if not busy or time.monotonic() - started >= BUSY_TIMEOUT_SECONDS:
+                        raise
+                time.sleep(pause)
+                pause = min(2 * pause, BUSY_POLL_SECONDS)
+        finally:
+            self.lock_wait_seconds += time.monotonic() - started
+            self._db.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT_SECONDS * 1000)}")
 
     def flush(self) -> None:
         """Commit the pages waiting in memory (a no-op when none are)."""
@@ -465,24 +499,18 @@ class SnapshotStore:
         The page lands atomically with its progress (see the module docstring for when). Rows are upserted
         on their natural key, so a record seen twice (offset drift, a re-fetch) is stored once.
         """
-        key = (run_id, source)
-        count = 0
-        statements: list[tuple[str, list[tuple[Any, ...]]]] = []
-        by_table: dict[type, list[Any]] = {}
-        for record in records:
-            by_table.setdefault(type(record), []).append(record)
-        for record_type, items in by_table.items():
-            if record_type is Identity:
-                statements += _identity_rows(key, items)
-            else:
-                table = _TABLES[record_type]
-                statements.append((table.insert, [key + table.fields(r) for r in items]))
-            count += len(items)
+        statements, count = page_rows(run_id, source, records)
+        self.write_rows(run_id, source, collection, statements, count, done=done)
+        return count
+
+    def write_rows(
+        self, run_id: int, source: str, collection: str, statements: PageRows, count: int, *, done: bool
+    ) -> None:
+        """`write_page` for a page already turned into rows (`page_rows`)."""
         with self._lock:
             due = self._pending.add(statements, (run_id, source, collection, int(done), count))
         if due:
             self.flush()
-        return count
 
     def mark_collection_done(self, run_id: int, source: str, collection: str) -> None:
         with self.transaction() as db:
@@ -694,6 +722,17 @@ class SnapshotStore:
         self.flush()
         return SnapshotReader(self._db)
 
+    def previous_requests(self, before_run: int) -> dict[str, int]:
+        """Per source, the requests its last complete crawl before `before_run` sent: what it will cost."""
+        rows = self._read(
+            """SELECT source, requests FROM (
+                   SELECT source, requests, ROW_NUMBER() OVER (PARTITION BY source ORDER BY run_id DESC) AS n
+                   FROM coverage WHERE complete = 1 AND run_id < ?)
+               WHERE n = 1""",
+            (before_run,),
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
     # --- learned rates (kept between runs) --------------------------------------------------------
     def learned_rate(self, source: str) -> float | None:
         row = self._db.execute(
@@ -775,6 +814,27 @@ class _PendingPages:
 
     def clear(self) -> None:
         self.statements, self.progress, self.rows = {}, [], 0
+
+
+PageRows = list[tuple[str, list[tuple[Any, ...]]]]  # (INSERT statement, its rows), in order
+
+
+def page_rows(run_id: int, source: str, records: Iterable[Any]) -> tuple[PageRows, int]:
+    """One page of records as the INSERT statements and rows that store it, and the record count."""
+    key = (run_id, source)
+    count = 0
+    statements: PageRows = []
+    by_table: dict[type, list[Any]] = {}
+    for record in records:
+        by_table.setdefault(type(record), []).append(record)
+    for record_type, items in by_table.items():
+        if record_type is Identity:
+            statements += _identity_rows(key, items)
+        else:
+            table = _TABLES[record_type]
+            statements.append((table.insert, [key + table.fields(r) for r in items]))
+        count += len(items)
+    return statements, count
 
 
 def _identity_rows(key: tuple[int, str], items: list[Identity]) -> list[tuple[str, list[tuple[Any, ...]]]]:

@@ -28,11 +28,12 @@ from rich.table import Table
 
 from crawler.config import Config, ConfigError, load_config, load_review_config
 from crawler.errors import SourceError
-from crawler.orchestrator import CrawlInterrupted, CrawlResult, LiveSource, crawl
+from crawler.orchestrator import CrawlInterrupted, CrawlResult, LiveSource
 from crawler.progress import print_summary, with_live_progress
 from crawler.snapshot_reader import NotASnapshot
 from crawler.store import SnapshotStore
 from crawler.terminal import escaped, plain, readable
+from crawler.workers import DEFAULT_WORKERS, crawl_with_workers
 from idgraph import closed_pipe, help_format, run_log
 from idgraph.run_log import CommandLog, LogFormat, LogFormatOpt, QuietOpt, command_log
 from idgraph.snapshot_arg import DEFAULT_DB, SNAPSHOT_ERRORS, DbOpt, fail_snapshot, require_snapshot
@@ -97,11 +98,13 @@ def _interrupted(run_id: int | None) -> typer.Exit:
     return run_log.fail(f"interrupted — resume with `idgraph crawl --resume {run_id}`", EXIT_INTERRUPTED)
 
 
-async def run_crawl(config: Config, db: Path, *, resume: int | None, show_progress: bool) -> CrawlResult:
+async def run_crawl(
+    config: Config, db: Path, *, resume: int | None, show_progress: bool, workers: int = 1
+) -> CrawlResult:
     """Crawl with a live table when a person is watching."""
     with SnapshotStore(db) as store:
         live: dict[str, LiveSource] = {}
-        work = crawl(config, store, resume_run=resume, live=live)
+        work = crawl_with_workers(config, store, workers=workers, resume_run=resume, live=live)
         if not show_progress:
             return await work
         return await with_live_progress(console, live, work)
@@ -112,6 +115,14 @@ def crawl_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="TOML config naming portals and IdPs.")],
     db: DbOpt = DEFAULT_DB,
     resume: Annotated[int | None, typer.Option("--resume", help="Finish an interrupted run.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Processes the sources are split across (default: this machine's cores); 1: this one.",
+            show_default=False,
+        ),
+    ] = DEFAULT_WORKERS,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
@@ -122,15 +133,19 @@ def crawl_command(
     interrupted (resume with --resume N). A config without an IdP crawls, with a warning: its IdP
     verdicts will be withheld. The coverage table is the result (stdout); the live progress is not.
 
-    Example: idgraph crawl --config idgraph.toml --db snapshots.db
+    Example: idgraph crawl --config idgraph.toml --db snapshots.db --workers 4
     """
     with command_log("crawl", log_format, quiet) as run:
+        if workers < 1:
+            raise _fail_usage(f"--workers: expected a number of processes of at least 1, got {workers}")
         try:
             cfg = load_config(config)
         except ConfigError as exc:
             raise run_log.fail(f"config error: {exc}", EXIT_USAGE, problems=list(exc.problems)) from None
         try:
-            result = asyncio.run(run_crawl(cfg, db, resume=resume, show_progress=not quiet and not run.json))
+            result = asyncio.run(
+                run_crawl(cfg, db, resume=resume, show_progress=not quiet and not run.json, workers=workers)
+            )
             _save_review_settings(db, result.run_id, cfg)
         except (SourceError, NotASnapshot) as exc:
             raise _fail_usage(str(exc)) from None

@@ -40,6 +40,14 @@ def test_a_few_sources_each_get_a_row_in_config_order_and_a_total() -> None:
     assert "3 sources: 1 running, 1 waiting, 1 complete" in str(table.title)
 
 
+def test_a_source_crawled_in_a_worker_process_shows_the_counters_its_worker_reported() -> None:
+    live = {"emea": source("emea", "complete", 3)}
+    live["apac"] = LiveSource("apac", "learnupon", state="running", worker=4242, reported=(4, 40, 9, 1, 2))
+    got = rows(live_view(live, time.monotonic()))
+    assert got[1][0] == "apac" and got[1][3:] == ["4", "40", "9", "1", "2"]
+    assert got[-1][3:] == ["7", "70", "15", "2", "2"]
+
+
 def test_hundreds_of_sources_show_failed_ones_first_and_count_the_rest() -> None:
     states = ["complete"] * 200 + ["running"] * 290 + ["waiting"] * 7 + ["failed"] * 3
     live = {f"p{i:03d}": source(f"p{i:03d}", state, 1) for i, state in enumerate(states)}
