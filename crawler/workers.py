@@ -43,7 +43,7 @@ from crawler.store import SnapshotStore, utcnow
 
 log = logging.getLogger("idgraph.crawl")
 
-DEFAULT_WORKERS = os.cpu_count() or 1
+DEFAULT_WORKERS = len(os.sched_getaffinity(0)) or 1  # the cores this process may run on (its cpuset)
 STOP_GRACE_SECONDS = 30.0  # after an interruption, how long a worker may take to save its rows
 MESSAGE_LIMIT = 64 * 1024 * 1024  # the longest line a worker may send (live counters of every source)
 STDERR_LINES = 20
