@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -35,14 +36,16 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from benchmarks import crawl_workers
 from benchmarks._results import write_section
 from benchmarks.baselines.bare_client import crawl_bare
 from benchmarks.baselines.fixed_rate import crawl_fixed_rate
 from benchmarks.baselines.seed_guide import crawl_seed_guide
 from benchmarks.sim_process import PortalInfo, SimProcess, SimSpec
 from crawler.config import Config, parse_config
-from crawler.orchestrator import crawl, fewer_gc_passes
+from crawler.orchestrator import fewer_gc_passes
 from crawler.store import SnapshotStore
+from crawler.workers import WorkerOutcome, crawl_with_workers
 
 REAL_WINDOW = 60.0  # LearnUpon's rate window
 WINDOW = 5.0  # the simulator's window for scenarios 1, 2 and 4: ×12 time compression
@@ -148,6 +151,8 @@ class Run:
     measures: list[Measure]
     timing: Timing
     lag: list[float] = field(default_factory=list)  # event-loop lateness samples, seconds
+    workers: list[WorkerOutcome] = field(default_factory=list)  # `--workers` > 1: each worker process
+    digest: str | None = None  # the snapshot's contents, hashed (`benchmarks.crawl_workers.digest`)
 
     @property
     def requests(self) -> int:
@@ -225,25 +230,36 @@ async def timed(sims: list[SimProcess], work: Callable[[], Awaitable[T]]) -> tup
 
 
 # --- crawlers -----------------------------------------------------------------------------------------
+def _env_var(portal: str, part: str) -> str:
+    """The environment variable of a portal's username (U) or password (P): a portal name may hold "-"
+    and ".", a variable's name may not."""
+    return re.sub(r"\W", "_", portal) + f"_{part}"
+
+
+def portal_env(portals: list[PortalInfo]) -> dict[str, str]:
+    """The environment `config_for` names: each portal's credentials (worker processes read them there)."""
+    return {
+        _env_var(p.name, part): value
+        for p in portals
+        for part, value in (("U", p.username), ("P", p.password))
+    }
+
+
 def config_for(portals: list[PortalInfo], window: float, ceiling: int = CEILING) -> Config:
     """idgraph's config for the simulated portals: the default ceiling and budget share."""
-    env: dict[str, str] = {}
-    entries = []
-    for p in portals:
-        var = p.name.replace("-", "_")  # environment variable names take no '-'
-        env[f"{var}_U"], env[f"{var}_P"] = p.username, p.password
-        entries.append(
-            {
-                "name": p.name,
-                "base_url": p.base_url,
-                "username_env": f"{var}_U",
-                "password_env": f"{var}_P",
-                "requests_per_minute": ceiling,
-                "rate_window_seconds": window,
-                "budget_share": BUDGET_SHARE,
-            }
-        )
-    return parse_config({"portals": entries}, env=env)
+    entries = [
+        {
+            "name": p.name,
+            "base_url": p.base_url,
+            "username_env": _env_var(p.name, "U"),
+            "password_env": _env_var(p.name, "P"),
+            "requests_per_minute": ceiling,
+            "rate_window_seconds": window,
+            "budget_share": BUDGET_SHARE,
+        }
+        for p in portals
+    ]
+    return parse_config({"portals": entries}, env=portal_env(portals))
 
 
 def _seconds(start: str | None, end: str | None) -> float:
@@ -270,13 +286,20 @@ async def run_idgraph(
     headers: bool,
     fixed_window: bool,
     ceiling: int = CEILING,
+    workers: int = 1,
+    digest: Callable[[SnapshotStore, int], str] | None = None,
 ) -> Run:
-    """`crawl()`, the orchestrator behind `idgraph crawl`, over every portal at once."""
+    """`crawl_with_workers()`, behind `idgraph crawl --workers N`, over every portal at once: with 1, the
+    orchestrator's `crawl()` in this process. `digest`, when given, hashes the snapshot's contents."""
     config = config_for(portals, window, ceiling)
+    env = portal_env(portals)
     by_name = {p.name: p for p in portals}
     with tempfile.TemporaryDirectory() as tmp, SnapshotStore(Path(tmp) / "idgraph.db") as store:
         with LoopLag() as lag:
-            result, timing = await timed(sims, lambda: crawl(config, store))
+            result, timing = await timed(
+                sims, lambda: crawl_with_workers(config, store, workers=workers, env=env)
+            )
+        timing.others_cpu = max(0.0, timing.others_cpu - sum(w.cpu_seconds or 0.0 for w in result.workers))
         measures = [
             Measure(
                 "idgraph",
@@ -297,7 +320,8 @@ async def run_idgraph(
             )
             for cov in result.coverage
         ]
-    return Run("idgraph", measures, timing, lag.samples)
+        hashed = None if digest is None else digest(store, result.run_id)
+    return Run("idgraph", measures, timing, lag.samples, result.workers, hashed)
 
 
 async def run_fixed_rate(
@@ -458,8 +482,9 @@ async def scenario_seed_guide(sizes: Sizes) -> list[Run]:
     return runs
 
 
-async def scenario_scale(sizes: Sizes) -> list[Run]:
-    """The portals are built once, half in each of two simulator processes; count N crawls N/2 of each."""
+async def scenario_scale(sizes: Sizes, workers: tuple[int, ...] = (1,)) -> list[Run]:
+    """The portals are built once, half in each of two simulator processes; count N crawls N/2 of each,
+    once per worker count (`idgraph crawl --workers`), each run's snapshot hashed when there are several."""
     largest = max(sizes.scale_counts)
     names = [f"s{i:03d}" for i in range(largest)]
     log(f"scenario 4: building {largest} portals of {sizes.scale_users} users in 2 simulator processes")
@@ -470,12 +495,16 @@ async def scenario_scale(sizes: Sizes) -> list[Run]:
     try:
         served = [await asyncio.to_thread(sim.ready) for sim in sims]
         for count in sizes.scale_counts:
-            log(f"scenario 4: {count} portals")
             portals = [p for half in served for p in half[: count // 2]]
-            run = await run_idgraph(sims, portals, WINDOW, headers=True, fixed_window=True)
-            run.label = f"{count} portals"
-            runs.append(run)
-            await idle(WINDOW)
+            for n in workers:
+                log(f"scenario 4: {count} portals, --workers {n}")
+                hashed = crawl_workers.digest if len(workers) > 1 else None
+                run = await run_idgraph(
+                    sims, portals, WINDOW, headers=True, fixed_window=True, workers=n, digest=hashed
+                )
+                run.label = f"{count} portals"
+                runs.append(run)
+                await idle(WINDOW)
     finally:
         for sim in sims:
             sim.close()
@@ -681,8 +710,26 @@ portal count: no rate limit anywhere, idgraph against the bare-client floor, eac
 """
 
 
+def workers_section(runs: list[Run], sizes: Sizes) -> str:
+    per_portal = BUDGET_SHARE * SCALE_LIMIT / WINDOW
+    return crawl_workers.section(
+        runs, users=sizes.scale_users, limit=SCALE_LIMIT, window=WINDOW, per_portal=per_portal
+    )
+
+
+def render_workers(runs: list[Run], sizes: Sizes, command: str, elapsed: float) -> str:
+    return f"""## Crawl with `--workers`: scenario 4 alone (issue 16)
+
+Command: `{command}` ({elapsed / 60:.1f} minutes). Scenario 4 of the crawl benchmark, at these portal counts
+only, each with 1 and 2 worker processes.
+
+{workers_section(runs, sizes)}"""
+
+
 def render(results: dict[str, list[Any]], sizes: Sizes, command: str, elapsed: float) -> str:
-    s1, s2a, s2b, s3, s4 = (results[k] for k in ("s1", "s2a", "s2b", "s3", "s4"))
+    s4w = results["s4w"]
+    s4 = [run for run in s4w if not run.workers]  # --workers 1: the crawl in this process
+    s1, s2a, s2b, s3 = (results[k] for k in ("s1", "s2a", "s2b", "s3"))
     s5: list[Capacity] = results["s5"]
     idg1, fix1 = (r.measures[0] for r in s1)
     idg2a, fix2a = (r.measures[0] for r in s2a)
@@ -789,6 +836,7 @@ window's end, when there is one, comes from the window estimate: idgraph anchors
 midpoint between sending and reading the answer whose remaining count rose, the send time is stamped when
 the rate gate opens, and with loop lag the request reaches the wire later than stamped.
 
+{workers_section(s4w, sizes)}
 Cores are CPU seconds ÷ wall seconds: the crawler is
 one asyncio thread (the SQLite writes run on it too), so it cannot use more than 1.00; *waiting for a CPU*
 is the time that thread was runnable but had no core (`/proc/self/schedstat`). Loop lag is how late a
@@ -818,7 +866,7 @@ async def main_async(sizes: Sizes) -> dict[str, list[Any]]:
         "s2a": await scenario_no_headers(sizes, "fixed_window"),
         "s2b": await scenario_no_headers(sizes, "token_bucket"),
         "s3": await scenario_seed_guide(sizes),
-        "s4": await scenario_scale(sizes),
+        "s4w": await scenario_scale(sizes, crawl_workers.WORKER_COUNTS),
         "s5": await scenario_capacity(sizes),
     }
 
@@ -830,10 +878,24 @@ def main() -> None:
     parser.add_argument(
         "--capacity-only", type=int, metavar="PORTALS", help="only scenario 5, at this many portals"
     )
+    parser.add_argument(
+        "--workers-only",
+        metavar="COUNTS",
+        nargs="?",
+        const=",".join(map(str, crawl_workers.DEFAULT_COUNTS)),
+        help="only scenario 4 with --workers 1 and 2, at these portal counts (comma-separated)",
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
-    if args.capacity_only:
+    if args.workers_only:
+        counts = [int(c) for c in args.workers_only.split(",")]
+        sizes = Sizes(0, 0, 0, counts, sizes.scale_users, 0)
+        runs = asyncio.run(scenario_scale(sizes, crawl_workers.WORKER_COUNTS))
+        command = f".venv/bin/python -m benchmarks.crawl --workers-only {args.workers_only}"
+        text = render_workers(runs, sizes, command, time.perf_counter() - started)
+        section = "crawl-workers"
+    elif args.capacity_only:
         sizes = Sizes(0, 0, 0, [], sizes.scale_users, args.capacity_only)
         runs = asyncio.run(scenario_capacity(sizes))
         command = f".venv/bin/python -m benchmarks.crawl --capacity-only {args.capacity_only}"

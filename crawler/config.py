@@ -1,8 +1,9 @@
 """The TOML config: portals, IdPs and review settings, validated before anything touches the network.
 
 Secrets never live in the file: it names environment variables, and `load_config` resolves them into
-`SecretStr` values that only the HTTP layer unwraps. Every validation failure becomes one `ConfigError`
-line naming the offending field, so `idgraph crawl` can exit 2 having written nothing.
+`SecretStr` values that only the HTTP layer unwraps. Every validation failure becomes a line naming the
+offending field, and one `ConfigError` carries all of them (schema errors and unset environment variables
+alike), so a new user fixes a config in one pass and `idgraph crawl` exits 2 having written nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -32,7 +34,14 @@ from crawler.redact import REDACTOR
 
 
 class ConfigError(ValueError):
-    """A config problem, phrased as one line that names the field."""
+    """The config's problems, each one line that names its field; one problem reads as that line."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = tuple(problems)
+        if len(problems) == 1:
+            super().__init__(problems[0])
+        else:
+            super().__init__(f"{len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems))
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -83,14 +92,49 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ExcludeRule(_Strict):
+    """`[[review.exclude]]`: known service and break-glass accounts, out of the findings but never out of
+    sight — every report counts and lists what a rule excluded, under the rule's id (graph.exclusions).
+
+    Every matcher given must match (email is a case-insensitive glob; the others exact, case-insensitive
+    but the portal name); a rule past `expires` (a date, UTC) excludes nothing and the report says so.
+    """
+
+    id: str = Field(min_length=1, max_length=80)
+    reason: str = Field(min_length=1, max_length=500)
+    email: str | None = None
+    username: str | None = None
+    portal: str | None = None
+    user_type: str | None = None
+    expires: date | None = None
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> ExcludeRule:
+        if not any((self.email, self.username, self.portal, self.user_type)):
+            raise ValueError(
+                f"rule {self.id!r} matches every account: give email, username, portal or user_type"
+            )
+        return self
+
+
 class ReviewConfig(_Strict):
     managed_domains: list[str] = Field(default_factory=list)
     dormant_days: int = Field(default=90, ge=1)
+    exclude: list[ExcludeRule] = Field(default_factory=list)
+    max_exception_days: int = Field(default=365, ge=1, le=3660)
 
     @field_validator("managed_domains")
     @classmethod
     def _casefold_domains(cls, domains: list[str]) -> list[str]:
         return [d.strip().casefold().lstrip("@") for d in domains if d.strip()]
+
+    @field_validator("exclude")
+    @classmethod
+    def _unique_rule_ids(cls, rules: list[ExcludeRule]) -> list[ExcludeRule]:
+        ids = [r.id for r in rules]
+        if twice := sorted({i for i in ids if ids.count(i) > 1}):
+            raise ValueError(f"rule id {twice[0]!r} is used twice: each rule needs its own id")
+        return rules
 
 
 class CrawlConfig(_Strict):
@@ -202,6 +246,71 @@ class RemediationConfig(_Strict):
     key: SecretStr | None = Field(default=None, exclude=True)
 
 
+class _AlertBase(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class JsonLinesAlert(_AlertBase):
+    """One JSON object per line, appended to a file (or written to stdout) for a SIEM to ship."""
+
+    type: Literal["jsonl"]
+    path: str = Field(default="-", min_length=1, description='a file, or "-" for stdout')
+
+
+class WebhookAlert(_AlertBase):
+    """A POST of the alert's JSON, signed with HMAC-SHA256 over `timestamp + "." + body`."""
+
+    type: Literal["webhook"]
+    url: str
+    secret_env: str
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    secret: SecretStr | None = Field(default=None, exclude=True)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        check_base_url(url)  # https, or http on loopback; no credentials in it
+        return url
+
+
+class SlackAlert(_AlertBase):
+    """A Slack-compatible incoming webhook. Its URL is the credential, so the file names its env var."""
+
+    type: Literal["slack"]
+    url_env: str
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    url: SecretStr | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _check_url(self) -> SlackAlert:
+        if self.url is not None:
+            try:
+                check_base_url(self.url.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    f"url_env: the URL in {self.url_env} must be https (http only on loopback), without "
+                    "credentials in it (the URL is not shown)"
+                ) from None
+        return self
+
+
+AlertConfig = Annotated[JsonLinesAlert | WebhookAlert | SlackAlert, Field(discriminator="type")]
+ALERT_TYPES: dict[str, type[_AlertBase]] = {
+    "jsonl": JsonLinesAlert,
+    "webhook": WebhookAlert,
+    "slack": SlackAlert,
+}
+
+
+class WatchConfig(_Strict):
+    """`[watch]`: what `idgraph watch` does beyond reading the IdPs' change feeds."""
+
+    interval_seconds: float = Field(default=60.0, ge=1, description="between rounds; --interval overrides it")
+    remediation_log: Path | None = Field(
+        default=None, description="audit log of `remediate apply`: alert when LearnUpon re-enables those"
+    )
+
+
 @dataclass(frozen=True)
 class IdpType:
     """One IdP `type` of the config, and everything else that knows it — the one place a vendor is added.
@@ -215,19 +324,32 @@ class IdpType:
     fake: str | None  # "module:Class" of the faithful fake server (crawler.idp.fakes); None for a file
     secrets: tuple[tuple[str, str], ...] = ()  # (env-var field, secret field it fills)
     lookup_by_email: bool = False  # `remediate apply` can re-check a person in it (remediation.idp_check)
+    feed: str | None = None  # module with `open_feed(cfg, connector, crawl_config)` (crawler.feeds); None:
+    # the IdP publishes no change feed, and only the daily crawl sees its changes
 
 
 IDP_TYPES: dict[str, IdpType] = {
     "okta": IdpType(
-        OktaConfig, "crawler.idp.okta", "crawler.idp.fakes.okta:OktaFake", (("token_env", "token"),), True
+        OktaConfig,
+        "crawler.idp.okta",
+        "crawler.idp.fakes.okta:OktaFake",
+        (("token_env", "token"),),
+        True,
+        feed="crawler.feeds.okta_log",
     ),
     "entra": IdpType(
         EntraConfig,
         "crawler.idp.entra",
         "crawler.idp.fakes.entra:EntraFake",
         (("client_secret_env", "client_secret"),),
+        feed="crawler.feeds.graph_delta",
     ),
-    "google": IdpType(GoogleConfig, "crawler.idp.google", "crawler.idp.fakes.google:GoogleFake"),
+    "google": IdpType(
+        GoogleConfig,
+        "crawler.idp.google",
+        "crawler.idp.fakes.google:GoogleFake",
+        feed="crawler.feeds.google_reports",
+    ),
     "scim": IdpType(
         ScimConfig, "crawler.idp.scim", "crawler.idp.fakes.scim:ScimFake", (("token_env", "token"),)
     ),
@@ -246,6 +368,8 @@ if set(get_args(get_args(IdPConfig)[0])) != {t.config for t in IDP_TYPES.values(
 _SECRET_FIELDS: dict[type[BaseModel], list[tuple[str, str]]] = {
     PortalConfig: [("username_env", "username"), ("password_env", "password")],
     **{t.config: list(t.secrets) for t in IDP_TYPES.values() if t.secrets},
+    WebhookAlert: [("secret_env", "secret")],
+    SlackAlert: [("url_env", "url")],
 }
 
 
@@ -255,9 +379,19 @@ class Config(_Strict):
     portals: list[PortalConfig] = Field(default_factory=list)
     idps: list[IdPConfig] = Field(default_factory=list)
     remediation: RemediationConfig = Field(default_factory=RemediationConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    alerts: list[AlertConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
+        sinks: dict[str, int] = {}
+        for index, alert in enumerate(self.alerts):
+            if alert.name in sinks:
+                first = sinks[alert.name]
+                raise ValueError(
+                    f"alerts[{index}].name: duplicate sink name {alert.name!r} (alerts[{first}])"
+                )
+            sinks[alert.name] = index
         seen: dict[str, str] = {}
         for kind, items in (("portals", self.portals), ("idps", self.idps)):
             for index, item in enumerate(items):
@@ -281,17 +415,24 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in IDP_TYPES and out.startswith("idps"):
+        elif (part in IDP_TYPES and out.startswith("idps")) or (
+            part in ALERT_TYPES and out.startswith("alerts")
+        ):
             continue
         else:
             out += f".{part}" if out else str(part)
     return out
 
 
-def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Fill the secret fields from the environment variables the file names."""
+def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    """Fill the secret fields from the environment variables the file names; each problem is appended to
+    `problems`, so an unset variable is reported beside every other mistake in the file."""
     resolved = dict(raw)
-    for kind, cls_for in (("portals", lambda _: PortalConfig), ("idps", _idp_class)):
+    for kind, cls_for in (
+        ("portals", lambda _: PortalConfig),
+        ("idps", _idp_class),
+        ("alerts", _alert_class),
+    ):
         items = []
         for index, item in enumerate(resolved.get(kind) or []):
             if not isinstance(item, dict):
@@ -302,44 +443,52 @@ def _resolve_secrets(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, A
             secret_fields = _SECRET_FIELDS.get(config_class, []) if config_class is not None else []
             for env_field, secret_field in secret_fields:
                 if secret_field in item:
-                    raise ConfigError(
+                    problems.append(
                         f"{kind}[{index}].{secret_field}: secrets never go in the config file; "
                         f"set {env_field} to the name of an environment variable"
                     )
+                    del item[secret_field]  # never validated, so never echoed
+                    continue
                 var = item.get(env_field)
                 if not isinstance(var, str) or not var:
                     continue  # pydantic reports the missing/invalid field itself
                 if not _ENV_NAME.match(var):
                     # Likely a secret pasted where its variable's name belongs: never echo it.
-                    raise ConfigError(
+                    problems.append(
                         f"{kind}[{index}].{env_field}: must be the NAME of an environment variable "
                         "(letters, digits and _, not starting with a digit); the value given is not shown"
                     )
+                    continue
                 value = env.get(var)
                 if not value:
-                    raise ConfigError(f"{kind}[{index}].{env_field}: environment variable {var} is not set")
+                    problems.append(f"{kind}[{index}].{env_field}: environment variable {var} is not set")
+                    continue
                 item[secret_field] = value
             items.append(item)
         if kind in resolved:
             resolved[kind] = items
-    return _resolve_remediation_key(resolved, env)
+    return _resolve_remediation_key(resolved, env, problems)
 
 
-def _resolve_remediation_key(resolved: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+def _resolve_remediation_key(
+    resolved: dict[str, Any], env: Mapping[str, str], problems: list[str]
+) -> dict[str, Any]:
     """`[remediation] key_env`: the same rules as every other secret (never in the file, must be set)."""
     table = resolved.get("remediation")
     if not isinstance(table, dict):
         return resolved
     if "key" in table:
-        raise ConfigError(
+        problems.append(
             "remediation.key: secrets never go in the config file; "
             "set key_env to the name of an environment variable"
         )
+        resolved["remediation"] = table = {k: v for k, v in table.items() if k != "key"}
     var = table.get("key_env")
     if isinstance(var, str) and var:
         if not env.get(var):
-            raise ConfigError(f"remediation.key_env: environment variable {var} is not set")
-        resolved["remediation"] = {**table, "key": env[var]}
+            problems.append(f"remediation.key_env: environment variable {var} is not set")
+        else:
+            resolved["remediation"] = {**table, "key": env[var]}
     return resolved
 
 
@@ -348,25 +497,38 @@ def _idp_class(item: dict[str, Any]) -> type[BaseModel] | None:
     return None if kind is None else kind.config
 
 
+def _alert_class(item: dict[str, Any]) -> type[BaseModel] | None:
+    return ALERT_TYPES.get(str(item.get("type")))
+
+
 def parse_config(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
-    """Validate a parsed TOML document; raise ConfigError naming the first bad field."""
+    """Validate a parsed TOML document; raise one ConfigError naming every bad field."""
     env = os.environ if env is None else env
-    resolved = _resolve_secrets(raw, env)
+    problems: list[str] = []
+    resolved = _resolve_secrets(raw, env, problems)
     try:
         config = Config.model_validate(resolved)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = _field_path(first["loc"]) or "config"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            where = f"{where}.type"
-        if message.startswith(f"{where}:") or ("[" in message.split(":")[0] and ":" in message):
-            raise ConfigError(message) from None
-        raise ConfigError(f"{where}: {message}") from None
+        problems += [_problem(error) for error in exc.errors()]
+    if problems:
+        raise ConfigError(*dict.fromkeys(problems))  # each once, in the file's order
     register_secrets(config)
     return config
+
+
+def _problem(error: Any) -> str:
+    """One pydantic error as `field: what is wrong`."""
+    where = _field_path(error["loc"]) or "config"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        where = f"{where}.type"
+    if message.startswith(f"{where}:") or ("[" in message.split(":")[0] and ":" in message):
+        return message  # a model validator already named the field
+    if "[" in where and re.match(r"^[a-z_]+: ", message):  # a table's check that names its own key
+        return f"{where}.{message}"
+    return f"{where}: {message}"
 
 
 def register_secrets(config: Config) -> None:
@@ -379,6 +541,11 @@ def register_secrets(config: Config) -> None:
     for idp in config.idps:
         for name in ("token", "client_secret"):
             value = getattr(idp, name, None)
+            if isinstance(value, SecretStr):
+                REDACTOR.add(value.get_secret_value())
+    for alert in config.alerts:
+        for name in ("secret", "url"):
+            value = getattr(alert, name, None)
             if isinstance(value, SecretStr):
                 REDACTOR.add(value.get_secret_value())
 
@@ -408,6 +575,4 @@ def load_review_config(path: Path) -> ReviewConfig:
     try:
         return ReviewConfig.model_validate(_read_toml(path).get("review", {}))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"review.{where}: {first['msg']}") from None
+        raise ConfigError(*(_problem({**e, "loc": ("review", *e["loc"])}) for e in exc.errors())) from None

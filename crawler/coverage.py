@@ -14,7 +14,7 @@ The source's own row (`complete`, `error`) summarises its collections: complete 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 COMPLETE, INCOMPLETE, UNAVAILABLE = "complete", "incomplete", "unavailable"
@@ -38,15 +38,7 @@ class CollectionCoverage:
     via: str | None = None  # the way it was read, when not the usual one (an endpoint fallback)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "state": self.state,
-            "reason": self.reason,
-            "requests": self.requests,
-            "pages": self.pages,
-            "records": self.records,
-            "via": self.via,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CollectionCoverage:

@@ -145,11 +145,14 @@ class SourceHttp:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
-        data: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | bytes | None = None,
         purpose: str,
         decode: Decoder | None = None,
+        headers: Callable[[], Mapping[str, str]] | None = None,
     ) -> Response:
-        call = _Call(method, url, params, json_body, data, purpose, decode)
+        """Send one request (see `get_json`). `data` may be the exact bytes to send; `headers`, when
+        given, is called before every attempt (a signature over a fresh timestamp must not be replayed)."""
+        call = _Call(method, url, params, json_body, data, purpose, decode, headers)
         # The first attempt runs outside tenacity: nearly every request succeeds at once, and tenacity's
         # per-attempt bookkeeping costs more than the rest of our own request handling. A failure is
         # replayed into tenacity as its attempt 1, so waits and the bound are exactly tenacity's.
@@ -193,6 +196,8 @@ class SourceHttp:
     async def _send_once(self, call: _Call) -> Response:
         """One request on the wire: a 2xx or 429 comes back raw; every other outcome raises."""
         headers = None if self._auth_headers is None else await self._auth_headers()
+        if call.headers is not None:
+            headers = {**(headers or {}), **call.headers()}
         self.stats.requests += 1
         method, url = call.method, call.url
         try:
@@ -246,9 +251,10 @@ class _Call:
     url: str | URL
     params: Mapping[str, Any] | None
     json_body: Any
-    data: Mapping[str, str] | None
+    data: Mapping[str, str] | bytes | None
     purpose: str
     decode: Decoder | None
+    headers: Callable[[], Mapping[str, str]] | None = None
 
 
 def decode_json(raw: bytes) -> Any:

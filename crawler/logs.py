@@ -7,24 +7,20 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from rich.console import Console
 from rich.logging import RichHandler
 
-from crawler.redact import RedactingFilter
+from crawler.redact import MessageFilter, RedactingFilter, redact
 from crawler.terminal import visible
 
-
-class VisibleTextFilter(logging.Filter):
-    """For the terminal: control characters a source put in a message are shown escaped, never sent."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        shown = visible(message)
-        if shown != message:
-            record.msg, record.args = shown, None
-        return True
+# What every LogRecord carries; anything else on a record came in `extra=` and is a field of the event.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, then every `extra=` field (`event`, `source`,
+    `run_id`, the summary's fields…). The line is redacted whole, extras included."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -32,10 +28,14 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("source", "event", "run_id"):
-            if hasattr(record, key):
-                entry[key] = getattr(record, key)
-        return json.dumps(entry)
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info and record.exc_info[1] is not None:
+            entry["error"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        elif record.exc_text:
+            entry["error"] = record.exc_text
+        return redact(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 def setup_logging(log_format: str = "text", quiet: bool = False) -> None:
@@ -47,8 +47,11 @@ def setup_logging(log_format: str = "text", quiet: bool = False) -> None:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
     else:
-        handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
-        handler.addFilter(VisibleTextFilter())
+        # stderr: stdout carries the command's result (rich's default console would write logs into it).
+        handler = RichHandler(
+            console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False
+        )
+        handler.addFilter(MessageFilter(visible))  # control characters a source sent, shown escaped
     handler.addFilter(RedactingFilter())  # no configured secret reaches a log line, whatever echoed it
     root.addHandler(handler)
     root.setLevel(logging.WARNING)

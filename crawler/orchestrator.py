@@ -11,7 +11,7 @@ import gc
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,17 +20,19 @@ import aiohttp
 from crawler.config import Config, CrawlConfig, PortalConfig
 from crawler.coverage import COMPLETE, IDENTITIES, INCOMPLETE, CollectionCoverage, summarise
 from crawler.errors import SourceError
-from crawler.http import SourceHttp, SourceLimits, make_session
+from crawler.http import SourceHttp, make_session
 from crawler.idp import IDP_SOURCES
 from crawler.learnupon.crawl import PortalCrawl
-from crawler.paging_guard import PageLimits
 from crawler.ratelimit import RateController
-from crawler.source import SourceContext
+from crawler.source import SourceContext, apply_limits
 from crawler.store import FLUSH_SECONDS, SnapshotStore, SourceCoverage, utcnow
 
 log = logging.getLogger("idgraph.crawl")
 
 CrawlFn = Callable[[SourceContext], Awaitable[None]]
+
+
+Counters = tuple[int, int, int, int, int]  # pages, records, requests, 429s, retries
 
 
 @dataclass
@@ -42,6 +44,16 @@ class LiveSource:
     ctx: SourceContext | None = None
     state: str = "waiting"  # waiting | running | complete | failed | skipped
     error: str | None = None
+    worker: int | None = None  # pid of the worker process crawling it (`--workers`); None: this one
+    reported: Counters = (0, 0, 0, 0, 0)  # the counters its worker process last reported
+
+    def counters(self) -> Counters:
+        """Pages, records, requests, 429s and retries so far, read live or as last reported."""
+        ctx = self.ctx
+        if ctx is None:
+            return self.reported
+        stats = ctx.http.stats
+        return (ctx.progress.pages, ctx.progress.records, stats.requests, stats.throttled, stats.retries)
 
 
 class CrawlInterrupted(Exception):
@@ -107,6 +119,35 @@ def portal_source(
     return http, run
 
 
+def source_kinds(config: Config) -> list[tuple[str, str]]:
+    """Every source of the config, in config order, with its kind (`learnupon` or the IdP type)."""
+    return [(p.name, "learnupon") for p in config.portals] + [(i.name, i.type) for i in config.idps]
+
+
+def open_run(config: Config, store: SnapshotStore, resume_run: int | None = None) -> tuple[int, set[str]]:
+    """Start a run, or reopen `resume_run`; its id and the sources an earlier attempt already completed."""
+    fingerprint = config_fingerprint(config)
+    if resume_run is None:
+        return store.start_run(source_kinds(config), fingerprint), set()
+    if store.config_fingerprint(resume_run) != fingerprint:
+        raise SourceError(f"run {resume_run} was crawled with a different config; start a new run instead")
+    store.reopen_run(resume_run)
+    return resume_run, {c.source for c in store.coverage(resume_run) if c.complete}
+
+
+def live_sources(config: Config, live: dict[str, LiveSource], skipped: set[str]) -> dict[str, LiveSource]:
+    """Fill `live` with a row per source; the ones an earlier attempt completed are `skipped`."""
+    for name, kind in source_kinds(config):
+        live[name] = LiveSource(name, kind, state="skipped" if name in skipped else "waiting")
+    return live
+
+
+def deadline_at(config: Config) -> float | None:
+    """When, on this event loop's clock, `crawl_deadline_seconds` from now ends."""
+    deadline = config.crawl.crawl_deadline_seconds
+    return None if deadline is None else asyncio.get_running_loop().time() + deadline
+
+
 async def crawl(
     config: Config,
     store: SnapshotStore,
@@ -118,42 +159,62 @@ async def crawl(
 
     `live`, when given, is filled with per-source state a progress display can poll.
     """
-    fingerprint = config_fingerprint(config)
-    kinds = [(p.name, "learnupon") for p in config.portals] + [(i.name, i.type) for i in config.idps]
-    if resume_run is None:
-        run_id = store.start_run(kinds, fingerprint)
-        already_complete: set[str] = set()
-    else:
-        if store.config_fingerprint(resume_run) != fingerprint:
-            raise SourceError(
-                f"run {resume_run} was crawled with a different config; start a new run instead"
-            )
-        run_id = resume_run
-        store.reopen_run(run_id)
-        already_complete = {c.source for c in store.coverage(run_id) if c.complete}
-    earlier = {c.source: c for c in store.coverage(run_id)}
+    run_id, already_complete = open_run(config, store, resume_run)
+    return await crawl_opened(config, store, run_id, already_complete, live)
 
-    live = {} if live is None else live
-    live.update({name: LiveSource(name, kind) for name, kind in kinds})
+
+async def crawl_opened(
+    config: Config,
+    store: SnapshotStore,
+    run_id: int,
+    already_complete: set[str],
+    live: dict[str, LiveSource] | None = None,
+) -> CrawlResult:
+    """Crawl, in this process, every source of an opened run that is not complete yet; close the run."""
+    live = live_sources(config, {} if live is None else live, already_complete)
+    names = [name for name, _ in source_kinds(config) if name not in already_complete]
+    try:
+        await crawl_sources(config, store, run_id, names, live, deadline_at(config))
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        interrupted = True
+    else:
+        interrupted = False
+    store.finish_run(run_id)  # an interrupted run is incomplete, never left "running"
+    if interrupted:
+        raise CrawlInterrupted(run_id)
+    return CrawlResult(run_id, store.coverage(run_id))
+
+
+async def crawl_sources(
+    config: Config,
+    store: SnapshotStore,
+    run_id: int,
+    names: Collection[str],
+    live: dict[str, LiveSource],
+    deadline: float | None,
+) -> None:
+    """Crawl the sources named, concurrently, into an opened run; each saves its coverage row.
+
+    The one event loop of a crawl in this process, and of each worker process (`crawler.worker`). On an
+    interruption every source is cancelled and awaited (its coverage row saved) before this re-raises.
+    """
+    wanted = set(names)
+    earlier = {c.source: c for c in store.coverage(run_id)}
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
-    deadline = config.crawl.crawl_deadline_seconds
-    deadline_at = None if deadline is None else asyncio.get_running_loop().time() + deadline
     try:
         jobs = []
         for portal in config.portals:
-            if portal.name in already_complete:
-                live[portal.name].state = "skipped"
-                continue
-            http, run = portal_source(portal, connector, config.crawl, store.learned_rate(portal.name))
-            run = _bounded(http, run, config.crawl, deadline_at)
-            jobs.append(_run_source(store, run_id, live[portal.name], http, run, earlier.get(portal.name)))
+            if portal.name in wanted:
+                http, run = portal_source(portal, connector, config.crawl, store.learned_rate(portal.name))
+                run = _bounded(http, run, config.crawl, deadline)
+                jobs.append(
+                    _run_source(store, run_id, live[portal.name], http, run, earlier.get(portal.name))
+                )
         for idp in config.idps:
-            if idp.name in already_complete:
-                live[idp.name].state = "skipped"
-                continue
-            http, run = IDP_SOURCES[idp.type](idp, connector, config.crawl)
-            run = _bounded(http, run, config.crawl, deadline_at)
-            jobs.append(_run_source(store, run_id, live[idp.name], http, run, earlier.get(idp.name)))
+            if idp.name in wanted:
+                http, run = IDP_SOURCES[idp.type](idp, connector, config.crawl)
+                run = _bounded(http, run, config.crawl, deadline)
+                jobs.append(_run_source(store, run_id, live[idp.name], http, run, earlier.get(idp.name)))
         tasks = [asyncio.ensure_future(job) for job in jobs]
         flusher = asyncio.create_task(_flush_while_crawling(store))
         try:
@@ -168,26 +229,14 @@ async def crawl(
             raise
         finally:
             flusher.cancel()
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        interrupted = True
-    else:
-        interrupted = False
     finally:
         await connector.close()
-    store.finish_run(run_id)  # an interrupted run is incomplete, never left "running"
-    if interrupted:
-        raise CrawlInterrupted(run_id)
-    return CrawlResult(run_id, store.coverage(run_id))
 
 
 def _bounded(http: SourceHttp, run: CrawlFn, crawl: CrawlConfig, deadline_at: float | None) -> CrawlFn:
     """The source's limits against a hostile server (body size, pages, Retry-After), and the deadline:
     at `deadline_at` an unfinished source stops, incomplete, with the deadline as its reason."""
-    http.limits = SourceLimits(
-        max_body_bytes=crawl.max_body_bytes,
-        pages=PageLimits(crawl.max_pages_per_listing, crawl.max_pages_without_new),
-    )
-    http.controller.max_retry_after = crawl.max_retry_after_seconds
+    apply_limits(http, crawl)
     if deadline_at is None:
         return run
 

@@ -60,15 +60,16 @@ class PageGuard:
                 )
 
 
-def new_ids(seen: set[Any], raw_records: Iterable[Any]) -> int:
-    """How many raw records of a page have an `id` not in `seen` (added to it): the page's new records.
+def new_ids(seen: set[Any], raw_records: Iterable[Any], field: str = "id") -> int:
+    """How many raw records of a page have an `id` (or `field`) not in `seen` (added to it): the page's
+    new records.
 
     Raw records, not parsed ones: a page of malformed (quarantined) records is still a page of records.
     A record without a hashable id cannot be told apart from the others, so it counts as new.
     """
     new = 0
     for record in raw_records:
-        key = record.get("id") if isinstance(record, dict) else None
+        key = record.get(field) if isinstance(record, dict) else None
         if not isinstance(key, str | int) or key not in seen:
             new += 1
             if isinstance(key, str | int):

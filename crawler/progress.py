@@ -21,10 +21,11 @@ from typing import TypeVar
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from crawler.coverage import SourceCoverage
 from crawler.orchestrator import LiveSource
-from crawler.terminal import escaped
+from crawler.terminal import escaped, plain, readable, visible
 
 T = TypeVar("T")
 
@@ -43,11 +44,7 @@ _COUNTERS = ("pages", "records", "requests", "429s", "retries")
 
 
 def _counters(item: LiveSource) -> tuple[int, ...]:
-    ctx = item.ctx
-    if ctx is None:
-        return (0,) * len(_COUNTERS)
-    stats = ctx.http.stats
-    return (ctx.progress.pages, ctx.progress.records, stats.requests, stats.throttled, stats.retries)
+    return item.counters()
 
 
 def _sums(items: Iterable[LiveSource]) -> list[str]:
@@ -108,20 +105,22 @@ async def with_live_progress(
 
 def summary_table(coverage: list[SourceCoverage]) -> Table:
     """The per-source outcome a person reads after a crawl: incomplete sources first (among hundreds they
-    would be lost otherwise), then the rest in config order, and the totals."""
+    would be lost otherwise), then the rest in config order, and the totals. The errors are not in it:
+    `print_summary` puts each on a line of its own, where a column would cut it to "…"."""
     table = Table(title="coverage")
-    for column in ("source", "kind", "complete", "records", "requests", "429s", "retries", "time", "error"):
+    for column in ("source", "kind", "complete", "records", "requests", "429s", "retries", "time"):
         table.add_column(
-            column, justify="right" if column in ("records", "requests", "429s", "retries") else "left"
+            column,
+            justify="right" if column in ("records", "requests", "429s", "retries") else "left",
+            no_wrap=column != "source",  # only a long source name folds; counts stay whole
         )
     for cov in sorted(coverage, key=lambda c: c.complete):
         seconds = elapsed_seconds(cov.started_at, cov.finished_at)
         table.add_row(
-            cov.source, cov.kind,
+            escaped(cov.source), cov.kind,
             "[green]yes[/]" if cov.complete else "[bold red]NO[/]",
             f"{cov.records:,}", f"{cov.requests:,}", f"{cov.throttled:,}", f"{cov.retries:,}",
             f"{seconds:.1f}s" if seconds is not None else "-",
-            escaped(cov.error or ""),
         )  # fmt: skip
     if len(coverage) > 1:
         complete = sum(c.complete for c in coverage)
@@ -130,10 +129,19 @@ def summary_table(coverage: list[SourceCoverage]) -> Table:
         table.add_row(
             "total", "", f"{complete}/{len(coverage)}",
             *(f"{sum(getattr(c, field) for c in coverage):,}" for field in fields),
-            "", "",
+            "",
             style="bold",
         )  # fmt: skip
-    return table
+    return readable(table)
+
+
+def print_summary(console: Console, coverage: list[SourceCoverage]) -> None:
+    """The summary table, then one whole line per source error (`source: error`, easy to grep)."""
+    console.print(summary_table(coverage))
+    for cov in sorted(coverage, key=lambda c: c.complete):
+        if cov.error:
+            line = Text.assemble((f"{visible(cov.source)}: ", "bold red"), plain(cov.error))
+            console.print(line, highlight=False, soft_wrap=True)
 
 
 def elapsed_seconds(start: str | None, end: str | None) -> float | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
 MASK = "[redacted]"
@@ -76,14 +77,30 @@ def redact_optional(text: str | None) -> str | None:
     return None if text is None else REDACTOR.redact(text)
 
 
-class RedactingFilter(logging.Filter):
-    """A handler filter: the formatted message (and any exception text) of a record, redacted."""
+class MessageFilter(logging.Filter):
+    """A handler filter that rewrites each record's formatted message with `transform` (one string in, one
+    out), keeping the record as it is when nothing changed."""
+
+    def __init__(self, transform: Callable[[str], str]) -> None:
+        super().__init__()
+        self.transform = transform
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
+        changed = self.transform(message)
+        if changed != message:
+            record.msg, record.args = changed, None
+        return True
+
+
+class RedactingFilter(MessageFilter):
+    """A handler filter: the formatted message (and any exception text) of a record, redacted."""
+
+    def __init__(self) -> None:
+        super().__init__(redact)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        super().filter(record)
         error = record.exc_info[1] if record.exc_info else None
         if error is not None:
             text = redact(str(error))

@@ -1,4 +1,5 @@
-"""Writes to the snapshot's review tables: finding history per run, and the settings a run was judged with.
+"""Writes to the snapshot's review tables: finding history per run, the settings a run was judged with, and
+reviewers' decisions (append-only: the schema's triggers refuse UPDATE and DELETE on them).
 
 The graph side decides what a finding is (graph.history); the SQL that keeps it sits here, beside the
 schema (`crawler.store.SCHEMA`) and the reader (`crawler.snapshot_reader`), and runs inside
@@ -32,13 +33,78 @@ _UPSERT_SQL = (
 
 
 def write_review_settings(
-    store: SnapshotStore, run_id: int, managed_domains: list[str], dormant_days: int
+    store: SnapshotStore,
+    run_id: int,
+    managed_domains: list[str],
+    dormant_days: int,
+    review_rules: dict[str, Any] | None = None,
 ) -> None:
     with store.transaction() as db:
         db.execute(
-            "INSERT OR REPLACE INTO review_settings(run_id, managed_domains, dormant_days) VALUES (?,?,?)",
-            (run_id, json.dumps(managed_domains), dormant_days),
+            "INSERT OR REPLACE INTO review_settings(run_id, managed_domains, dormant_days, review_rules) "
+            "VALUES (?,?,?,?)",
+            (
+                run_id,
+                json.dumps(managed_domains),
+                dormant_days,
+                json.dumps(review_rules or {}, sort_keys=True),
+            ),
         )
+
+
+DECISION_COLUMNS = (
+    "finding_id",
+    "code",
+    "severity",
+    "portal",
+    "learnupon_user_id",
+    "person",
+    "email",
+    "decision",
+    "scope",
+    "reason",
+    "expires_at",
+    "reviewer",
+    "decided_at",
+    "run_id",
+    "facts",
+)
+
+
+def record_decisions(
+    store: SnapshotStore, received: dict[str, Any], decisions: Sequence[dict[str, Any]]
+) -> int:
+    """One reviewer's file and every decision in it, in one transaction; returns the import's id.
+
+    `received`: imported_at, reviewer, run_id, file_name, file_sha256, content (bytes). Each decision
+    holds `DECISION_COLUMNS` (`facts` a dict); each supersedes the latest earlier decision on its finding.
+    """
+    with store.transaction() as db:
+        cursor = db.execute(
+            "INSERT INTO review_imports(imported_at, reviewer, run_id, file_name, file_sha256, content, "
+            "decisions) VALUES (?,?,?,?,?,?,?)",
+            (
+                received["imported_at"],
+                received["reviewer"],
+                received["run_id"],
+                received["file_name"],
+                received["file_sha256"],
+                received["content"],
+                len(decisions),
+            ),
+        )
+        import_id = int(cursor.lastrowid or 0)
+        for d in decisions:
+            (previous,) = db.execute(
+                "SELECT MAX(id) FROM review_decisions WHERE finding_id = ?", (d["finding_id"],)
+            ).fetchone()
+            values = [json.dumps(d[c], sort_keys=True) if c == "facts" else d[c] for c in DECISION_COLUMNS]
+            db.execute(
+                f"INSERT INTO review_decisions(import_id, {', '.join(DECISION_COLUMNS)}, supersedes) "
+                f"VALUES ({', '.join('?' * (len(DECISION_COLUMNS) + 2))})",
+                (import_id, *values, previous),
+            )
+    return import_id
 
 
 def record_findings(
@@ -70,6 +136,31 @@ def record_findings(
             "INSERT OR REPLACE INTO finding_runs(run_id, findings, unavailable) VALUES (?, ?, ?)",
             (run_id, len(rows), json.dumps(unavailable)),
         )
+
+
+def add_findings(
+    db: sqlite3.Connection,
+    run_id: int,
+    seen_at: str | None,
+    rows: Sequence[tuple[Any, ...]],
+    unavailable: list[dict[str, Any]],
+) -> None:
+    """Add to what run `run_id` said, inside the caller's transaction: a watch round records findings as
+    it raises them, in the same commit as their alerts. Rows as for `record_findings`; kept once each."""
+    seen = (run_id, run_id, seen_at, seen_at)
+    db.executemany(
+        "INSERT OR IGNORE INTO finding_occurrences(run_id, finding_id) VALUES (?, ?)",
+        [(run_id, r[0]) for r in rows],
+    )
+    db.executemany(_UPSERT_SQL, [(*r[:-1], *seen, json.dumps(r[-1])) for r in rows])
+    row = db.execute("SELECT unavailable FROM finding_runs WHERE run_id = ?", (run_id,)).fetchone()
+    withheld = [] if row is None else list(json.loads(row[0]))
+    withheld += [u for u in unavailable if u not in withheld]
+    (count,) = db.execute("SELECT COUNT(*) FROM finding_occurrences WHERE run_id = ?", (run_id,)).fetchone()
+    db.execute(
+        "INSERT OR REPLACE INTO finding_runs(run_id, findings, unavailable) VALUES (?, ?, ?)",
+        (run_id, int(count), json.dumps(withheld)),
+    )
 
 
 def _recompute(db: sqlite3.Connection, finding_id: str) -> None:

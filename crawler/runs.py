@@ -44,3 +44,4 @@ class RunInfo:
     started_at: str
     finished_at: str | None
     status: str
+    kind: str = "full"  # full: a crawl of every source; incremental: what one `idgraph watch` round read

@@ -10,6 +10,12 @@ SAMPLE_CONFIG = """\
 [review]
 managed_domains = ["example.com"]   # emails here must exist in an IdP (else: not_in_idp)
 dormant_days = 90                   # no sign-in for this many days (or never): dormant
+# max_exception_days = 365          # the longest exception `idgraph review import` accepts
+# [[review.exclude]]                # a known service or break-glass account: listed, never in the headline
+# id = "break-glass"
+# reason = "sealed emergency admin, owned by IT security"
+# email = "breakglass-*@example.com"  # or username, portal, user_type (every one given must match)
+# expires = 2026-12-31
 
 # [crawl]
 # crawl_deadline_seconds = 3600     # unfinished sources end incomplete after this long

@@ -16,7 +16,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 _ACCOUNTS = """SELECT portal, id, email, username, user_type, enabled, last_sign_in_at, created_at
                FROM lu_users WHERE run_id = ? ORDER BY portal, id"""
@@ -24,6 +24,10 @@ _IDENTITIES = """SELECT source, idp_id, raw_status, status, status_changed_at, l
                  display_name FROM idp_identities WHERE run_id = ? ORDER BY source, idp_id"""
 _ADDRESSES = """SELECT source, idp_id, address, is_primary, kind FROM idp_addresses
                 WHERE run_id = ? ORDER BY source, idp_id, address"""
+_IDENTITY_OF = """SELECT source, idp_id, raw_status, status, status_changed_at, last_login, user_type,
+                   display_name FROM idp_identities WHERE run_id = ? AND source = ? AND idp_id = ?"""
+_ADDRESSES_OF = """SELECT source, idp_id, address, is_primary, kind FROM idp_addresses
+                   WHERE run_id = ? AND source = ? AND idp_id = ? ORDER BY address"""
 _GROUPS = "SELECT portal, id, title FROM lu_groups WHERE run_id = ? {where} ORDER BY portal, id"
 _COURSES = "SELECT portal, id, name, status FROM lu_courses WHERE run_id = ? {where} ORDER BY portal, id"
 _MEMBERSHIPS = "SELECT portal, group_id, user_id FROM lu_memberships WHERE run_id = ? {where}"
@@ -44,6 +48,67 @@ HISTORY_COLUMNS = (
 )
 _HISTORY = f"""SELECT finding_id, {", ".join(HISTORY_COLUMNS)}, first_seen_run, last_seen_run, first_seen_at,
                last_seen_at, depends_on FROM finding_history"""
+
+
+IDGRAPH_TABLES = frozenset({"meta", "runs"})  # every idgraph snapshot since schema 1 has both
+
+
+class NotASnapshot(ValueError):
+    """`--db` names a file that is not an idgraph snapshot: a usage error, and the file is left untouched."""
+
+
+def check_snapshot(path: Path | str, *, may_be_new: bool) -> None:
+    """Raise NotASnapshot unless `path` is an idgraph snapshot, reading it without writing a byte.
+
+    A writer (`may_be_new`) may also start a new snapshot in a missing or empty file (or a SQLite file
+    with no table); a reader needs one that exists. A text file, or someone else's SQLite database, is
+    refused before anything opens it for writing: the store would otherwise add idgraph's tables to it,
+    switch it to WAL and narrow its permissions.
+    """
+    path = Path(path)
+    if not path.exists():
+        if may_be_new:
+            return
+        raise NotASnapshot(f"--db: no snapshot at {path}")
+    if not path.is_file():
+        raise NotASnapshot(f"--db: {path} is not a file")
+    if path.stat().st_size == 0:
+        if may_be_new:
+            return
+        raise NotASnapshot(f"--db: {path} is empty, not an idgraph snapshot")
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        marked = tables >= IDGRAPH_TABLES and bool(
+            db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone()
+        )
+    except sqlite3.DatabaseError as exc:
+        if "not a database" not in str(exc):  # locked, I/O: a snapshot error, not a wrong file
+            raise
+        raise NotASnapshot(
+            f"--db: {path} is not an idgraph snapshot (not a SQLite database); it was left untouched"
+        ) from None
+    finally:
+        db.close()
+    if marked or (may_be_new and not tables):
+        return
+    raise NotASnapshot(
+        f"--db: {path} is a SQLite database without idgraph's tables, not an idgraph snapshot; "
+        "it was left untouched"
+    )
+
+
+class LiveRevoke(NamedTuple):
+    """An account under a reviewer's revoke decision that still stands (`SnapshotReader.live_revokes`)."""
+
+    portal: str
+    learnupon_user_id: int
+    email: str | None
+    finding_id: str
+    code: str
+    reviewer: str
+    decided_at: str
+    decision_id: int
 
 
 class SnapshotReader:
@@ -172,6 +237,19 @@ class SnapshotReader:
                     out[(portal, record["id"])] = record
         return out
 
+    def identities_of(
+        self, run_id: int, keys: Iterable[tuple[str, str]]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The `identities` and `addresses` rows (same columns) of just these (source, idp_id) identities:
+        the few people a watch round judges, out of an estate's worth."""
+        identities: list[tuple[Any, ...]] = []
+        addresses: list[tuple[Any, ...]] = []
+        for source, idp_id in sorted(set(keys)):
+            key = (run_id, source, idp_id)
+            identities += self._rows(_IDENTITY_OF, key).fetchall()
+            addresses += self._rows(_ADDRESSES_OF, key).fetchall()
+        return identities, addresses
+
     def account_enabled(self, run_id: int, portal: str, user_id: int) -> bool | None:
         """Whether the run read this account enabled; None when the run has no record of it."""
         row = self._rows(
@@ -179,6 +257,15 @@ class SnapshotReader:
             (run_id, portal, user_id),
         ).fetchone()
         return None if row is None else bool(row[0])
+
+    def known_account(self, run_id: int, portal: str) -> tuple[int, str] | None:
+        """One account of the portal the run read with an email, (id, email): a search for it must find it."""
+        row = self._rows(
+            "SELECT id, email FROM lu_users WHERE run_id = ? AND portal = ? AND email LIKE '%_@_%' "
+            "ORDER BY id LIMIT 1",
+            (run_id, portal),
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
 
     # --- runs and finding history ------------------------------------------------------------------------
     def run_started_at(self, run_id: int) -> str | None:
@@ -191,6 +278,53 @@ class SnapshotReader:
             "SELECT managed_domains, dormant_days FROM review_settings WHERE run_id = ?", (run_id,)
         ).fetchone()
         return None if row is None else (list(json.loads(row[0])), int(row[1]))
+
+    def review_rules(self, run_id: int) -> dict[str, Any] | None:
+        """The exclusion rules and exception cap saved for the run (JSON as written), or None."""
+        row = self._rows("SELECT review_rules FROM review_settings WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0] or "{}"))
+
+    # --- access review decisions (append-only) -------------------------------------------------------------
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every decision ever imported, oldest first (`facts` parsed)."""
+        cursor = self._rows(
+            "SELECT d.*, i.file_name, i.file_sha256 FROM review_decisions d "
+            "JOIN review_imports i ON i.id = d.import_id ORDER BY d.id",
+            (),
+        )
+        columns = [c[0] for c in cursor.description]
+        out = []
+        for row in cursor:
+            record = dict(zip(columns, row, strict=True))
+            record["facts"] = json.loads(record["facts"])
+            out.append(record)
+        return out
+
+    def review_imports(self) -> list[dict[str, Any]]:
+        """Every reviewer file imported, oldest first, with its bytes as received."""
+        cursor = self._rows("SELECT * FROM review_imports ORDER BY id", ())
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor]
+
+    def live_revokes(self) -> list[LiveRevoke]:
+        """Accounts under a live `revoke` decision: the latest decision on one of its findings is revoke.
+
+        For watchers: such an account must stay disabled, and re-enabling it is worth an alert. A revoke
+        stays live after the account is disabled (and its finding resolved) until a reviewer decides
+        otherwise on that finding (`idgraph review import` of a keep or an exception). One row per
+        account: its latest live revoke.
+        """
+        rows = self._rows(
+            """SELECT d.portal, d.learnupon_user_id, d.email, d.finding_id, d.code, d.reviewer, d.decided_at,
+                      d.id
+               FROM review_decisions d
+               WHERE d.decision = 'revoke' AND d.portal IS NOT NULL AND d.learnupon_user_id IS NOT NULL
+                 AND d.id = (SELECT MAX(x.id) FROM review_decisions x WHERE x.finding_id = d.finding_id)
+               ORDER BY d.portal, d.learnupon_user_id, d.id""",
+            (),
+        )
+        latest = {(r[0], r[1]): LiveRevoke(*r) for r in rows}
+        return list(latest.values())
 
     def history(self) -> list[tuple[Any, ...]]:
         """finding_history rows: (finding_id, *HISTORY_COLUMNS, first/last seen run, first/last seen at,
@@ -211,5 +345,16 @@ class SnapshotReader:
         return [] if row is None else list(json.loads(row[0]))
 
     def previous_recorded_run(self, run_id: int) -> int | None:
-        row = self._rows("SELECT MAX(run_id) FROM finding_runs WHERE run_id < ?", (run_id,)).fetchone()
+        """The newest recorded crawl before `run_id`: a watch round's incremental run read a few people,
+        so what it did not find says nothing about the rest (it is never the run a diff compares with)."""
+        row = self._rows(
+            """SELECT MAX(f.run_id) FROM finding_runs f JOIN runs r ON r.id = f.run_id
+               WHERE f.run_id < ? AND r.kind = 'full'""",
+            (run_id,),
+        ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def run_kind(self, run_id: int) -> str | None:
+        """`full` (a crawl) or `incremental` (a watch round); None for a run that does not exist."""
+        row = self._rows("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else str(row[0])

@@ -10,10 +10,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from crawler.config import CrawlConfig
 from crawler.coverage import CollectionCoverage
-from crawler.http import SourceHttp
+from crawler.http import SourceHttp, SourceLimits, make_session
+from crawler.paging_guard import PageLimits
 from crawler.store import SnapshotStore
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
@@ -60,20 +63,11 @@ class SourceContext:
         self.store.mark_collection_done(self.run_id, self.name, collection)
         self.done.add(collection)
 
-    def quarantine(
-        self,
-        collection: str,
-        reason: str,
-        record: Any,
-        *,
-        addresses: Iterable[str] = (),
-        label: str | None = None,
-    ) -> None:
-        """Keep a record we could not read, with the reason; `addresses` are the email addresses it
-        carries (evidence the person exists), `label` a short identifier for the report."""
-        self.store.quarantine(
-            self.run_id, self.name, collection, reason, record, addresses=addresses, label=label
-        )
+    def quarantine(self, collection: str, reason: str, record: Any, **details: Any) -> None:
+        """Keep a record we could not read, with the reason; `details` are `SnapshotStore.quarantine`'s
+        `addresses` (the email addresses it carries: evidence the person exists) and `label` (a short
+        identifier for the report)."""
+        self.store.quarantine(self.run_id, self.name, collection, reason, record, **details)
         self.progress.quarantined += 1
 
     def note(self, message: str) -> None:
@@ -106,6 +100,28 @@ class SourceContext:
                     label=record_label(raw),
                 )
         return out
+
+
+def apply_limits(http: SourceHttp, crawl: CrawlConfig) -> None:
+    """What a hostile server cannot make this source spend (body size, pages, Retry-After), from `[crawl]`."""
+    http.limits = SourceLimits(
+        max_body_bytes=crawl.max_body_bytes,
+        pages=PageLimits(crawl.max_pages_per_listing, crawl.max_pages_without_new),
+    )
+    http.controller.max_retry_after = crawl.max_retry_after_seconds
+
+
+def source_session(
+    connector: aiohttp.BaseConnector, crawl: CrawlConfig, **options: Any
+) -> aiohttp.ClientSession:
+    """A source's own session over the shared connector, with `[crawl]`'s request and connect timeouts
+    (`options`: `make_session`'s headers or middlewares)."""
+    return make_session(
+        connector,
+        total_timeout=crawl.request_timeout_seconds,
+        connect_timeout=crawl.connect_timeout_seconds,
+        **options,
+    )
 
 
 # What a parse function raises for a record it cannot read.

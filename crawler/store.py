@@ -39,13 +39,18 @@ from crawler.records import (
 )
 from crawler.redact import redact, redact_optional
 from crawler.runs import QuarantineReason, QuarantineSummary, RunInfo, utcnow
-from crawler.snapshot_reader import SnapshotReader
+from crawler.snapshot_reader import SnapshotReader, check_snapshot
 
 # 2: coverage.collections, quarantine.addresses and quarantine.label. The finding-history tables joined
-# this schema later without a new version: graph.history of schema 2 created the same tables itself.
-SCHEMA_VERSION = 2
+# this schema later without a new version: graph.history of schema 2 created the same tables itself. So did
+# the review tables (decisions, imports) and review_settings.review_rules: an older idgraph ignores them.
+# 3: runs.kind (`full` crawls and the watcher's `incremental` runs) and the watcher's tables (watch_*).
+SCHEMA_VERSION = 3
+FULL, INCREMENTAL = "full", "incremental"  # runs.kind
 FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes keep coming
 FLUSH_ROWS = 5_000
+BUSY_TIMEOUT_SECONDS = 5.0  # how long a writer waits for another's commit before it fails
+BUSY_POLL_SECONDS = 0.002  # the longest pause between two tries of the write lock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,7 +59,8 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at TEXT NOT NULL,
     finished_at TEXT,
     status TEXT NOT NULL,               -- running | complete | incomplete
-    config_fingerprint TEXT
+    config_fingerprint TEXT,
+    kind TEXT NOT NULL DEFAULT 'full'   -- full (a crawl) | incremental (what one watch round read)
 );
 CREATE TABLE IF NOT EXISTS coverage (
     run_id INTEGER NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL,
@@ -134,8 +140,69 @@ CREATE TABLE IF NOT EXISTS finding_runs (
     run_id INTEGER PRIMARY KEY, findings INTEGER NOT NULL, unavailable TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS review_settings (
-    run_id INTEGER PRIMARY KEY, managed_domains TEXT NOT NULL, dormant_days INTEGER NOT NULL
+    run_id INTEGER PRIMARY KEY, managed_domains TEXT NOT NULL, dormant_days INTEGER NOT NULL,
+    review_rules TEXT NOT NULL DEFAULT '{}'  -- JSON: exclusion rules, max_exception_days
 );
+-- Access review decisions (graph.decisions), append-only: a correction is a new row naming the row it
+-- supersedes, and the triggers refuse any UPDATE or DELETE. Each import keeps the reviewer's file as sent.
+CREATE TABLE IF NOT EXISTS review_imports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, imported_at TEXT NOT NULL, reviewer TEXT NOT NULL,
+    run_id INTEGER NOT NULL, file_name TEXT NOT NULL, file_sha256 TEXT NOT NULL, content BLOB NOT NULL,
+    decisions INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS review_decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, import_id INTEGER NOT NULL REFERENCES review_imports(id),
+    finding_id TEXT NOT NULL, code TEXT NOT NULL, severity TEXT NOT NULL, portal TEXT,
+    learnupon_user_id INTEGER, person TEXT, email TEXT,
+    decision TEXT NOT NULL,                -- revoke | keep | exception
+    scope TEXT,                            -- exceptions: account | person
+    reason TEXT NOT NULL, expires_at TEXT, reviewer TEXT NOT NULL, decided_at TEXT NOT NULL,
+    run_id INTEGER NOT NULL,               -- the run whose facts the reviewer saw
+    facts TEXT NOT NULL,                   -- JSON: those facts, compared with every later run
+    supersedes INTEGER REFERENCES review_decisions(id)
+);
+CREATE INDEX IF NOT EXISTS review_decisions_by_finding ON review_decisions(finding_id, id);
+CREATE TRIGGER IF NOT EXISTS review_decisions_append_only_u BEFORE UPDATE ON review_decisions
+BEGIN SELECT RAISE(ABORT, 'review decisions are append-only: import a correction instead'); END;
+CREATE TRIGGER IF NOT EXISTS review_decisions_append_only_d BEFORE DELETE ON review_decisions
+BEGIN SELECT RAISE(ABORT, 'review decisions are append-only: import a correction instead'); END;
+CREATE TRIGGER IF NOT EXISTS review_imports_append_only_u BEFORE UPDATE ON review_imports
+BEGIN SELECT RAISE(ABORT, 'review imports are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS review_imports_append_only_d BEFORE DELETE ON review_imports
+BEGIN SELECT RAISE(ABORT, 'review imports are append-only'); END;
+-- The watcher's state (crawler.watch.tables writes and reads them): where each feed resumes, the last
+-- status each identity was asserted in, lookups still owed, the findings it opened and closed, and the
+-- alerts waiting for (or done with) each sink.
+CREATE TABLE IF NOT EXISTS watch_cursors (
+    feed TEXT PRIMARY KEY, cursor TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS watch_identities (
+    source TEXT NOT NULL, idp_id TEXT NOT NULL, status TEXT NOT NULL, raw_status TEXT NOT NULL,
+    observed_at TEXT, event_key TEXT, addresses TEXT NOT NULL DEFAULT '[]', run_id INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, idp_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS watch_lookups (
+    source TEXT NOT NULL, idp_id TEXT NOT NULL, portal TEXT NOT NULL, address TEXT NOT NULL,
+    reason TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, idp_id, portal, address)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS watch_findings (
+    finding_id TEXT PRIMARY KEY, code TEXT NOT NULL, state TEXT NOT NULL, episode INTEGER NOT NULL,
+    person TEXT, email TEXT, portal TEXT, learnupon_user_id INTEGER, identities TEXT NOT NULL,
+    opened_run INTEGER NOT NULL, opened_at TEXT NOT NULL, closed_run INTEGER, closed_at TEXT,
+    close_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS watch_outbox (
+    alert_id TEXT PRIMARY KEY, finding_id TEXT, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    run_id INTEGER, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS watch_deliveries (
+    alert_id TEXT NOT NULL, sink TEXT NOT NULL, delivered_at TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0, last_error TEXT,
+    PRIMARY KEY (alert_id, sink)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS watch_deliveries_pending ON watch_deliveries(sink, delivered_at);
 """
 
 
@@ -175,6 +242,7 @@ class SnapshotStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
+            check_snapshot(self.path, may_be_new=True)  # never write into someone else's file
             make_private_dirs(self.path.parent)
             # The snapshot holds people's names and emails: owner-only, like the reports. SQLite gives
             # its -wal and -shm files the same permissions as the database file; an existing file that
@@ -182,10 +250,13 @@ class SnapshotStore:
             for existing in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
                 restrict_file(existing)
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, FILE_MODE))
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS
+        )
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         self._pending = _PendingPages()
+        self.lock_wait_seconds = 0.0  # time spent waiting for another process's commit (`_begin`)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -205,7 +276,7 @@ class SnapshotStore:
                 f"up to {SCHEMA_VERSION}); upgrade idgraph"
             )
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 columns = {row[1] for row in self._db.execute("PRAGMA table_info(coverage)")}
                 if "collections" not in columns:
@@ -218,6 +289,14 @@ class SnapshotStore:
                 columns = {row[1] for row in self._db.execute("PRAGMA table_info(finding_history)")}
                 if "depends_on" not in columns:  # recorded by an idgraph that did not keep dependencies
                     self._db.execute("ALTER TABLE finding_history ADD COLUMN depends_on TEXT")
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(review_settings)")}
+                if "review_rules" not in columns:  # saved by an idgraph without exclusion rules
+                    self._db.execute(
+                        "ALTER TABLE review_settings ADD COLUMN review_rules TEXT NOT NULL DEFAULT '{}'"
+                    )
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+                if "kind" not in columns:  # every run before schema 3 was a crawl
+                    self._db.execute("ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'full'")
                 self._db.execute(
                     "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
@@ -252,7 +331,7 @@ class SnapshotStore:
         Pages still waiting in memory land first, in the same commit: writes stay in the order made.
         """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 self._pending.write(self._db)
                 yield self._db
@@ -261,6 +340,35 @@ class SnapshotStore:
                 raise
             self._db.execute("COMMIT")
             self._pending.clear()
+
+    def _begin(self) -> None:
+        """Take the write lock, retrying SQLITE_BUSY for up to `BUSY_TIMEOUT_SECONDS`.
+
+        Several processes write one snapshot (`idgraph crawl --workers`). SQLite's own busy handler
+        sleeps in steps of up to 100 ms, and a writer that commits often can take the lock again before
+        a sleeping one wakes: a worker's event loop stood still for up to 0.35 s with two workers and
+        for seconds with four (`benchmarks/snapshot_writers.py`). Here the lock is tried every
+        `BUSY_POLL_SECONDS` at most, so a writer waits about as long as the other's commit takes. Every
+        other statement keeps the busy handler. A lock held for the whole timeout is another program's:
+        that error is raised (exit 4).
+        """
+        self._db.execute("PRAGMA busy_timeout = 0")
+        started = time.monotonic()
+        try:
+            pause = BUSY_POLL_SECONDS / 8
+            while True:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+                    if not busy or time.monotonic() - started >= BUSY_TIMEOUT_SECONDS:
+                        raise
+                time.sleep(pause)
+                pause = min(2 * pause, BUSY_POLL_SECONDS)
+        finally:
+            self.lock_wait_seconds += time.monotonic() - started
+            self._db.execute(f"PRAGMA busy_timeout = {round(BUSY_TIMEOUT_SECONDS * 1000)}")
 
     def flush(self) -> None:
         """Commit the pages waiting in memory (a no-op when none are)."""
@@ -274,12 +382,17 @@ class SnapshotStore:
         return self._db.execute(sql, args)
 
     # --- runs -----------------------------------------------------------------------------------
-    def start_run(self, sources: Sequence[tuple[str, str]], config_fingerprint: str | None = None) -> int:
-        """Open a run and a pending coverage row for every source it will crawl."""
+    def start_run(
+        self, sources: Sequence[tuple[str, str]], config_fingerprint: str | None = None, *, kind: str = FULL
+    ) -> int:
+        """Open a run and a pending coverage row for every source it will crawl (or, for an
+        `incremental` run, look at)."""
+        if kind not in (FULL, INCREMENTAL):
+            raise ValueError(f"unknown run kind {kind!r}")
         with self.transaction() as db:
             cursor = db.execute(
-                "INSERT INTO runs(started_at, status, config_fingerprint) VALUES (?, 'running', ?)",
-                (utcnow(), config_fingerprint),
+                "INSERT INTO runs(started_at, status, config_fingerprint, kind) VALUES (?, 'running', ?, ?)",
+                (utcnow(), config_fingerprint, kind),
             )
             run_id = int(cursor.lastrowid or 0)
             db.executemany(
@@ -288,33 +401,43 @@ class SnapshotStore:
             )
         return run_id
 
-    def finish_run(self, run_id: int) -> str:
-        """Close a run; its status is `complete` only when every source completed."""
+    def finish_run(self, run_id: int, *, cut_short: bool = False) -> str:
+        """Close a run; its status is `complete` only when every source completed (and, with `cut_short`,
+        a run whose process died before it could say what it read, never)."""
         with self.transaction() as db:
             (incomplete,) = db.execute(
                 "SELECT COUNT(*) FROM coverage WHERE run_id = ? AND complete = 0", (run_id,)
             ).fetchone()
-            status = "complete" if incomplete == 0 else "incomplete"
+            status = "complete" if incomplete == 0 and not cut_short else "incomplete"
             db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE id = ?", (utcnow(), status, run_id))
         return status
 
-    def runs(self) -> list[RunInfo]:
-        rows = self._db.execute("SELECT id, started_at, finished_at, status FROM runs ORDER BY id").fetchall()
+    def runs(self, kind: str | None = None) -> list[RunInfo]:
+        """Every run, oldest first; `kind` keeps only crawls (`full`) or watch rounds (`incremental`)."""
+        where, args = ("", ()) if kind is None else (" WHERE kind = ?", (kind,))
+        rows = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs{where} ORDER BY id", args).fetchall()
         return [RunInfo(**dict(row)) for row in rows]
 
     def run(self, run_id: int | None = None) -> RunInfo:
-        """The given run, or the newest one; LookupError when there is none."""
+        """The given run, or the newest crawl (an incremental run read a few people, not the estate);
+        LookupError when there is none."""
         if run_id is None:
             row = self._db.execute(
-                "SELECT id, started_at, finished_at, status FROM runs ORDER BY id DESC LIMIT 1"
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE kind = ? ORDER BY id DESC LIMIT 1", (FULL,)
             ).fetchone()
         else:
-            row = self._db.execute(
-                "SELECT id, started_at, finished_at, status FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
+            row = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise LookupError(f"no run {run_id} in {self.path}" if run_id else f"no runs in {self.path}")
         return RunInfo(**dict(row))
+
+    def latest_finished_crawl(self) -> RunInfo | None:
+        """The newest full run that is not still running: what the watcher takes the estate to be."""
+        row = self._db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE kind = ? AND status != ? ORDER BY id DESC LIMIT 1",
+            (FULL, "running"),
+        ).fetchone()
+        return None if row is None else RunInfo(**dict(row))
 
     def config_fingerprint(self, run_id: int) -> str | None:
         row = self._db.execute("SELECT config_fingerprint FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -376,24 +499,18 @@ class SnapshotStore:
         The page lands atomically with its progress (see the module docstring for when). Rows are upserted
         on their natural key, so a record seen twice (offset drift, a re-fetch) is stored once.
         """
-        key = (run_id, source)
-        count = 0
-        statements: list[tuple[str, list[tuple[Any, ...]]]] = []
-        by_table: dict[type, list[Any]] = {}
-        for record in records:
-            by_table.setdefault(type(record), []).append(record)
-        for record_type, items in by_table.items():
-            if record_type is Identity:
-                statements += _identity_rows(key, items)
-            else:
-                table = _TABLES[record_type]
-                statements.append((table.insert, [key + table.fields(r) for r in items]))
-            count += len(items)
+        statements, count = page_rows(run_id, source, records)
+        self.write_rows(run_id, source, collection, statements, count, done=done)
+        return count
+
+    def write_rows(
+        self, run_id: int, source: str, collection: str, statements: PageRows, count: int, *, done: bool
+    ) -> None:
+        """`write_page` for a page already turned into rows (`page_rows`)."""
         with self._lock:
             due = self._pending.add(statements, (run_id, source, collection, int(done), count))
         if due:
             self.flush()
-        return count
 
     def mark_collection_done(self, run_id: int, source: str, collection: str) -> None:
         with self.transaction() as db:
@@ -571,26 +688,28 @@ class SnapshotStore:
 
     def enrollment_count_mismatches(self, run_id: int, portal: str) -> list[int]:
         """Users whose `number_of_enrollments` differs from the enrollments crawled for them."""
-        rows = self._read(
-            """SELECT u.id FROM lu_users u
-               LEFT JOIN (SELECT user_id, COUNT(*) AS n FROM lu_enrollments
-                          WHERE run_id = ? AND portal = ? GROUP BY user_id) e ON e.user_id = u.id
-               WHERE u.run_id = ? AND u.portal = ? AND u.number_of_enrollments IS NOT NULL
-                 AND u.number_of_enrollments != COALESCE(e.n, 0)
-               ORDER BY u.id""",
-            (run_id, portal, run_id, portal),
+        return self._count_mismatches(
+            run_id, portal, "lu_users", "number_of_enrollments", "lu_enrollments", "user_id"
         )
-        return [row[0] for row in rows]
 
     def member_count_mismatches(self, run_id: int, portal: str) -> list[int]:
         """Groups whose `number_of_members` differs from the members crawled for them."""
+        return self._count_mismatches(
+            run_id, portal, "lu_groups", "number_of_members", "lu_memberships", "group_id"
+        )
+
+    def _count_mismatches(
+        self, run_id: int, portal: str, parent: str, counter: str, child: str, key: str
+    ) -> list[int]:
+        """Ids of `parent` rows whose LearnUpon `counter` differs from the `child` rows crawled for them
+        (joined on `child.key`); rows without a counter are not judged. Names are ours, never input."""
         rows = self._read(
-            """SELECT g.id FROM lu_groups g
-               LEFT JOIN (SELECT group_id, COUNT(*) AS n FROM lu_memberships
-                          WHERE run_id = ? AND portal = ? GROUP BY group_id) m ON m.group_id = g.id
-               WHERE g.run_id = ? AND g.portal = ? AND g.number_of_members IS NOT NULL
-                 AND g.number_of_members != COALESCE(m.n, 0)
-               ORDER BY g.id""",
+            f"""SELECT p.id FROM {parent} p
+                LEFT JOIN (SELECT {key}, COUNT(*) AS n FROM {child}
+                           WHERE run_id = ? AND portal = ? GROUP BY {key}) c ON c.{key} = p.id
+                WHERE p.run_id = ? AND p.portal = ? AND p.{counter} IS NOT NULL
+                  AND p.{counter} != COALESCE(c.n, 0)
+                ORDER BY p.id""",
             (run_id, portal, run_id, portal),
         )
         return [row[0] for row in rows]
@@ -602,6 +721,17 @@ class SnapshotStore:
         """
         self.flush()
         return SnapshotReader(self._db)
+
+    def previous_requests(self, before_run: int) -> dict[str, int]:
+        """Per source, the requests its last complete crawl before `before_run` sent: what it will cost."""
+        rows = self._read(
+            """SELECT source, requests FROM (
+                   SELECT source, requests, ROW_NUMBER() OVER (PARTITION BY source ORDER BY run_id DESC) AS n
+                   FROM coverage WHERE complete = 1 AND run_id < ?)
+               WHERE n = 1""",
+            (before_run,),
+        )
+        return {row[0]: int(row[1]) for row in rows}
 
     # --- learned rates (kept between runs) --------------------------------------------------------
     def learned_rate(self, source: str) -> float | None:
@@ -618,6 +748,7 @@ class SnapshotStore:
             )
 
 
+_RUN_COLUMNS = "id, started_at, finished_at, status, kind"
 MAX_REASON = 200
 MAX_LABEL = 80
 MAX_EXAMPLES = 3
@@ -683,6 +814,27 @@ class _PendingPages:
 
     def clear(self) -> None:
         self.statements, self.progress, self.rows = {}, [], 0
+
+
+PageRows = list[tuple[str, list[tuple[Any, ...]]]]  # (INSERT statement, its rows), in order
+
+
+def page_rows(run_id: int, source: str, records: Iterable[Any]) -> tuple[PageRows, int]:
+    """One page of records as the INSERT statements and rows that store it, and the record count."""
+    key = (run_id, source)
+    count = 0
+    statements: PageRows = []
+    by_table: dict[type, list[Any]] = {}
+    for record in records:
+        by_table.setdefault(type(record), []).append(record)
+    for record_type, items in by_table.items():
+        if record_type is Identity:
+            statements += _identity_rows(key, items)
+        else:
+            table = _TABLES[record_type]
+            statements.append((table.insert, [key + table.fields(r) for r in items]))
+        count += len(items)
+    return statements, count
 
 
 def _identity_rows(key: tuple[int, str], items: list[Identity]) -> list[tuple[str, list[tuple[Any, ...]]]]:

@@ -55,6 +55,7 @@ class Code(StrEnum):
     PARTIALLY_OFFBOARDED = "partially_offboarded"
     DORMANT = "dormant"
     DUPLICATE_ACCOUNT = "duplicate_account"
+    ACTIVE_AFTER_OFFBOARDING = "active_after_offboarding"
 
 
 class Severity(StrEnum):
@@ -66,8 +67,9 @@ class Severity(StrEnum):
 
 SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3}
 
-# Findings whose remedy is "disable the account": the account belongs to nobody the IdPs let in.
-REMEDIABLE = frozenset({Code.IDP_DISABLED_ACTIVE, Code.NOT_IN_IDP})
+# Findings whose remedy is "disable the account": the account belongs to nobody the IdPs let in. These are
+# also the verdicts that rest on the IdPs, so `remediate apply` skips one whose person is active again.
+REMEDIABLE = frozenset({Code.IDP_DISABLED_ACTIVE, Code.NOT_IN_IDP, Code.ACTIVE_AFTER_OFFBOARDING})
 
 # -- the graph (networkx kinds, Neo4j labels, relationship types) ----------------------------------------
 

@@ -291,6 +291,8 @@ def load_run(
         settings = ReviewSettings(
             tuple(saved.managed_domains if managed_domains is None else (fold(d) for d in managed_domains)),
             saved.dormant_days if dormant_days is None else dormant_days,
+            saved.exclude,
+            saved.max_exception_days,
         )
         return IdentityGraph(store, run, settings, owns_store=owns)
     except BaseException:

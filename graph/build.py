@@ -46,33 +46,21 @@ def course_node(portal: str, course_id: int) -> str:
 
 
 # --- attributes, shared by the whole and the local graph --------------------------------------------------
+_ACCOUNT_FIELDS = ("portal", "id", "email", "username", "user_type", "enabled", "last_sign_in_at",
+                   "created_at", "person")  # fmt: skip
+_IDENTITY_FIELDS = ("idp_id", "status", "raw_status", "status_changed_at", "last_login", "user_type",
+                    "display_name")  # fmt: skip
+
+
 def account_attrs(a: Account) -> dict[str, Any]:
-    return {
-        "kind": "account",
-        "portal": a.portal,
-        "id": a.id,
-        "email": a.email,
-        "username": a.username,
-        "user_type": a.user_type,
-        "enabled": a.enabled,
-        "last_sign_in_at": a.last_sign_in_at,
-        "created_at": a.created_at,
-        "person": a.person,
-        "match": a.match.value,
-    }
+    return {"kind": "account", **{name: getattr(a, name) for name in _ACCOUNT_FIELDS}, "match": a.match.value}
 
 
 def identity_attrs(i: IdentityRecord) -> dict[str, Any]:
     return {
         "kind": "identity",
         "idp": i.source,
-        "idp_id": i.idp_id,
-        "status": i.status,
-        "raw_status": i.raw_status,
-        "status_changed_at": i.status_changed_at,
-        "last_login": i.last_login,
-        "user_type": i.user_type,
-        "display_name": i.display_name,
+        **{name: getattr(i, name) for name in _IDENTITY_FIELDS},
         "primary_address": i.primary,
         "addresses": [a.display for a in i.addresses],
         "person": i.person,

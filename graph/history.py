@@ -13,37 +13,47 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crawler.config import ExcludeRule
 from crawler.coverage import IDENTITIES, USERS
 from crawler.review_tables import record_findings, write_review_settings
 from crawler.snapshot_reader import HISTORY_COLUMNS, SnapshotReader
-from crawler.store import SnapshotStore
-from graph.model import Code, FindingSet, Unavailable
+from crawler.store import INCREMENTAL, SnapshotStore
+from graph.model import Code, Finding, FindingSet, Unavailable
 from graph.rules import FACTS, IDPS_FACT, ReviewSettings
 
 
 # --- review settings --------------------------------------------------------------------------------------
 def save_review_settings(store: SnapshotStore, run_id: int, settings: ReviewSettings) -> None:
     """Remember the `[review]` settings a run was judged with, so a report needs no config file."""
-    write_review_settings(store, run_id, list(settings.managed_domains), settings.dormant_days)
+    write_review_settings(
+        store, run_id, list(settings.managed_domains), settings.dormant_days, settings.review_rules()
+    )
 
 
 def load_review_settings(store: SnapshotStore, run_id: int) -> ReviewSettings | None:
     """The settings saved for a run, or None."""
-    saved = store.reader().review_settings(run_id)
-    return None if saved is None else ReviewSettings(tuple(saved[0]), saved[1])
+    reader = store.reader()
+    saved = reader.review_settings(run_id)
+    if saved is None:
+        return None
+    rules = reader.review_rules(run_id) or {}
+    return ReviewSettings(
+        tuple(saved[0]),
+        saved[1],
+        tuple(ExcludeRule.model_validate(r) for r in rules.get("exclude", ())),
+        int(rules.get("max_exception_days", ReviewSettings.max_exception_days)),
+    )
 
 
 # --- recording ----------------------------------------------------------------------------------------------
-def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings | None = None) -> None:
-    """Record one run's findings. Idempotent: recording a run again replaces what it said before."""
-    run_id = findings.run_id
-    seen_at = store.reader().run_started_at(run_id)
-    unique = {f.id: f for f in findings.findings}
-    rows = [
+def history_rows(findings: Iterable[Finding]) -> list[tuple[Any, ...]]:
+    """The history rows of findings (one per id): what `crawler.review_tables` writes."""
+    unique = {f.id: f for f in findings}
+    return [
         (
             fid,
             f.code.value,
@@ -53,6 +63,13 @@ def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings 
         )
         for fid, f in unique.items()
     ]
+
+
+def record(store: SnapshotStore, findings: FindingSet, settings: ReviewSettings | None = None) -> None:
+    """Record one run's findings. Idempotent: recording a run again replaces what it said before."""
+    run_id = findings.run_id
+    seen_at = store.reader().run_started_at(run_id)
+    rows = history_rows(findings.findings)
     record_findings(store, run_id, seen_at, rows, [asdict(u) for u in findings.unavailable])
     if settings is not None:
         save_review_settings(store, run_id, settings)
@@ -147,6 +164,10 @@ class _RunChecks:
         snapshot = store.reader()
         withheld = snapshot.withheld(run_id)
         unavailable = [Unavailable(Code(u["code"]), u["scope"], u["reason"]) for u in withheld]
+        if snapshot.run_kind(run_id) == INCREMENTAL:
+            # A watch round looked a few people up: the records it read are facts (an account it read
+            # disabled settles a finding), but no listing of it was complete, so nothing is absent.
+            return cls(snapshot, run_id, unavailable, {}, False)
         coverage = store.coverage(run_id)
         users = {c.source: c.collection_complete(USERS) for c in coverage if c.kind == "learnupon"}
         idps = [c.collection_complete(IDENTITIES) for c in coverage if c.kind != "learnupon"]

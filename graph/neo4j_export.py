@@ -24,11 +24,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from neo4j import Driver, GraphDatabase, ManagedTransaction, NotificationDisabledClassification
+from neo4j import Driver, ManagedTransaction, NotificationDisabledClassification
 
 from crawler.store import SnapshotStore
 from graph.api import IdentityGraph, load_run
 from graph.model import Code, FindingSet
+from graph.neo4j_connect import open_driver
 from graph.neo4j_cypher import (
     FINDING_CLEANUP,
     GONE_ACCOUNT_FINDINGS,
@@ -284,7 +285,7 @@ def write_run(
     finally:
         writer.close()
     stats.seconds = time.perf_counter() - started
-    log.info("exported run %s: %s", export.run_id, stats.as_dict())
+    log.debug("exported run %s: %s", export.run_id, stats.as_dict())  # the result: stdout, summary
     return stats
 
 
@@ -362,7 +363,6 @@ def export_run(
     `managed_domains` / `dormant_days` left as None use the review settings saved with the run (then none
     and 90 days), as the reports do.
     """
-    with GraphDatabase.driver(uri, auth=auth) as driver:
-        driver.verify_connectivity()  # fail before reading a large snapshot, not after
+    with open_driver(uri, auth) as driver:  # fails within 10 s, before reading a large snapshot
         export = prepare(store_or_db_path, run_id, managed_domains=managed_domains, dormant_days=dormant_days)
         return write_run(driver, export, database=database, batch_size=batch_size)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.config import Config
 from crawler.coverage import SourceCoverage
@@ -33,6 +34,9 @@ from crawler.runs import RunInfo, utcnow
 from graph.model import SEVERITY_ORDER, Code, Finding, FindingSet, Severity
 from graph.rules import ReviewSettings
 
+if TYPE_CHECKING:
+    from graph.campaign import RunReview
+
 
 def _plain(value: Any) -> Any:
     """Evidence as plain JSON values (enums, datetimes and tuples included), so the hash is reproducible."""
@@ -49,7 +53,7 @@ def _selected(f: Finding, code: Code, portals: Collection[str], severities: Coll
     )
 
 
-def _scope_portal(scope: str) -> str:
+def scope_portal(scope: str) -> str:
     """The source an `Unavailable` is about: its scope is "all", a source name or `account:{portal}:{id}`.
 
     With a portal filter, a gap is left out of the plan only when it is about another portal: IdP gaps
@@ -88,54 +92,92 @@ def build_plan(
             f"choose one of {', '.join(sorted(c.value for c in REMEDIABLE))}"
         )
     coverage = list(coverage)
+    known = check_portals(coverage, portals, run)
+    unavailable = [
+        {"code": u.code.value, "scope": u.scope, "reason": u.reason}
+        for u in findings.unavailable
+        if u.code is code and (not portals or scope_portal(u.scope) not in known - set(portals))
+    ]
+    selection = PlanSelection(
+        finding=code.value, portals=sorted(portals), severities=ordered_severities(severities)
+    )
+    chosen = [f for f in findings.findings if _selected(f, code, portals, severities)]
+    return seal_plan(
+        chosen, accounts, unavailable, run=run, snapshot=snapshot, coverage=coverage, selection=selection,
+        settings=settings, key=key, base_urls=base_urls, max_age_hours=max_age_hours, created_at=created_at,
+        created_by=created_by,
+    )  # fmt: skip
+
+
+def check_portals(coverage: list[SourceCoverage], portals: Collection[str], run: RunInfo) -> set[str]:
     known = {c.source for c in coverage if c.kind == "learnupon"}
     unknown = sorted(set(portals) - known)
     if unknown:
         raise PlanError(f"--portal: run {run.id} has no portal named {', '.join(unknown)}")
-    actions: list[PlanAction] = []
-    for f in findings.findings:
+    return known
+
+
+def ordered_severities(severities: Collection[Severity]) -> list[str]:
+    return sorted((s.value for s in severities), key=lambda s: SEVERITY_ORDER[Severity(s)])
+
+
+def seal_plan(
+    chosen: Iterable[Finding],
+    accounts: Mapping[tuple[str, int], Mapping[str, Any]],
+    unavailable: list[dict[str, str]],
+    *,
+    run: RunInfo,
+    snapshot: str,
+    coverage: Iterable[SourceCoverage],
+    selection: PlanSelection,
+    settings: ReviewSettings,
+    key: bytes,
+    base_urls: Mapping[str, str],
+    max_age_hours: int = 72,
+    created_at: str | None = None,
+    created_by: str | None = None,
+    annotations: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Plan:
+    """The keyed plan disabling the accounts of `chosen` findings (one action per account: its first
+    finding in `chosen` order). `annotations` (finding id -> facts) join that finding's evidence."""
+    actions: dict[tuple[str, int], PlanAction] = {}
+    for f in chosen:
         portal, user_id = f.portal, f.learnupon_user_id
-        if portal is None or user_id is None or not _selected(f, code, portals, severities):
+        if portal is None or user_id is None or (portal, user_id) in actions:
             continue
         row = accounts.get((portal, user_id))
         email = (row or {}).get("email") or f.email
         if row is None or not email or not row["enabled"]:
             continue
-        actions.append(
-            PlanAction(
-                portal=portal,
-                user_id=user_id,
-                email=email,
-                finding=PlanFinding(
-                    code=f.code,
-                    id=f.id,
-                    severity=f.severity,
-                    person=f.person,
-                    idp=f.idp,
-                    idp_status=f.idp_status,
-                    evidence=_plain(f.evidence),
-                ),
-                state=AccountState(
-                    enabled=bool(row["enabled"]),
-                    email=row.get("email"),
-                    username=row.get("username"),
-                    first_name=row.get("first_name"),
-                    last_name=row.get("last_name"),
-                    user_type=row.get("user_type"),
-                    last_sign_in_at=row.get("last_sign_in_at"),
-                    updated_at=row.get("updated_at"),
-                    observed_at=run.started_at,
-                ),
-            )
+        evidence = {**f.evidence, **(annotations or {}).get(f.id, {})}
+        actions[(portal, user_id)] = PlanAction(
+            portal=portal,
+            user_id=user_id,
+            email=email,
+            finding=PlanFinding(
+                code=f.code,
+                id=f.id,
+                severity=f.severity,
+                person=f.person,
+                idp=f.idp,
+                idp_status=f.idp_status,
+                evidence=_plain(evidence),
+            ),
+            state=AccountState(
+                enabled=bool(row["enabled"]),
+                email=row.get("email"),
+                username=row.get("username"),
+                first_name=row.get("first_name"),
+                last_name=row.get("last_name"),
+                user_type=row.get("user_type"),
+                last_sign_in_at=row.get("last_sign_in_at"),
+                updated_at=row.get("updated_at"),
+                observed_at=run.started_at,
+            ),
         )
-    actions.sort(key=lambda a: (a.portal, a.user_id))
-    unavailable = [
-        {"code": u.code.value, "scope": u.scope, "reason": u.reason}
-        for u in findings.unavailable
-        if u.code is code and (not portals or _scope_portal(u.scope) not in known - set(portals))
-    ]
-    unavailable.sort(key=lambda u: (u["scope"], u["reason"]))
-    acting = sorted({a.portal for a in actions})
+    ordered = sorted(actions.values(), key=lambda a: (a.portal, a.user_id))
+    unavailable = sorted(unavailable, key=lambda u: (u["scope"], u["reason"]))
+    acting = sorted({a.portal for a in ordered})
     unbound = [p for p in acting if p not in base_urls]
     if unbound:
         raise PlanError(f"--config: the config has no portal named {', '.join(unbound)} (run {run.id} has)")
@@ -152,17 +194,35 @@ def build_plan(
             status=run.status,
             snapshot=snapshot,
         ),
-        selection=PlanSelection(
-            finding=code.value,
-            portals=sorted(portals),
-            severities=sorted((s.value for s in severities), key=lambda s: SEVERITY_ORDER[Severity(s)]),
-        ),
+        selection=selection,
         settings={"managed_domains": list(settings.managed_domains), "dormant_days": settings.dormant_days},
         idp_recheck=describe_recheck(coverage),
         unavailable=unavailable,
-        actions=actions,
+        actions=ordered,
     )
     return plan.model_copy(update={"plan_hash": plan.compute_hash(key)})
+
+
+@dataclass(frozen=True)
+class NotPlanned:
+    """A finding or revoke decision a plan does not carry out, and why."""
+
+    finding_id: str
+    portal: str | None
+    user_id: int | None
+    email: str | None
+    reason: str
+
+
+def protected_accounts(review: RunReview) -> dict[tuple[str, int], str]:
+    """Accounts no plan may touch — under a live exception, or excluded by a rule — and why."""
+    out: dict[tuple[str, int], str] = {}
+    for f in review.accepted:
+        if f.portal is not None and f.learnupon_user_id is not None:
+            out[(f.portal, f.learnupon_user_id)] = f"under a live exception ({review.state(f).note})"
+    for account, rule in review.exclusions.by_account.items():
+        out.setdefault(account, f"excluded by rule {rule}")
+    return out
 
 
 def plan_from_snapshot(
@@ -174,9 +234,15 @@ def plan_from_snapshot(
     run_id: int | None = None,
     portals: Collection[str] = (),
     severities: Collection[Severity] = (),
+    left_out: list[NotPlanned] | None = None,
 ) -> Plan:
-    """Evaluate the run's findings (graph.api) and build the plan; settings and base_urls from `config`."""
+    """Evaluate the run's findings (graph.api) and build the plan; settings and base_urls from `config`.
+
+    Accounts under a live exception or excluded by a `[review] exclude` rule are never planned; each one
+    left out is appended to `left_out`, with why.
+    """
     from graph.api import load_run
+    from graph.campaign import crawl_run, review_of
 
     if not db.exists():
         raise PlanError(f"--db: no snapshot at {db}")
@@ -191,7 +257,23 @@ def plan_from_snapshot(
     except LookupError as exc:
         raise PlanError(f"--run: {exc}") from None
     with ig:
+        try:
+            crawl_run(ig.store, ig.run.id)
+        except LookupError as exc:
+            raise PlanError(f"--run: {exc}") from None
+        ig.settings = replace(
+            ig.settings, exclude=tuple(review.exclude), max_exception_days=review.max_exception_days
+        )
         findings = ig.findings()
+        protected = protected_accounts(review_of(ig, ig.store))
+        kept = []
+        for f in findings.findings:
+            account = (f.portal or "", f.learnupon_user_id or 0)
+            if account not in protected:
+                kept.append(f)
+            elif left_out is not None and f.code is code:
+                left_out.append(NotPlanned(f.id, f.portal, f.learnupon_user_id, f.email, protected[account]))
+        findings = FindingSet(findings.run_id, kept, findings.unavailable, findings.recall_gaps)
         wanted = {(f.portal, f.learnupon_user_id) for f in findings.findings if f.code is code}
         accounts = ig.store.reader().user_records(ig.run.id, wanted)
         return build_plan(

@@ -7,15 +7,18 @@ The glue between the graph API, finding history and the report writers, shared b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from crawler.store import SnapshotStore
+from crawler.coverage import SourceCoverage
+from crawler.store import FULL, SnapshotStore
 from graph import history
 from graph.api import load_run
+from graph.campaign import RunReview, crawl_run, open_review
 from graph.model import FindingSet
+from graph.person_view import people_view
 from graph.reports import ReportInput, write_reports
-from graph.reports.input import RunDiff
+from graph.reports.input import Reviewed, RunDiff
 from graph.rules import ReviewSettings
 
 
@@ -27,6 +30,7 @@ class Review:
     paths: dict[str, Path]
     complete: bool  # every source's every collection was read
     withheld_by_quarantine: int = 0  # verdicts not given because an identity they need was quarantined
+    coverage: list[SourceCoverage] = field(default_factory=list)  # per source: what the run read
 
     @property
     def verdicts_withheld(self) -> bool:
@@ -52,30 +56,57 @@ def review_run(
     `settings` (from a config's `[review]`) are saved with the run; without them, the settings saved at
     crawl time are used.
     """
-    with SnapshotStore(db) as store:
-        if settings is not None:
-            history.save_review_settings(store, store.run(run_id).id, settings)
-        with load_run(store, run_id) as graph:
-            findings = graph.findings()
-            history.record(store, findings, graph.settings)
-            changes = history.diff(store, graph.run.id)
-            paths: dict[str, Path] = {}
-            if out is not None:
-                report = ReportInput(
-                    run=store.run(graph.run.id),
-                    coverage=graph.coverage,
-                    findings=findings,
-                    first_seen=history.first_seen(store, {f.id for f in findings.findings}),
-                    diff=RunDiff.from_mapping(changes.as_dict())
-                    if changes.previous_run_id is not None
-                    else None,
-                    collisions=len({c.address for c in graph.collisions}),
-                    unmatchable=len(graph.unmatchable),
-                    quarantine=store.quarantine_summary(graph.run.id),
-                )
-                paths = write_reports(out, report, formats)
-            complete = all(c.complete for c in graph.coverage)
-            return Review(graph.run.id, findings, changes, paths, complete, withheld_by_quarantine(findings))
+    with SnapshotStore(db) as store, open_review(store, run_id, settings) as under_review:
+        graph, findings = under_review.graph, under_review.findings
+        changes = history.diff(store, graph.run.id)
+        paths: dict[str, Path] = {}
+        if out is not None:
+            report = report_input(store, under_review)
+            report.diff = (
+                RunDiff.from_mapping(changes.as_dict()) if changes.previous_run_id is not None else None
+            )
+            paths = write_reports(out, report, formats)
+        complete = all(c.complete for c in graph.coverage)
+        return Review(
+            graph.run.id,
+            findings,
+            changes,
+            paths,
+            complete,
+            withheld_by_quarantine(findings),
+            list(graph.coverage),
+        )
+
+
+def report_input(store: SnapshotStore, under_review: RunReview) -> ReportInput:
+    """What the report writers read for a run under review: the open findings as the headline, the
+    accepted and excluded ones beside them with why, and the per-person view."""
+    graph, findings = under_review.graph, under_review.findings
+    states = under_review.states
+    open_ids = {f.id for f in under_review.open}
+    notes = {fid: s.note for fid, s in states.items() if fid in open_ids and s.note}
+    return ReportInput(
+        run=store.run(graph.run.id),
+        coverage=graph.coverage,
+        findings=FindingSet(
+            findings.run_id,
+            [f for f in findings.findings if f.id in open_ids],
+            findings.unavailable,
+            findings.recall_gaps,
+        ),
+        first_seen=history.first_seen(store, {f.id for f in findings.findings}),
+        collisions=len({c.address for c in graph.collisions}),
+        unmatchable=len(graph.unmatchable),
+        quarantine=store.quarantine_summary(graph.run.id),
+        accepted=[Reviewed(f, states[f.id].note or "accepted") for f in under_review.accepted],
+        excluded=[
+            Reviewed(f, states[f.id].note or "excluded", states[f.id].rule) for f in under_review.excluded
+        ],
+        review_notes=notes,
+        reopened={fid for fid in open_ids if states[fid].lapsed is not None},
+        exclusion_rules=under_review.exclusions.rows(),
+        people=people_view(graph.resolution, findings.findings, states),
+    )
 
 
 def diff_runs(db: Path, run_id: int | None = None, previous_run_id: int | None = None) -> history.Diff:
@@ -85,10 +116,12 @@ def diff_runs(db: Path, run_id: int | None = None, previous_run_id: int | None =
     which runs someone happened to report.
     """
     with SnapshotStore(db) as store:
-        newest = store.run(run_id).id
+        newest = crawl_run(store, run_id).id
         if previous_run_id is None:
-            earlier = [r.id for r in store.runs() if r.id < newest]
+            earlier = [r.id for r in store.runs(FULL) if r.id < newest]  # never a watch round
             previous_run_id = earlier[-1] if earlier else None
+        else:
+            crawl_run(store, previous_run_id)  # LookupError for a run that does not exist, or a watch round
         for run in (previous_run_id, newest):
             if run is None:
                 continue
@@ -99,5 +132,4 @@ def diff_runs(db: Path, run_id: int | None = None, previous_run_id: int | None =
                     history.record(store, graph.findings(), graph.settings)
         if previous_run_id is None:
             return history.Diff(newest, None)
-        store.run(previous_run_id)  # LookupError for a run that does not exist
         return history.diff(store, newest, previous_run_id)

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from crawler.config import ReviewConfig
+from crawler.config import ExcludeRule, ReviewConfig
 from crawler.coverage import IDENTITIES, USERS, SourceCoverage
 from crawler.vocabulary import UNKNOWN_USER_TYPE, is_disabled, is_privileged
 from graph.model import Code, Finding, FindingSet, RecallGap, Severity, Unavailable
-from graph.resolve import Account, Match, Person, Resolution
+from graph.resolve import Account, IdentityRecord, Match, Person, Resolution
 
 BASE_SEVERITY = {
     Code.IDP_DISABLED_ACTIVE: Severity.HIGH,
@@ -30,6 +30,7 @@ BASE_SEVERITY = {
     Code.NOT_IN_IDP: Severity.MEDIUM,
     Code.DUPLICATE_ACCOUNT: Severity.LOW,
     Code.DORMANT: Severity.LOW,
+    Code.ACTIVE_AFTER_OFFBOARDING: Severity.CRITICAL,
 }
 _RAISED = {
     Severity.LOW: Severity.MEDIUM,
@@ -47,6 +48,8 @@ FACTS: dict[Code, tuple[str, ...]] = {
     Code.PARTIALLY_OFFBOARDED: ("account", "counterparts"),
     Code.DORMANT: ("account",),
     Code.DUPLICATE_ACCOUNT: ("account", "counterparts"),
+    # the account's record (its last sign-in) and every IdP's identities (their status-change dates)
+    Code.ACTIVE_AFTER_OFFBOARDING: ("account", "idps"),
 }
 IDPS_FACT = "idps"
 EVIDENCE_COLLECTIONS = ("memberships", "enrollments")  # evidence only: no verdict needs them
@@ -57,10 +60,13 @@ Verdicts = tuple[list[Finding], list[Unavailable]]
 
 @dataclass(frozen=True)
 class ReviewSettings:
-    """The `[review]` part of the config: what the rules need beyond the snapshot."""
+    """The `[review]` part of the config: what the rules need beyond the snapshot, and what the review
+    layer applies after them (exclusion rules, the longest exception), saved with each run alike."""
 
     managed_domains: tuple[str, ...] = ()
     dormant_days: int = 90
+    exclude: tuple[ExcludeRule, ...] = ()
+    max_exception_days: int = 365
 
     def __post_init__(self) -> None:
         domains = tuple(sorted({d.strip().casefold().lstrip("@") for d in self.managed_domains if d.strip()}))
@@ -71,7 +77,19 @@ class ReviewSettings:
     @classmethod
     def from_config(cls, review: ReviewConfig) -> ReviewSettings:
         """The settings a config's `[review]` table names."""
-        return cls(tuple(review.managed_domains), review.dormant_days)
+        return cls(
+            tuple(review.managed_domains),
+            review.dormant_days,
+            tuple(review.exclude),
+            review.max_exception_days,
+        )
+
+    def review_rules(self) -> dict[str, Any]:
+        """The review layer's part, as saved with a run (`graph.history.save_review_settings`)."""
+        return {
+            "exclude": [r.model_dump(mode="json") for r in self.exclude],
+            "max_exception_days": self.max_exception_days,
+        }
 
 
 def account_fact(portal: str, user_id: int) -> str:
@@ -310,7 +328,75 @@ def idp_disabled_active(inp: RuleInput) -> Verdicts:
         elif account.match is Match.MATCHED:
             person = _person(inp, account)
             if person and person.identities and all(is_disabled(i.status) for i in person.identities):
-                findings.append(_finding(inp, code, account))
+                disabled_at, _ = disabled_since(person.identities)
+                dated = days_since_disabled(inp, disabled_at) if disabled_at is not None else {}
+                findings.append(_finding(inp, code, account, **dated))
+    return findings, unavailable
+
+
+def disabled_since(identities: Sequence[IdentityRecord]) -> tuple[datetime | None, list[str]]:
+    """When the IdPs let the person go — the latest status change, when the last IdP disabled them — and
+    the IdPs that did not say when (then the moment is unknown, never guessed)."""
+    changed = [(i, parse_time(i.status_changed_at)) for i in identities]
+    undated = sorted({i.source for i, moment in changed if moment is None})
+    if undated or not changed:
+        return None, undated
+    return max(moment for _, moment in changed if moment is not None), []
+
+
+def days_since_disabled(inp: RuleInput, disabled_at: datetime) -> dict[str, Any]:
+    """Whole days from the IdP disable to the run's start; a disable dated after the start (a clock ahead,
+    or a change during the crawl) counts as 0 days, and the evidence says so."""
+    days = (inp.run_started_at - disabled_at).days
+    out: dict[str, Any] = {
+        "idp_disabled_at": disabled_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "days_since_disabled": max(days, 0),
+    }
+    if days < 0:
+        out["days_since_disabled_note"] = (
+            "the IdP dates the disable after this run started; counted as 0 days"
+        )
+    return out
+
+
+def active_after_offboarding(inp: RuleInput) -> Verdicts:
+    """Enabled account that signed in to LearnUpon after the IdPs disabled its person: the person left,
+    and someone still used the account. Needs every identity's status-change date: an IdP that does not
+    say when it disabled the person leaves the verdict withheld for that account (never "not after")."""
+    code = Code.ACTIVE_AFTER_OFFBOARDING
+    if gap := inp.sources.idp_gap():
+        return [], [Unavailable(code, "all", gap)]
+    findings: list[Finding] = []
+    unavailable: list[Unavailable] = []
+    for account in _live(inp):
+        if account.match is Match.COLLISION:
+            unavailable.append(_collision_gap(inp, code, account))
+            continue
+        if account.match is not Match.MATCHED:
+            continue
+        if (quarantined := _quarantine_gap(inp, code, account)) is not None:
+            unavailable.append(quarantined)
+            continue
+        person = _person(inp, account)
+        if not (person and person.identities and all(is_disabled(i.status) for i in person.identities)):
+            continue
+        signed_in = parse_time(account.last_sign_in_at)
+        if signed_in is None:
+            continue  # never signed in (or no date LearnUpon gave): no use after offboarding to show
+        disabled_at, undated = disabled_since(person.identities)
+        if disabled_at is None:
+            reason = (
+                f"{', '.join(undated)} did not say when it disabled {account.email_key}: whether the "
+                "account was used after offboarding is unknown"
+            )
+            unavailable.append(Unavailable(code, account.node_id, reason))
+        elif signed_in > disabled_at:
+            after = signed_in - disabled_at
+            extra = {
+                **days_since_disabled(inp, disabled_at),
+                "signed_in_after_disable_days": round(after.total_seconds() / 86400, 2),
+            }
+            findings.append(_finding(inp, code, account, **extra))
     return findings, unavailable
 
 
@@ -409,6 +495,7 @@ RULES: dict[Code, Callable[[RuleInput], Verdicts]] = {
     Code.PARTIALLY_OFFBOARDED: partially_offboarded,
     Code.DORMANT: dormant,
     Code.DUPLICATE_ACCOUNT: duplicate_account,
+    Code.ACTIVE_AFTER_OFFBOARDING: active_after_offboarding,
 }
 
 

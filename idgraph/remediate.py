@@ -8,6 +8,10 @@ Every command needs the remediation key (`[remediation] key_env` in the config, 
 authenticates plans and audit entries. `apply --yes` needs `--plan-hash` with the full approved hash.
 `apply`/`undo` print the log's new head: record it, and pass it back as `--expect-head` to `verify`,
 `apply` and `undo`, which then refuse a log that was cut short or replaced.
+
+Results on stdout: the plan table and hash, apply's and undo's results and head, verify's verdict. On
+stderr: what a person reads before confirming (the live table, the IdP re-check notes), and errors.
+`plan`, `apply` and `undo` take `--log-format json` (`idgraph.run_log`: one summary event at the end).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -52,14 +56,20 @@ from crawler.remediation.plan import (
     Plan,
     PlanError,
     check_config,
+    check_unused,
     load_plan,
     write_plan,
 )
-from crawler.terminal import escaped, visible
+from crawler.terminal import escaped, readable, visible
 from crawler.vocabulary import SEVERITY_ORDER, Code, Severity
+from idgraph import run_log
+from idgraph.run_log import CommandLog, LogFormat, LogFormatOpt, command_log
+from idgraph.snapshot_arg import DEFAULT_DB, DbOpt, require_snapshot
+
+if TYPE_CHECKING:
+    from graph.remediation_plan import NotPlanned
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
-DEFAULT_DB = Path("idgraph.db")
 DEFAULT_LOG = Path("idgraph-remediation.jsonl")
 SHOWN_ROWS = 100  # the confirmation table; the plan file has every row
 
@@ -67,23 +77,24 @@ remediate_app = typer.Typer(
     name="remediate",
     help=(
         "Disable orphan accounts with human approval: make a plan, have it reviewed, apply it, "
-        "and keep a hash-chained audit log.\n\n"
-        "  idgraph remediate plan --finding idp_disabled_active --out plan.json\n\n"
-        "  idgraph remediate apply plan.json --config idgraph.toml --log audit.jsonl\n\n"
-        "  idgraph remediate verify audit.jsonl"
+        "and keep a hash-chained audit log.\n\nExamples:\n\n"
+        "  idgraph remediate plan -c idgraph.toml --finding idp_disabled_active --out plan.json\n\n"
+        "  idgraph remediate apply plan.json -c idgraph.toml --plan-hash HASH --log audit.jsonl\n\n"
+        "  idgraph remediate verify audit.jsonl -c idgraph.toml --expect-head HEAD"
     ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,  # a traceback's locals would print the secrets in memory
 )
-console = Console(stderr=True)
+console = Console(stderr=True)  # what a person reads before confirming; notes
+results = Console()  # the result: stdout
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="TOML config naming the portals (and IdPs).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask: for schedulers, after review.")]
 LogOpt = Annotated[Path, typer.Option("--log", help="Audit log (JSON Lines, hash-chained; created 0o600).")]
 KeyEnvOpt = Annotated[
     str | None,
-    typer.Option("--key-env", help="Env var holding the remediation key (default: \\[remediation] key_env)."),
+    typer.Option("--key-env", help="Env var holding the remediation key (default: remediation.key_env)."),
 ]
 ExpectHeadOpt = Annotated[
     str | None,
@@ -94,8 +105,7 @@ ExpectHeadOpt = Annotated[
 
 
 def _usage(message: str) -> typer.Exit:
-    console.print(f"[bold red]idgraph remediate:[/] {escaped(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_USAGE)
+    return run_log.fail(message, EXIT_USAGE)
 
 
 def _config(path: Path) -> Config:
@@ -133,13 +143,26 @@ def _check_log(path: Path, key: bytes, expect_head: str | None) -> None:
     )
 
 
+def _check_unused(plan: Plan, path: Path, key: bytes) -> None:
+    """Refuse a plan the log shows was applied already, or partly undone (a plan is single-use)."""
+    try:
+        entries = read_entries(path, key)
+    except FileNotFoundError:
+        return
+    except (AuditError, OSError) as exc:
+        raise _usage(f"audit log {path}: {exc}") from None
+    try:
+        check_unused(plan, entries)
+    except PlanError as exc:
+        raise _usage(f"{exc}; nothing was changed") from None
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
 @remediate_app.command("plan")
 def plan_command(
-    finding: Annotated[str, typer.Option("--finding", help="Finding code to remediate.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the plan (JSON).")],
     config: Annotated[
         Path,
@@ -147,7 +170,7 @@ def plan_command(
             "--config", "-c", help="The config the plan is for: portals' base_urls, review settings, key."
         ),
     ],
-    db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")] = DEFAULT_DB,
+    db: DbOpt = DEFAULT_DB,
     run: Annotated[int | None, typer.Option("--run", help="Run id (default: the newest).")] = None,
     portal: Annotated[
         list[str] | None, typer.Option("--portal", help="Only these portals (repeatable).")
@@ -156,44 +179,93 @@ def plan_command(
         list[str] | None, typer.Option("--severity", help="Only these severities (repeatable or a,b).")
     ] = None,
     key_env: KeyEnvOpt = None,
+    finding: Annotated[
+        str | None, typer.Option("--finding", help="Finding code to remediate (or --from-review).")
+    ] = None,
+    from_review: Annotated[
+        bool,
+        typer.Option(
+            "--from-review",
+            help="Plan the reviewers' revoke decisions that still stand (`idgraph review import`).",
+        ),
+    ] = False,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
-    """Write a plan of the accounts to disable for one finding of one run. Changes nothing anywhere.
+    """Write a plan of the accounts to disable, for one finding code or from review decisions, over one
+    run. Changes nothing anywhere.
+
+    --from-review plans exactly the revoke decisions whose facts still hold: never an account under a live
+    exception or excluded by a [review] exclude rule; it lists every revoke it leaves out, with why.
 
     Example: idgraph remediate plan --db snap.db --config idgraph.toml --finding idp_disabled_active
     --severity critical,high --out plan.json
-    """
-    try:
-        code = Code(finding)
-    except ValueError:
-        choices = ", ".join(sorted(c.value for c in REMEDIABLE))
-        raise _usage(f"--finding: unknown finding {finding!r}; remediable: {choices}") from None
-    try:
-        severities = [Severity(s.lower()) for s in _split(severity)]
-    except ValueError:
-        raise _usage(f"--severity: expected {', '.join(s.value for s in Severity)}") from None
-    cfg = _config(config)
-    key = _key(cfg, key_env)
-    try:
-        from graph.remediation_plan import plan_from_snapshot  # evaluating findings: loaded when planning
 
-        plan = plan_from_snapshot(
-            db, code=code, config=cfg, key=key, run_id=run, portals=_split(portal), severities=severities
+    Example: idgraph remediate plan --from-review --db snap.db --config idgraph.toml --out plan.json
+    """
+    with command_log("remediate plan", log_format) as log:
+        if (finding is None) == (not from_review):
+            raise _usage("give one of --finding CODE or --from-review")
+        try:
+            severities = [Severity(s.lower()) for s in _split(severity)]
+        except ValueError:
+            raise _usage(f"--severity: expected {', '.join(s.value for s in Severity)}") from None
+        code = None
+        if finding is not None:
+            try:
+                code = Code(finding)
+            except ValueError:
+                choices = ", ".join(sorted(c.value for c in REMEDIABLE))
+                raise _usage(f"--finding: unknown finding {finding!r}; remediable: {choices}") from None
+        cfg = _config(config)
+        key = _key(cfg, key_env)
+        require_snapshot(db)
+        left_out: list[NotPlanned] = []
+        try:  # evaluating findings: loaded when planning
+            if code is not None:
+                from graph.remediation_plan import plan_from_snapshot
+
+                plan = plan_from_snapshot(
+                    db, code=code, config=cfg, key=key, run_id=run, portals=_split(portal),
+                    severities=severities, left_out=left_out,
+                )  # fmt: skip
+            else:
+                from graph.review_plan import plan_from_review
+
+                plan, left_out = plan_from_review(
+                    db, config=cfg, key=key, run_id=run, portals=_split(portal), severities=severities
+                )
+        except PlanError as exc:
+            raise _usage(str(exc)) from None
+        write_plan(plan, out)
+        log.record(
+            run_id=plan.run.id, plan_hash=plan.plan_hash, plan=str(out), actions=len(plan.actions),
+            portals=list(plan.portals), not_judged=[dict(scope) for scope in plan.unavailable],
+            not_planned=[{"portal": i.portal, "user_id": i.user_id, "reason": i.reason} for i in left_out],
+        )  # fmt: skip
+        results.print(plan_table(plan))
+        for item in left_out:
+            results.print(
+                visible(f"not planned: {item.portal}/{item.user_id} {item.email or ''}: {item.reason}"),
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+        for scope in plan.unavailable:
+            results.print(
+                visible(f"not judged ({scope['scope']}): {scope['reason']}"),
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+        results.print(
+            f"plan {plan.plan_hash} → {out}: disable {len(plan.actions)} account(s) in "
+            f"{len(plan.portals)} portal(s), run {plan.run.id}; expires {plan.expires_at}. Nothing was "
+            f"changed; have it reviewed, then "
+            f"`idgraph remediate apply {out} --config FILE --plan-hash {plan.plan_hash}`.",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
-    except PlanError as exc:
-        raise _usage(str(exc)) from None
-    write_plan(plan, out)
-    console.print(plan_table(plan))
-    for scope in plan.unavailable:
-        console.print(
-            visible(f"not judged ({scope['scope']}): {scope['reason']}"), highlight=False, markup=False
-        )
-    console.print(
-        f"plan {plan.plan_hash} → {out}: disable {len(plan.actions)} account(s) in "
-        f"{len(plan.portals)} portal(s), run {plan.run.id}; expires {plan.expires_at}. Nothing was changed; "
-        f"have it reviewed, then `idgraph remediate apply {out} --config FILE --plan-hash {plan.plan_hash}`.",
-        highlight=False,
-        markup=False,
-    )
 
 
 def plan_table(plan: Plan, *, limit: int = SHOWN_ROWS) -> Table:
@@ -217,7 +289,7 @@ def plan_table(plan: Plan, *, limit: int = SHOWN_ROWS) -> Table:
         )
     if len(ordered) > limit:
         table.caption = f"… and {len(ordered) - limit} more: every row is in the plan file"
-    return table
+    return readable(table)
 
 
 def live_table(
@@ -244,7 +316,7 @@ def live_table(
         )  # fmt: skip
     if len(ordered) > limit:
         table.caption = f"… and {len(ordered) - limit} more: every row is in the plan file"
-    return table
+    return readable(table)
 
 
 def results_table(outcomes: list[Outcome]) -> Table:
@@ -262,7 +334,7 @@ def results_table(outcomes: list[Outcome]) -> Table:
             f"[{style[o.result]}]{o.result}[/]",
             escaped(o.reason),
         )
-    return table
+    return readable(table)
 
 
 def _can_confirm(yes: bool) -> None:
@@ -290,8 +362,9 @@ def _execute(
     *,
     key: bytes,
     expect_head: str | None,
+    run: CommandLog,
 ) -> None:
-    """Run the targets under the audit log, print the results, exit 0 or 3."""
+    """Run the targets under the audit log, print the results (stdout), exit 0 or 3."""
     log = AuditLog(log_path, key=key, expect_head=expect_head)
     try:
         log.open()
@@ -303,29 +376,25 @@ def _execute(
         )
     except (AuditError, KeyboardInterrupt) as exc:
         why = visible("interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc))
-        console.print(
+        run.record(appended=log.appended, head=log.head, audit_log=str(log_path))
+        raise run_log.fail(
             f"{why}: {log.appended} action(s) were logged to {log_path} before it stopped (head {log.head})",
-            highlight=False,
-            markup=False,
-        )
-        raise typer.Exit(EXIT_FAILED) from None
+            EXIT_FAILED,
+        ) from None
     finally:
         log.close()
     head, appended = log.head, log.appended
-    console.print(results_table(outcomes))
     counts = {r: sum(o.result == r for o in outcomes) for r in (DONE, SKIPPED, FAILED)}
-    console.print(
+    run.record(**counts, appended=appended, head=head, audit_log=str(log_path))
+    results.print(results_table(outcomes))
+    results.print(
         f"{counts[DONE]} done, {counts[SKIPPED]} skipped, {counts[FAILED]} failed; "
         f"{appended} entries appended to {log_path}",
         highlight=False,
         markup=False,
     )
-    print(f"head {head}")  # stdout: for the reviewer (or the scheduler) to record, then pass as --expect-head
-    console.print(
-        f"new log head {head}: record it and pass it as --expect-head to the next verify/apply/undo",
-        highlight=False,
-        markup=False,
-    )
+    print(f"head {head}", flush=True)  # for the reviewer (or the scheduler) to record, then --expect-head
+    run.info(f"new log head {head}: record it and pass it as --expect-head to the next verify/apply/undo")
     raise typer.Exit(EXIT_FAILED if failed(outcomes) else EXIT_OK)
 
 
@@ -345,6 +414,7 @@ def apply_command(
     ] = None,
     key_env: KeyEnvOpt = None,
     expect_head: ExpectHeadOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Disable the plan's accounts: re-read each, skip what changed, write, verify by reading back.
 
@@ -353,39 +423,44 @@ def apply_command(
 
     Example: idgraph remediate apply plan.json --config idgraph.toml --log audit.jsonl
     """
-    if yes and plan_hash is None:
-        raise _usage("--yes needs --plan-hash with the full approved plan hash; nothing was changed")
-    cfg = _config(config)
-    key = _key(cfg, key_env)
-    try:
-        plan = load_plan(plan_path, key, plan_hash)
-        check_config(plan, cfg)
-    except PlanError as exc:
-        raise _usage(str(exc)) from None
-    if not plan.actions:
-        console.print(f"plan {plan.plan_hash[:16]} lists no account; nothing to do")
-        raise typer.Exit(EXIT_OK)
-    _can_confirm(yes)
-    _check_log(log, key, expect_head)
-    targets = targets_from_plan(plan)
-    live = asyncio.run(read_live(targets, cfg))
-    console.print(live_table(plan, live))
-    console.print(
-        f"plan {plan.plan_hash} made by {plan.created_by} at {plan.created_at} from run {plan.run.id} "
-        f"({plan.run.status}) of {plan.run.snapshot}",
-        highlight=False,
-        markup=False,
-    )
-    for idp in cfg.idps:
-        how = "searched by email before each disable" if idp.type in LOOKUPS else "NOT re-checked (no lookup)"
-        console.print(f"IdP {idp.name} ({idp.type}): {how}", highlight=False, markup=False)
-    if not cfg.idps:
-        console.print("IdPs: none in the config, so people are not re-checked in any IdP", highlight=False)
-    if remove_memberships:
-        console.print("group memberships of each disabled account will be removed too", highlight=False)
-    what = "and remove their memberships " if remove_memberships else ""
-    _confirm(f"Disable {len(plan.actions)} account(s) {what}in {len(plan.portals)} portal(s)?", yes)
-    _execute(targets, cfg, log, "apply", remove_memberships, key=key, expect_head=expect_head)
+    with command_log("remediate apply", log_format) as run:
+        if yes and plan_hash is None:
+            raise _usage("--yes needs --plan-hash with the full approved plan hash; nothing was changed")
+        cfg = _config(config)
+        key = _key(cfg, key_env)
+        try:
+            plan = load_plan(plan_path, key, plan_hash)
+            check_config(plan, cfg)
+        except PlanError as exc:
+            raise _usage(str(exc)) from None
+        if not plan.actions:
+            run.info(f"plan {plan.plan_hash[:16]} lists no account; nothing to do")
+            raise typer.Exit(EXIT_OK)
+        _can_confirm(yes)
+        _check_log(log, key, expect_head)
+        _check_unused(plan, log, key)
+        targets = targets_from_plan(plan)
+        live = asyncio.run(read_live(targets, cfg))
+        run.show(live_table(plan, live))
+        run.info(
+            f"plan {plan.plan_hash} made by {plan.created_by} at {plan.created_at} from run {plan.run.id} "
+            f"({plan.run.status}) of {plan.run.snapshot}"
+        )
+        for idp in cfg.idps:
+            how = (
+                "searched by email before each disable"
+                if idp.type in LOOKUPS
+                else "NOT re-checked (no lookup)"
+            )
+            run.info(f"IdP {idp.name} ({idp.type}): {how}", idp=idp.name)
+        if not cfg.idps:
+            run.info("IdPs: none in the config, so people are not re-checked in any IdP")
+        if remove_memberships:
+            run.info("group memberships of each disabled account will be removed too")
+        what = "and remove their memberships " if remove_memberships else ""
+        _confirm(f"Disable {len(plan.actions)} account(s) {what}in {len(plan.portals)} portal(s)?", yes)
+        run.record(plan_hash=plan.plan_hash, run_id=plan.run.id, actions=len(plan.actions))
+        _execute(targets, cfg, log, "apply", remove_memberships, key=key, expect_head=expect_head, run=run)
 
 
 @remediate_app.command("verify")
@@ -393,7 +468,7 @@ def verify_command(
     log: Annotated[Path, typer.Argument(metavar="LOG", help="The audit log to check.")],
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Config whose \\[remediation] key_env names the key."),
+        typer.Option("--config", "-c", help="Config whose remediation.key_env names the key's env var."),
     ] = None,
     key_env: KeyEnvOpt = None,
     expect_head: ExpectHeadOpt = None,
@@ -429,16 +504,16 @@ def verify_command(
         pinned = (
             " (contains the expected head)" if expect_head else " (no --expect-head: truncation not checked)"
         )
-        console.print(
+        results.print(
             f"{log}: {result.entries} entries, chain intact{pinned}; head {result.head}",
             highlight=False,
             markup=False,
         )
         raise typer.Exit(EXIT_OK)
     if result.broken_entry is None:
-        console.print(f"{log}: REFUSED: {result.reason}", highlight=False, markup=False)
+        results.print(f"{log}: REFUSED: {result.reason}", highlight=False, markup=False)
         raise typer.Exit(EXIT_BROKEN)
-    console.print(
+    results.print(
         f"{log}: BROKEN at entry {result.broken_entry}: {result.reason} "
         f"({result.entries} entries before it verify)",
         highlight=False,
@@ -461,6 +536,7 @@ def undo_command(
     ] = False,
     key_env: KeyEnvOpt = None,
     expect_head: ExpectHeadOpt = None,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Re-enable accounts that logged disables turned off by mistake; appends its own entries to the log.
 
@@ -470,26 +546,31 @@ def undo_command(
 
     Example: idgraph remediate undo audit.jsonl --entry 3 --entry 7 --config idgraph.toml --expect-head HEAD
     """
-    cfg = _config(config)
-    key = _key(cfg, key_env)
-    try:
-        entries = read_entries(log, key, expect_head)
-        targets = undo_targets(entries, entry, force=force)
-    except FileNotFoundError:
-        raise _usage(f"no audit log at {log}") from None
-    except (AuditError, UndoError) as exc:
-        raise _usage(str(exc)) from None
-    missing = sorted({t.portal for t in targets} - {p.name for p in cfg.portals})
-    if missing:
-        raise _usage(f"--config: the entries name portal(s) the config lacks: {', '.join(missing)}")
-    table = Table(title=f"undo: re-enable {len(targets)} account(s)")
-    for column in ("entry", "portal", "user id", "email", "plan"):
-        table.add_column(column)
-    for t in targets:
-        table.add_row(str(t.undo_of), escaped(t.portal), str(t.user_id), escaped(t.email), t.plan_hash[:12])
-    console.print(table)
-    _confirm(f"Re-enable {len(targets)} account(s)?", yes)
-    _execute(targets, cfg, log, "undo", remove_memberships=False, key=key, expect_head=expect_head)
+    with command_log("remediate undo", log_format) as run:
+        cfg = _config(config)
+        key = _key(cfg, key_env)
+        try:
+            entries = read_entries(log, key, expect_head)
+            targets = undo_targets(entries, entry, force=force)
+        except FileNotFoundError:
+            raise _usage(f"no audit log at {log}") from None
+        except (AuditError, UndoError) as exc:
+            raise _usage(str(exc)) from None
+        missing = sorted({t.portal for t in targets} - {p.name for p in cfg.portals})
+        if missing:
+            raise _usage(f"--config: the entries name portal(s) the config lacks: {', '.join(missing)}")
+        table = Table(title=f"undo: re-enable {len(targets)} account(s)")
+        for column in ("entry", "portal", "user id", "email", "plan"):
+            table.add_column(column)
+        for t in targets:
+            table.add_row(
+                str(t.undo_of), escaped(t.portal), str(t.user_id), escaped(t.email), t.plan_hash[:12]
+            )
+        run.show(table)
+        _confirm(f"Re-enable {len(targets)} account(s)?", yes)
+        _execute(
+            targets, cfg, log, "undo", remove_memberships=False, key=key, expect_head=expect_head, run=run
+        )
 
 
 if __name__ == "__main__":  # `python -m idgraph.remediate …`, as the tests drive the group alone

@@ -13,7 +13,12 @@ from crawler.store import SnapshotStore
 from graph.query_library import load_queries
 
 ROOT = Path(__file__).resolve().parent.parent
-SQL_HOMES = {"crawler/store.py", "crawler/snapshot_reader.py", "crawler/review_tables.py"}
+SQL_HOMES = {
+    "crawler/store.py",
+    "crawler/snapshot_reader.py",
+    "crawler/review_tables.py",
+    "crawler/watch/tables.py",  # the watcher's cursors, statuses, findings and outbox, beside store.SCHEMA
+}
 SNAPSHOT_SQL = re.compile(
     r"\b(SELECT\s.+\bFROM|INSERT\s+INTO|CREATE\s+TABLE|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b"
     r"|[\"']SELECT\s"  # a query string whose FROM is on the next line
@@ -90,3 +95,7 @@ def test_every_idp_type_is_registered_once_with_a_config_a_source_and_a_fake() -
             module, _, cls = kind.fake.partition(":")
             assert isinstance(getattr(importlib.import_module(module), cls), type)
     assert set(LOOKUPS) == {name for name, kind in IDP_TYPES.items() if kind.lookup_by_email}
+    for name, kind in IDP_TYPES.items():
+        if kind.feed is not None:
+            assert callable(importlib.import_module(kind.feed).open_feed), name
+    assert {name for name, kind in IDP_TYPES.items() if kind.feed is None} == {"scim", "csv"}

@@ -57,8 +57,17 @@ async def test_wrong_credentials_on_one_portal_exit_3_others_complete_no_secret_
     assert coverage["emea"].complete and coverage["apac"].complete
     assert not coverage["amer"].complete
     assert "401" in (coverage["amer"].error or "")
-    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in err.splitlines()]  # every stderr line is one JSON object
     assert any(entry.get("source") == "amer" and "incomplete" in entry["message"] for entry in lines)
+    summary = lines[-1]  # the last line, and the only summary
+    assert [entry.get("event") for entry in lines].count("summary") == 1 and summary["event"] == "summary"
+    assert (summary["command"], summary["exit_code"], summary["complete"]) == ("crawl", 3, False)
+    sources = {s["source"]: s for s in summary["sources"]}
+    assert (
+        sources["emea"]["complete"] and not sources["amer"]["complete"] and "401" in sources["amer"]["error"]
+    )
+    assert summary["run_id"] == 1 and "findings" not in summary  # a crawl computes no findings
+    assert "run 1 INCOMPLETE" in out and "coverage" in out  # the result is on stdout in either format
 
     secrets = [wrong_key] + [p.spec.password for p in portals]
     db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("snap.db*"))
@@ -103,3 +112,22 @@ async def test_unknown_csv_status_values_are_named_once_after_the_crawl(tmp_path
     )
     assert err.count(note) == 1, err
     assert "hr:" in err.split(note)[0].splitlines()[-1]
+
+
+async def test_the_coverage_table_is_the_result_on_stdout_and_quiet_prints_none(tmp_path: Path) -> None:
+    portals = make_portals(["emea"], users=40, seed=3)
+    env = {"LU_EMEA_USER": portals[0].spec.username, "LU_EMEA_KEY": portals[0].spec.password}
+    async with run_simulator(portals, window_seconds=WINDOW) as sim:
+        config = tmp_path / "idgraph.toml"
+        write_config(config, sim, ["emea"])
+        db = str(tmp_path / "snap.db")
+        code, out, err = await run_cli("crawl", "--config", str(config), "--db", db, env=env, cwd=tmp_path)
+        assert code == 0, err
+        assert "coverage" in out and "complete  records" in out and f"run 1 complete → {db}" in out
+        assert "coverage" not in err and "run 1" not in err  # stderr: the live progress and logs only
+        code, out, err = await run_cli(
+            "crawl", "--config", str(config), "--db", db, "--quiet", env=env, cwd=tmp_path
+        )
+    assert code == 0, err
+    assert out == ""  # the exit code says it all
+    assert err.count("\n") == 1 and "WARNING" in err and "no IdP configured" in err  # warnings still show

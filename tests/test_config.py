@@ -77,7 +77,7 @@ def test_bad_config_names_the_field(raw: dict, message: str) -> None:
         parse_config(raw, env=ENV)
     text = str(caught.value)
     assert message in text
-    assert "\n" not in text
+    assert all("\n" not in problem for problem in caught.value.problems)  # each problem is one line
 
 
 def test_plain_http_is_fine_on_loopback() -> None:
@@ -139,3 +139,46 @@ def test_init_writes_a_sample_config_that_validates(tmp_path) -> None:
     assert [p.name for p in cfg.portals] == ["emea"] and [i.name for i in cfg.idps] == ["okta"]
     again = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "exists" in again.stderr  # never overwrites without --force
+
+
+def test_every_problem_is_reported_at_once_schema_errors_and_unset_variables_alike() -> None:
+    raw = {
+        "review": {"dormant_days": 0},
+        "portals": [
+            portal(colour="blue", password_env="LU_EMEA_PASSWORD"),
+            portal("apac", base_url="http://acme-apac.learnupon.com", username_env="LU_APAC_USER"),
+        ],
+        "idps": [{"name": "okta", "type": "okta", "base_url": "https://a.okta.com", "token_env": "OKTA_T"}],
+        "remediation": {"key": "inline-key-never-shown"},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, env=ENV)
+    problems = caught.value.problems
+    assert problems == (
+        "portals[0].password_env: environment variable LU_EMEA_PASSWORD is not set",
+        "portals[1].username_env: environment variable LU_APAC_USER is not set",
+        "idps[0].token_env: environment variable OKTA_T is not set",
+        "remediation.key: secrets never go in the config file; set key_env to the name of an environment "
+        "variable",
+        "review.dormant_days: Input should be greater than or equal to 1",
+        "portals[0].colour: unknown key",
+        "portals[1].base_url: plain http is only allowed for loopback hosts, use https for "
+        "acme-apac.learnupon.com",
+    )
+    text = str(caught.value)
+    assert text.startswith("7 problems:\n") and all(f"\n  {p}" in text for p in problems)
+    assert "inline-key-never-shown" not in text
+
+
+def test_the_review_table_alone_reports_every_problem(tmp_path: Path) -> None:
+    from crawler.config import load_review_config
+
+    path = tmp_path / "idgraph.toml"
+    path.write_text('[review]\ndormant_days = 0\nmanaged_domains = "acme.com"\ncolour = 1\n')
+    with pytest.raises(ConfigError) as caught:
+        load_review_config(path)
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "review.managed_domains",
+        "review.dormant_days",
+        "review.colour",
+    ]

@@ -37,7 +37,9 @@ def test_demo_runs_end_to_end_and_report_diff_work_offline(tmp_path: Path) -> No
     out = tmp_path / "demo"
     demo = idgraph("demo", "--out", str(out), "--portals", "2", "--users", "300", cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
-    assert "report.html" in demo.stderr and "idp_disabled_active" in demo.stderr
+    # the tables and paths are the result (stdout); the progress line is not
+    assert "report.html" in demo.stdout and "idp_disabled_active" in demo.stdout
+    assert "simulating" in demo.stderr and "report.html" not in demo.stderr
 
     for name in ("findings.csv", "findings.json", "report.html", "report.md", "idgraph.db"):
         mode = stat.S_IMODE((out / name).stat().st_mode)
@@ -71,9 +73,10 @@ def test_demo_runs_end_to_end_and_report_diff_work_offline(tmp_path: Path) -> No
 
 
 def _check_flat_columns(out: Path, header: list[str], document: dict[str, Any]) -> None:
-    """The flat columns come after the contract's and `evidence`, and say what the snapshot says."""
+    """The flat columns come after the contract's and `evidence` (then where each stands in the review),
+    and say what the snapshot says."""
     flat = ["name", "last_sign_in_at", "idp_disabled_at", "days_since_disabled", "groups"]
-    assert header[header.index("evidence") + 1 :] == flat
+    assert header[header.index("evidence") + 1 :] == [*flat, "review_state", "review_note"]
     with sqlite3.connect(out / "idgraph.db") as db:
         names = {
             (portal, uid): " ".join(p for p in (first, last) if p)

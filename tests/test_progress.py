@@ -11,7 +11,7 @@ from rich.console import Console
 
 from crawler.http import RequestStats
 from crawler.orchestrator import LiveSource
-from crawler.progress import MAX_ROWS, live_view, summary_table, with_live_progress
+from crawler.progress import MAX_ROWS, live_view, print_summary, summary_table, with_live_progress
 from crawler.source import SourceProgress
 from crawler.store import SourceCoverage
 
@@ -38,6 +38,14 @@ def test_a_few_sources_each_get_a_row_in_config_order_and_a_total() -> None:
     assert [r[0] for r in got] == ["emea", "apac", "okta", "total"]
     assert got[-1][3:] == ["5", "50", "10", "2", "0"]
     assert "3 sources: 1 running, 1 waiting, 1 complete" in str(table.title)
+
+
+def test_a_source_crawled_in_a_worker_process_shows_the_counters_its_worker_reported() -> None:
+    live = {"emea": source("emea", "complete", 3)}
+    live["apac"] = LiveSource("apac", "learnupon", state="running", worker=4242, reported=(4, 40, 9, 1, 2))
+    got = rows(live_view(live, time.monotonic()))
+    assert got[1][0] == "apac" and got[1][3:] == ["4", "40", "9", "1", "2"]
+    assert got[-1][3:] == ["7", "70", "15", "2", "2"]
 
 
 def test_hundreds_of_sources_show_failed_ones_first_and_count_the_rest() -> None:
@@ -76,5 +84,20 @@ def test_the_closing_summary_puts_incomplete_sources_first_and_totals_them_all()
     ]
     got = rows(summary_table(coverage))
     assert [r[0] for r in got] == ["apac", "emea", "okta", "total"]
-    assert got[0][-1] == "401 from /users"
     assert got[-1][2:7] == ["2/3", "2,000", "40", "1", "2"]
+
+
+def test_the_closing_summary_stays_whole_at_80_columns() -> None:
+    coverage = [
+        SourceCoverage("acme-emea-production", "learnupon", complete=True, records=123_456, requests=4_567),
+        SourceCoverage("okta", "okta", complete=False, error="401 from /api/v1/users: " + "x" * 90),
+    ]
+    console = Console(file=io.StringIO(), width=80)
+    print_summary(console, coverage)
+    text = console.file.getvalue()
+    assert "…" not in text and max(map(len, text.splitlines()[:-1])) <= 80
+    for header in ("source", "kind", "complete", "records", "requests", "429s", "retries", "time"):
+        assert header in text
+    assert "acme-emea-product" in text  # folded onto a second line when it must, never cut
+    assert "123,456" in text
+    assert "okta: 401 from /api/v1/users: " + "x" * 90 + "\n" in text  # the error: one whole line

@@ -12,6 +12,10 @@ from crawler.store import SCHEMA_VERSION, QuarantineReason, QuarantineSummary, S
 OLD_QUARANTINE = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('schema_version', '1');
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT,
+    status TEXT NOT NULL, config_fingerprint TEXT
+);
 CREATE TABLE quarantine (
     run_id INTEGER NOT NULL, source TEXT NOT NULL, collection TEXT NOT NULL,
     reason TEXT NOT NULL, record TEXT
@@ -26,7 +30,7 @@ def test_an_old_snapshot_gets_the_new_columns_and_keeps_its_rows(tmp_path: Path)
         db.executescript(OLD_QUARANTINE)
 
     with SnapshotStore(path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 3
         [row] = store.quarantined(1)
         assert (row["reason"], row["addresses"], row["label"]) == ("unknown Okta status 'X'", [], None)
         assert store.quarantine_summary(1) == {
@@ -34,7 +38,7 @@ def test_an_old_snapshot_gets_the_new_columns_and_keeps_its_rows(tmp_path: Path)
         }
         store.quarantine(1, "okta", "users", "again", {"id": "00u2"}, addresses=["A@x.com"])
     with SnapshotStore(path) as store:  # opening twice migrates once
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         assert store.quarantined_addresses(1) == {"a@x.com": [("okta", "again")]}
 
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from crawler.vocabulary import IdentityStatus
 
@@ -63,25 +63,44 @@ class AuditEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """A record a feed could not read as a change (no `target`, no `outcome`, no `accountEnabled`…).
+
+    Never read as the harmless state: the watcher quarantines it with `reason`, and `addresses` (what the
+    record names, possibly nothing) say which person it may concern. `record` is the vendor's raw record.
+    """
+
+    reason: str
+    record: Any
+    addresses: tuple[str, ...] = ()
+    label: str | None = None  # a short identifier for the report (an event uuid, a user id)
+
+
+@dataclass(frozen=True, slots=True)
 class FeedPage(Generic[Item]):
     """What one request (or one round) of a feed brought, and the cursor that resumes after it.
 
     `baseline` marks a page that describes the directory's state rather than changes — a Graph delta's
     first round or a resync after an expired token, an Okta start point — so it seeds state and raises no
     alert by itself. `caught_up` is True when the feed has nothing more to give until the next poll.
+    `skipped` are the records of the page the feed could not read (see `Skipped`).
     """
 
     items: tuple[Item, ...]
     cursor: str
     baseline: bool = False
     caught_up: bool = False
+    skipped: tuple[Skipped, ...] = ()
 
 
 class ChangeFeed(Protocol[Item]):
     """One source's feed. `pages(None)` starts from "now" (or the feed's baseline); `pages(cursor)` resumes.
 
-    A feed that cannot resume from the cursor it was given (an expired Graph token, a rejected Okta `next`
-    link) says so by yielding a `baseline` page from a fresh start, never by silently skipping the gap.
+    A feed that cannot resume from the cursor it was given (an expired Graph token; an Okta `next` link
+    rejected when its fallback time is past the log's retention) says so by yielding a `baseline` page from
+    a fresh start, never by silently skipping the gap. A gap a feed can bridge (an Okta restart from its
+    last `published` minus an overlap) is not a baseline: its events are changes, de-duplicated by key.
+    An empty cursor is the cursor of a first round that has not finished yet: it means "start again".
     """
 
     source: str

@@ -19,11 +19,12 @@ import aiohttp
 
 from crawler.config import CrawlConfig, CsvConfig
 from crawler.errors import SourceError
-from crawler.http import SourceHttp, make_session
+from crawler.http import SourceHttp
+from crawler.idp.listing import UsersListing
 from crawler.idp.status import AddressBook, UnknownStatus, is_email, parse_time, vocabulary_status
 from crawler.ratelimit import RateController
 from crawler.records import Identity
-from crawler.source import PARSE_ERRORS, SourceContext, quarantine_reason
+from crawler.source import PARSE_ERRORS, SourceContext, quarantine_reason, source_session
 
 USERS = "users"
 UNKNOWN_STATUS_NOTE = "unknown status values seen"  # `idgraph crawl` repeats this note after its summary
@@ -128,15 +129,10 @@ def read_rows(cfg: CsvConfig) -> tuple[list[str], list[dict[str, Any]]]:
     return header, rows
 
 
-class CsvCrawl:
+class CsvCrawl(UsersListing[CsvConfig]):
     """One CSV file into the snapshot, a commit per `ROWS_PER_COMMIT` rows."""
 
-    def __init__(self, cfg: CsvConfig) -> None:
-        self.cfg = cfg
-
-    async def run(self, ctx: SourceContext) -> None:
-        if USERS in ctx.done:
-            return
+    async def walk(self, ctx: SourceContext) -> None:
         _, rows = await asyncio.to_thread(read_rows, self.cfg)
         parse = row_parser(self.cfg)
         seen: set[str] = set()
@@ -178,10 +174,6 @@ def open_source(
     cfg: CsvConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
 ) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
     """A CSV source needs no network; it still gets an (idle) SourceHttp, as every source does."""
-    session = make_session(
-        connector,
-        total_timeout=crawl_config.request_timeout_seconds,
-        connect_timeout=crawl_config.connect_timeout_seconds,
-    )
+    session = source_session(connector, crawl_config)
     http = SourceHttp(cfg.name, session, RateController(ceiling=cfg.requests_per_minute, window_seconds=60))
     return http, CsvCrawl(cfg).run

@@ -9,15 +9,15 @@ UPN unless it is a guest's `#EXT#` UPN; `otherMails` is often personal and never
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
 from crawler.config import CrawlConfig, EntraConfig
 from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError
-from crawler.http import SourceHttp, make_session
-from crawler.idp.auth_hint import auth_hint
+from crawler.http import SourceHttp
+from crawler.idp.listing import UsersListing
 from crawler.idp.server_paced import ServerPacedController
 from crawler.idp.status import (
     AddressBook,
@@ -25,13 +25,14 @@ from crawler.idp.status import (
     entra_status,
     entra_user_type,
     parse_proxy_addresses,
-    require_id,
     same_origin_link,
+    text,
+    vendor_identity,
 )
 from crawler.idp.tokens import TokenRefused, bearer_http, token_from_response
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.records import Identity
-from crawler.source import SourceContext
+from crawler.source import SourceContext, source_session
 
 log = logging.getLogger("idgraph.idp.entra")
 
@@ -57,34 +58,23 @@ user_addresses = addresses_reader(_address_book)
 
 def parse_user(raw: Mapping[str, Any]) -> Identity:
     """One Graph user; a record without `accountEnabled` is refused (quarantined), never read as enabled."""
-    idp_id = require_id(raw)
-    raw_status, status = entra_status(raw.get("accountEnabled"))
-    book = _address_book(raw)
-    return Identity(
-        idp_id=idp_id,
-        addresses=book.build("address (mail, proxyAddresses and a non-guest userPrincipalName are empty)"),
-        raw_status=raw_status,
-        status=status,
+    return vendor_identity(
+        raw,
+        entra_status(raw.get("accountEnabled")),
+        _address_book(raw),
+        "mail, proxyAddresses and a non-guest userPrincipalName are empty",
         user_type=entra_user_type(raw.get("userType")),
-        display_name=raw.get("displayName") if isinstance(raw.get("displayName"), str) else None,
+        display_name=text(raw.get("displayName")),
     )
 
 
-class EntraCrawl:
+class EntraCrawl(UsersListing[EntraConfig]):
     """The `/users` listing of one tenant into the snapshot."""
 
-    def __init__(self, cfg: EntraConfig) -> None:
-        self.cfg = cfg
+    def hint(self) -> str:
+        return "Graph refused the token — the app needs the User.Read.All application permission"
 
-    async def run(self, ctx: SourceContext) -> None:
-        if USERS in ctx.done:
-            return
-        with auth_hint(
-            lambda: "Graph refused the token — the app needs the User.Read.All application permission"
-        ):
-            await self._walk(ctx)
-
-    async def _walk(self, ctx: SourceContext) -> None:
+    async def walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.graph_url}/v1.0/users"
         query: dict[str, Any] | None = {"$select": SELECT, "$top": str(PAGE_SIZE)}
         guard = PageGuard(self.cfg.name, USERS, ctx.http.limits.pages)
@@ -121,15 +111,18 @@ class EntraCrawl:
             ctx.note(f"{missing_status} users came back without accountEnabled and were quarantined")
 
 
-def open_source(
-    cfg: EntraConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
-) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
-    """Entra's auth context: a client-credentials token, cached and renewed, on its own session."""
-    session = make_session(
-        connector,
-        total_timeout=crawl_config.request_timeout_seconds,
-        connect_timeout=crawl_config.connect_timeout_seconds,
-    )
+def graph_http(
+    cfg: EntraConfig,
+    connector: aiohttp.BaseConnector,
+    crawl_config: CrawlConfig,
+    middlewares: Sequence[Any] = (),
+) -> SourceHttp:
+    """One Graph auth context: a client-credentials token, cached and renewed, on its own session.
+
+    The users crawl and the delta feed each open one; `middlewares` go on the session (the feed reads
+    Graph's sync-reset errors with one).
+    """
+    session = source_session(connector, crawl_config, middlewares=middlewares)
     controller = ServerPacedController(cfg.name, ceiling=cfg.requests_per_minute, window_seconds=60)
 
     async def fetch_token(token_endpoint: SourceHttp) -> tuple[str, float]:
@@ -150,5 +143,11 @@ def open_source(
             ) from None
         return token_from_response(response.body, cfg.name)
 
-    http = bearer_http(cfg.name, session, controller, crawl_config.max_concurrency_per_source, fetch_token)
-    return http, EntraCrawl(cfg).run
+    return bearer_http(cfg.name, session, controller, crawl_config.max_concurrency_per_source, fetch_token)
+
+
+def open_source(
+    cfg: EntraConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
+) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
+    """Entra's auth context for the users crawl."""
+    return graph_http(cfg, connector, crawl_config), EntraCrawl(cfg).run

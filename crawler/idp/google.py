@@ -23,15 +23,22 @@ from pydantic import SecretStr
 
 from crawler.config import CrawlConfig, GoogleConfig, check_base_url
 from crawler.errors import AuthError, ClientRequestError, NotFoundError, SourceError
-from crawler.http import SourceHttp, make_session
-from crawler.idp.auth_hint import auth_hint
+from crawler.http import SourceHttp
+from crawler.idp.listing import UsersListing
 from crawler.idp.server_paced import ServerPacedController
-from crawler.idp.status import AddressBook, addresses_reader, google_status, parse_time, require_id
+from crawler.idp.status import (
+    AddressBook,
+    addresses_reader,
+    google_status,
+    parse_time,
+    text,
+    vendor_identity,
+)
 from crawler.idp.tokens import TokenRefused, bearer_http, token_from_response
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.records import Identity
 from crawler.redact import REDACTOR, redact
-from crawler.source import SourceContext
+from crawler.source import SourceContext, source_session
 
 log = logging.getLogger("idgraph.idp.google")
 
@@ -77,10 +84,12 @@ def load_key(path: Path, source: str) -> ServiceAccountKey:
     )
 
 
-def make_assertion(key: ServiceAccountKey, subject: str, source: str, now: float | None = None) -> str:
+def make_assertion(
+    key: ServiceAccountKey, subject: str, source: str, now: float | None = None, scope: str = SCOPE
+) -> str:
     """The signed JWT Google exchanges for a token (RS256, one hour at most)."""
     issued = int(time.time() if now is None else now)
-    claims: dict[str, Any] = {"iss": key.client_email, "sub": subject, "scope": SCOPE, "aud": key.token_uri}
+    claims: dict[str, Any] = {"iss": key.client_email, "sub": subject, "scope": scope, "aud": key.token_uri}
     claims |= {"iat": issued, "exp": issued + 3600}
     headers = {"kid": key.private_key_id} if key.private_key_id else None
     try:
@@ -137,42 +146,37 @@ user_addresses = addresses_reader(_address_book)
 
 def parse_user(raw: Mapping[str, Any]) -> Identity:
     """One Directory user: disabled when suspended or archived; every alias is an address."""
-    idp_id = require_id(raw)
-    raw_status, status = google_status(raw.get("suspended"), raw.get("archived"))
-    book = _address_book(raw)
     name = raw.get("name")
-    full_name = name.get("fullName") if isinstance(name, Mapping) else None
-    return Identity(
-        idp_id=idp_id,
-        addresses=book.build("address (primaryEmail and aliases are empty)"),
-        raw_status=raw_status,
-        status=status,
+    return vendor_identity(
+        raw,
+        google_status(raw.get("suspended"), raw.get("archived")),
+        _address_book(raw),
+        "primaryEmail and aliases are empty",
         last_login=parse_time(raw.get("lastLoginTime")),
-        display_name=full_name if isinstance(full_name, str) else None,
+        display_name=text(name.get("fullName")) if isinstance(name, Mapping) else None,
     )
 
 
-class GoogleCrawl:
+def delegation_hint(cfg: GoogleConfig, last_error: LastError, scope: str = SCOPE) -> str:
+    """What a refused Google request most likely means, with the API's own reason when it gave one."""
+    reason = f"[reason: {redact(last_error.reason)}] " if last_error.reason else ""
+    return (
+        f"{reason}check the domain-wide delegation of {scope} for the service account "
+        f"and that {cfg.subject} is an admin"
+    )
+
+
+class GoogleCrawl(UsersListing[GoogleConfig]):
     """The `users.list` listing of one customer into the snapshot."""
 
     def __init__(self, cfg: GoogleConfig, last_error: LastError) -> None:
-        self.cfg = cfg
+        super().__init__(cfg)
         self.last_error = last_error
 
-    async def run(self, ctx: SourceContext) -> None:
-        if USERS in ctx.done:
-            return
-        with auth_hint(self._hint):
-            await self._walk(ctx)
+    def hint(self) -> str:
+        return delegation_hint(self.cfg, self.last_error)
 
-    def _hint(self) -> str:
-        reason = f"[reason: {redact(self.last_error.reason)}] " if self.last_error.reason else ""
-        return (
-            f"{reason}check the domain-wide delegation of {SCOPE} for the service account "
-            f"and that {self.cfg.subject} is an admin"
-        )
-
-    async def _walk(self, ctx: SourceContext) -> None:
+    async def walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.base_url}/admin/directory/v1/users"
         page_token: str | None = None
         guard = PageGuard(self.cfg.name, USERS, ctx.http.limits.pages)
@@ -200,15 +204,16 @@ class GoogleCrawl:
             page_token = next_token
 
 
-def open_source(
-    cfg: GoogleConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
-) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
-    """Google's auth context. The key file is read when the crawl starts: a bad one fails this source only."""
+def google_http(
+    cfg: GoogleConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig, scope: str = SCOPE
+) -> tuple[SourceHttp, LastError]:
+    """One Google auth context for `scope`: a delegated service-account token, its own session (quota 403s
+    answered as throttling), limiter and key. The key file is read on first use: a bad one fails this
+    source only. `LastError` keeps the reason of the latest refusal, for a message worth reading."""
     last_error = LastError()
-    session = make_session(
+    session = source_session(
         connector,
-        total_timeout=crawl_config.request_timeout_seconds,
-        connect_timeout=crawl_config.connect_timeout_seconds,
+        crawl_config,
         middlewares=(quota_as_throttle(last_error),),
     )
     controller = ServerPacedController(cfg.name, ceiling=cfg.requests_per_minute, window_seconds=60)
@@ -218,7 +223,10 @@ def open_source(
         if not keys:
             keys.append(load_key(cfg.key_file, cfg.name))
         key = keys[0]
-        form = {"grant_type": JWT_BEARER, "assertion": make_assertion(key, cfg.subject, cfg.name)}
+        form = {
+            "grant_type": JWT_BEARER,
+            "assertion": make_assertion(key, cfg.subject, cfg.name, scope=scope),
+        }
         try:
             response = await token_endpoint.request("POST", key.token_uri, data=form, purpose="token")
         except (AuthError, ClientRequestError, NotFoundError) as exc:
@@ -229,4 +237,12 @@ def open_source(
         return token_from_response(response.body, cfg.name)
 
     http = bearer_http(cfg.name, session, controller, crawl_config.max_concurrency_per_source, fetch_token)
+    return http, last_error
+
+
+def open_source(
+    cfg: GoogleConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
+) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
+    """Google's auth context for the Directory listing."""
+    http, last_error = google_http(cfg, connector, crawl_config)
     return http, GoogleCrawl(cfg, last_error).run

@@ -21,20 +21,20 @@ from multidict import CIMultiDict
 
 from crawler.config import CrawlConfig, OktaConfig
 from crawler.errors import AuthError, SourceError
-from crawler.http import SourceHttp, make_session
+from crawler.http import SourceHttp
 from crawler.idp.auth_hint import auth_hint
 from crawler.idp.status import (
     AddressBook,
     addresses_reader,
     okta_status,
     parse_time,
-    require_id,
     same_origin_link,
+    vendor_identity,
 )
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.ratelimit import RateController, Ticket, parse_int_header, parse_retry_after
 from crawler.records import Identity
-from crawler.source import SourceContext
+from crawler.source import SourceContext, source_session
 
 log = logging.getLogger("idgraph.idp.okta")
 
@@ -137,18 +137,15 @@ user_addresses = addresses_reader(_address_book)
 
 def parse_user(raw: Mapping[str, Any]) -> Identity:
     """One Okta user. `profile.secondEmail` is a recovery address, often personal: never an address."""
-    idp_id = require_id(raw)
     raw_status = raw.get("status")
-    status = okta_status(raw_status)
     profile = raw.get("profile") or {}
-    book = _address_book(raw)
     first, last = profile.get("firstName"), profile.get("lastName")
     display = profile.get("displayName") or " ".join(p for p in (first, last) if isinstance(p, str)) or None
-    return Identity(
-        idp_id=idp_id,
-        addresses=book.build("address (profile.email and profile.login are empty or not emails)"),
-        raw_status=str(raw_status),
-        status=status,
+    return vendor_identity(
+        raw,
+        (str(raw_status), okta_status(raw_status)),
+        _address_book(raw),
+        "profile.email and profile.login are empty or not emails",
         status_changed_at=parse_time(raw.get("statusChanged")),
         last_login=parse_time(raw.get("lastLogin")),
         display_name=display,
@@ -197,23 +194,29 @@ class OktaCrawl:
             url, query = target, None  # the next link is complete: follow it as given
 
 
-def open_source(
-    cfg: OktaConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
-) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
-    """Okta's auth context: SSWS or Bearer token, its own session, limiter and concurrency cap."""
-    session = make_session(
-        connector,
-        total_timeout=crawl_config.request_timeout_seconds,
-        connect_timeout=crawl_config.connect_timeout_seconds,
-    )
-    controller = OktaRateController(ceiling=cfg.requests_per_minute, window_seconds=60)
+def okta_http(
+    cfg: OktaConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig, controller: RateController
+) -> SourceHttp:
+    """One Okta auth context: SSWS or Bearer token, its own session, the given limiter, the concurrency cap.
+
+    The users crawl and the System Log feed each bring their own controller: Okta rates `/api/v1/logs`
+    in a bucket of its own, much lower than `/api/v1/users`.
+    """
+    session = source_session(connector, crawl_config)
 
     async def auth_headers() -> dict[str, str]:
         if cfg.token is None:
             raise AuthError(f"{cfg.name}: no API token (set ${cfg.token_env})")
         return {"Authorization": f"{cfg.auth_scheme} {cfg.token.get_secret_value()}"}
 
-    http = SourceHttp(
+    return SourceHttp(
         cfg.name, session, controller, max_concurrency=cfg.max_concurrency, auth_headers=auth_headers
     )
-    return http, OktaCrawl(cfg).run
+
+
+def open_source(
+    cfg: OktaConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
+) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
+    """Okta's auth context for the users crawl, paced by the org's `/users` rate headers."""
+    controller = OktaRateController(ceiling=cfg.requests_per_minute, window_seconds=60)
+    return okta_http(cfg, connector, crawl_config, controller), OktaCrawl(cfg).run

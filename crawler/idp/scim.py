@@ -15,13 +15,20 @@ import aiohttp
 
 from crawler.config import CrawlConfig, ScimConfig
 from crawler.errors import AuthError, SourceError
-from crawler.http import SourceHttp, make_session
-from crawler.idp.auth_hint import auth_hint
+from crawler.http import SourceHttp
+from crawler.idp.listing import UsersListing
 from crawler.idp.server_paced import ServerPacedController
-from crawler.idp.status import AddressBook, addresses_reader, is_email, require_id, scim_status
+from crawler.idp.status import (
+    AddressBook,
+    addresses_reader,
+    is_email,
+    scim_status,
+    text,
+    vendor_identity,
+)
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.records import Identity
-from crawler.source import SourceContext
+from crawler.source import SourceContext, source_session
 
 log = logging.getLogger("idgraph.idp.scim")
 
@@ -44,19 +51,16 @@ user_addresses = addresses_reader(_address_book)
 
 def parse_user(raw: Mapping[str, Any]) -> Identity:
     """One SCIM User: `active` false is disabled; `emails[]` (primary first) and an email-like userName."""
-    idp_id = require_id(raw)
-    raw_status, status = scim_status(raw.get("active"))
-    book = _address_book(raw)
     name = raw.get("name")
     display = raw.get("displayName") or (name.get("formatted") if isinstance(name, Mapping) else None)
     user_type = raw.get("userType")
-    return Identity(
-        idp_id=idp_id,
-        addresses=book.build("address (emails is empty and userName is not an email)"),
-        raw_status=raw_status,
-        status=status,
+    return vendor_identity(
+        raw,
+        scim_status(raw.get("active")),
+        _address_book(raw),
+        "emails is empty and userName is not an email",
         user_type=user_type.strip().lower() if isinstance(user_type, str) and user_type.strip() else None,
-        display_name=display if isinstance(display, str) else None,
+        display_name=text(display),
     )
 
 
@@ -67,19 +71,13 @@ def _int_field(body: Mapping[str, Any], key: str, source: str, page: int) -> int
     return value
 
 
-class ScimCrawl:
+class ScimCrawl(UsersListing[ScimConfig]):
     """The `/Users` listing of one SCIM service provider into the snapshot."""
 
-    def __init__(self, cfg: ScimConfig) -> None:
-        self.cfg = cfg
+    def hint(self) -> str:
+        return f"check the bearer token in ${self.cfg.token_env}"
 
-    async def run(self, ctx: SourceContext) -> None:
-        if USERS in ctx.done:
-            return
-        with auth_hint(lambda: f"check the bearer token in ${self.cfg.token_env}"):
-            await self._walk(ctx)
-
-    async def _walk(self, ctx: SourceContext) -> None:
+    async def walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.base_url}/Users"
         start, page = 1, 0
         guard = PageGuard(self.cfg.name, USERS, ctx.http.limits.pages)
@@ -121,11 +119,7 @@ def open_source(
     cfg: ScimConfig, connector: aiohttp.BaseConnector, crawl_config: CrawlConfig
 ) -> tuple[SourceHttp, Callable[[SourceContext], Awaitable[None]]]:
     """A SCIM endpoint's auth context: a bearer token on its own session and limiter."""
-    session = make_session(
-        connector,
-        total_timeout=crawl_config.request_timeout_seconds,
-        connect_timeout=crawl_config.connect_timeout_seconds,
-    )
+    session = source_session(connector, crawl_config)
     controller = ServerPacedController(cfg.name, ceiling=cfg.requests_per_minute, window_seconds=60)
 
     async def auth_headers() -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from crawler.errors import SourceError
-from crawler.records import IdentityAddress
+from crawler.records import Identity, IdentityAddress
 from crawler.vocabulary import IdentityStatus
 
 # --- statuses --------------------------------------------------------------------------------------
@@ -118,6 +118,27 @@ def require_id(raw: Mapping[str, Any], key: str = "id") -> str:
     return value.strip()
 
 
+def vendor_identity(
+    raw: Mapping[str, Any], status: tuple[str, IdentityStatus], book: AddressBook, empty: str, **fields: Any
+) -> Identity:
+    """A vendor's user record as an `Identity`: the fields every vendor must give — its immutable id, its
+    status as (the vendor's word, ours) and at least one address (`empty` names the vendor fields that
+    were all empty) — and whatever else it gives (`fields`). A record missing any of the three is refused
+    (quarantined with the reason), never completed with a harmless default."""
+    return Identity(
+        idp_id=require_id(raw),
+        addresses=book.build(f"address ({empty})"),
+        raw_status=status[0],
+        status=status[1],
+        **fields,
+    )
+
+
+def text(value: Any) -> str | None:
+    """A vendor's free-text field (a display name), or None when it sent something else."""
+    return value if isinstance(value, str) else None
+
+
 # --- addresses -------------------------------------------------------------------------------------
 
 
@@ -203,6 +224,11 @@ def parse_time(value: Any) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return None if parsed <= _EPOCH else parsed
+
+
+def format_time(moment: datetime) -> str:
+    """A timestamp as vendors' query parameters take it: RFC 3339, UTC, milliseconds and a Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 # --- paging --------------------------------------------------------------------------------------

@@ -25,8 +25,12 @@ ENROLLMENT_KEYS = ("enrollments", "enrollment")
 MEMBER_KEYS = ("user", "users")
 
 
-def extract_list(body: Any, keys: tuple[str, ...], where: str) -> list[Any]:
-    """The records of a list response, whatever the dialect; TransientError if the shape is unknown."""
+def extract_list(body: Any, keys: tuple[str, ...], where: str, *, any_list: bool = False) -> list[Any]:
+    """The records of a list response, whatever the dialect; TransientError if the shape is unknown.
+
+    `any_list`: for an endpoint whose wrapper key is undocumented (audit trails), a body without any of
+    `keys` yields its first list-valued key instead.
+    """
     if isinstance(body, list):
         return body
     if isinstance(body, dict):
@@ -39,6 +43,10 @@ def extract_list(body: Any, keys: tuple[str, ...], where: str) -> list[Any]:
                     return value
                 if isinstance(value, dict):
                     return [value]
+        if any_list:
+            for value in body.values():
+                if isinstance(value, list):
+                    return value
         if not body:
             return []
     raise TransientError(f"{where}: unexpected response shape (expected a list under {'/'.join(keys)})")
@@ -131,8 +139,11 @@ class PageReader:
     page it rejects (another dialect, one odd record, garbled JSON) simply takes the general way.
     """
 
-    def __init__(self, keys: tuple[str, ...], fast_record: type[BaseModel] | None = None) -> None:
+    def __init__(
+        self, keys: tuple[str, ...], fast_record: type[BaseModel] | None = None, *, any_list: bool = False
+    ) -> None:
         self.keys = keys
+        self.any_list = any_list  # see `extract_list`
         self._fast: TypeAdapter[Any] | None = None
         if fast_record is not None:
             page = create_model(  # {"<real dialect key>": [records...], ...anything else ignored}
@@ -156,7 +167,7 @@ class PageReader:
         """The page's records: validated ones, or raw ones for the general way."""
         if isinstance(body, ValidatedPage):
             return body.records
-        return extract_list(body, self.keys, where)
+        return extract_list(body, self.keys, where, any_list=self.any_list)
 
 
 USERS = PageReader(USER_KEYS, LUUser)

@@ -15,7 +15,7 @@ instead (see the crawl plan).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -36,6 +36,7 @@ class Page:
     duplicates: int  # records seen before: an insertion shifted the pages
     last: bool  # nothing follows: the listing (and its checks) is complete
     drift: bool = False  # a boundary re-check found the previous page changed
+    has_next_header: bool | None = None  # what `LU-Has-Next-Page` said; None when it was not sent
 
 
 def _record_id(record: Any) -> Any:
@@ -46,11 +47,19 @@ def _record_id(record: Any) -> Any:
 class _Listing:
     """The state of one listing: ids seen, and a fetch that keeps only new records."""
 
-    def __init__(self, http: SourceHttp, url: str, params: Mapping[str, Any], reader: PageReader) -> None:
-        self.http, self.reader = http, reader
+    def __init__(
+        self,
+        http: SourceHttp,
+        url: str,
+        params: Mapping[str, Any],
+        reader: PageReader,
+        key: Callable[[Any], Hashable | None] = _record_id,
+    ) -> None:
+        self.http, self.reader, self.key = http, reader, key
         # Encoded once per listing; each page only appends its number (no per-page query building).
         self._page_url = f"{url}?{urlencode({**params, 'page': ''})}"
         self.seen: set[Any] = set()
+        self.has_next_header: bool | None = None  # of the last page fetched
 
     async def fetch(self, number: int, purpose: str) -> tuple[list[Any], list[Any], int, bool]:
         """(all records, new records, duplicates, server says more pages) of page `number`."""
@@ -60,7 +69,7 @@ class _Listing:
         fresh: list[Any] = []
         duplicates = 0
         for record in raw:
-            key = _record_id(record)
+            key = self.key(record)
             if key is not None and key in self.seen:
                 duplicates += 1
                 continue
@@ -68,6 +77,7 @@ class _Listing:
                 self.seen.add(key)
             fresh.append(record)
         has_next = response.headers.get(HAS_NEXT)
+        self.has_next_header = None if has_next is None else has_next.strip().lower() == "true"
         # An empty page ends the listing even if the header claims more: never loop on nothing.
         more = bool(raw) and (has_next is None or has_next.strip().lower() == "true")
         return raw, fresh, duplicates, more
@@ -81,9 +91,13 @@ async def iterate_pages(
     *,
     purpose: str,
     boundary_check: bool = False,
+    key: Callable[[Any], Hashable | None] = _record_id,
 ) -> AsyncIterator[Page]:
-    """Yield each page's new records until the listing ends; the final Page has `last=True`."""
-    listing = _Listing(http, url, params, reader)
+    """Yield each page's new records until the listing ends; the final Page has `last=True`.
+
+    `key` tells records apart (default: their `id`); records without one (None) are always new.
+    """
+    listing = _Listing(http, url, params, reader, key)
     previous_ids: list[Any] | None = None
     # A server that says "true" forever (or repeats one page) is stopped: the listing is incomplete.
     guard = PageGuard(http.name, purpose, http.limits.pages)
@@ -92,7 +106,9 @@ async def iterate_pages(
         number += 1
         raw, fresh, duplicates, more = await listing.fetch(number, purpose)
         check = boundary_check and previous_ids is not None and bool(raw)
-        yield Page(number, fresh, duplicates, last=not more and not check)
+        yield Page(
+            number, fresh, duplicates, last=not more and not check, has_next_header=listing.has_next_header
+        )
         if check:
             again, extra, _, _ = await listing.fetch(number - 1, f"{purpose}_boundary_check")
             changed = [_record_id(r) for r in again] != previous_ids

@@ -41,6 +41,7 @@ from crawler.remediation.audit import AuditError, AuditLog
 from crawler.remediation.idp_check import IdpChecker
 from crawler.remediation.plan import Plan
 from crawler.remediation.portal import PortalClient
+from crawler.vocabulary import REMEDIABLE
 
 DONE, SKIPPED, FAILED, INTENT = "done", "skipped", "failed", "intent"
 # What `apply` compares the live account against, and what every before/after records.
@@ -189,6 +190,12 @@ def drift(expect: dict[str, Any] | None, live: LUUser) -> list[str]:
     return changes
 
 
+def _rests_on_idp(finding: str | None) -> bool:
+    """Whether the finding behind a disable says "the IdPs let this person go": an active IdP identity
+    then undoes it. A reviewer's revoke of a dormant or duplicate account stands whatever the IdP says."""
+    return finding is None or finding in REMEDIABLE
+
+
 def _same_email(a: str | None, b: str | None) -> bool:
     return (a or "").strip().casefold() == (b or "").strip().casefold()
 
@@ -297,7 +304,7 @@ class _Run:
             if verdict.error is not None and not t.force:
                 self.record(self.outcome(t, FAILED, verdict.error, before=state, idp_recheck=recheck))
                 return
-            if not t.enable and verdict.active_in:
+            if not t.enable and verdict.active_in and _rests_on_idp(t.finding):
                 reason = f"active again in the IdP: {', '.join(verdict.active_in)}"
                 self.record(self.outcome(t, SKIPPED, reason, before=state, idp_recheck=recheck))
                 return
@@ -334,25 +341,24 @@ class _Run:
             self.record(self.outcome(t, FAILED, reason, before=state, intent_seq=intent))
             return
         if after.enabled != t.enable:
-            reason = (
-                "the write answered success but the account still reads "
-                f"enabled={str(after.enabled).lower()} (silent no-op)"
+            result, reason = (
+                FAILED,
+                (
+                    "the write answered success but the account still reads "
+                    f"enabled={str(after.enabled).lower()} (silent no-op)"
+                ),
             )
             if unknown is not None:
                 reason = f"{unknown}the account still reads enabled={str(after.enabled).lower()}"
-            self.record(
-                self.outcome(t, FAILED, reason, before=state, after=_state(after), idp_recheck=recheck,
-                             intent_seq=intent)
-            )  # fmt: skip
-            return
-        done = f"{'re-enabled' if t.enable else 'disabled'}; verified by read-back"
-        if unknown is not None:
-            done = f"{unknown}{'re-enabled' if t.enable else 'disabled'}"
+        else:
+            result, reason = DONE, f"{'re-enabled' if t.enable else 'disabled'}; verified by read-back"
+            if unknown is not None:
+                reason = f"{unknown}{'re-enabled' if t.enable else 'disabled'}"
         self.record(
-            self.outcome(t, DONE, done, before=state, after=_state(after), idp_recheck=recheck,
+            self.outcome(t, result, reason, before=state, after=_state(after), idp_recheck=recheck,
                          intent_seq=intent)
         )  # fmt: skip
-        if self.remove_memberships and not t.enable:
+        if result == DONE and self.remove_memberships and not t.enable:
             await self.memberships(client, t)
 
     async def memberships(self, client: PortalClient, t: Target) -> None:

@@ -33,6 +33,9 @@ from crawler.remediation.keys import mac, same
 from crawler.vocabulary import REMEDIABLE, Code, Severity
 
 PLAN_FORMAT = "idgraph-remediation-plan/2"
+# `selection.finding` of a plan made from reviewers' revoke decisions (`remediate plan --from-review`): it
+# may disable an account for any finding code, because a named reviewer decided so.
+REVIEW_SELECTION = "review"
 # IdP kinds for which `apply` can search the IdP by email before each write (see idp_check.LOOKUPS).
 LOOKUP_KINDS = frozenset(name for name, kind in IDP_TYPES.items() if kind.lookup_by_email)
 
@@ -213,7 +216,7 @@ def load_plan(
         if account in seen:
             raise PlanError(f"plan: account {action.portal}/{action.user_id} is listed twice")
         seen.add(account)
-        if action.finding.code not in REMEDIABLE:
+        if action.finding.code not in REMEDIABLE and plan.selection.finding != REVIEW_SELECTION:
             raise PlanError(f"plan: {action.finding.code.value} is not a remediable finding")
         if action.portal not in plan.base_urls:
             raise PlanError(f"plan: portal {action.portal} has no base_url in the plan")
@@ -232,3 +235,29 @@ def check_config(plan: Plan, config: Config) -> None:
                 f"--config: portal {name} is {urls[name]} in the config "
                 f"but {plan.base_urls[name]} in the plan"
             )
+
+
+def check_unused(plan: Plan, entries: Iterable[dict[str, Any]]) -> None:
+    """A plan is single-use: refuse one the audit log shows was carried out already, or partly undone.
+
+    Re-applying would act on a situation that no longer exists — above all, it would disable again an
+    account someone deliberately re-enabled with `remediate undo`. An apply that stopped before every
+    account had an outcome may be run again, to finish it.
+    """
+    mine = [e for e in entries if e.get("plan_hash") == plan.plan_hash and e.get("phase") == "outcome"]
+    undone = [e for e in mine if e.get("command") == "undo" and e.get("result") == "done"]
+    if undone:
+        first = undone[0]
+        raise PlanError(
+            f"plan {plan.plan_hash[:12]}… was applied and then undone (entry {first['seq']} re-enabled "
+            f"{first['portal']}/{first['user_id']}, undoing entry {first.get('undo_of')}): a plan is "
+            "single-use; re-applying it would undo the undo. Crawl again and make a new plan"
+        )
+    applied = [e for e in mine if e.get("command") == "apply" and e.get("action") == "disable"]
+    settled = {(e.get("portal"), e.get("user_id")) for e in applied}
+    if applied and all((a.portal, a.user_id) in settled for a in plan.actions):
+        seqs = [e["seq"] for e in applied]
+        raise PlanError(
+            f"plan {plan.plan_hash[:12]}… was already applied (log entries {min(seqs)}–{max(seqs)}, "
+            f"{applied[-1].get('ts')}): a plan is single-use. Crawl again and make a new plan"
+        )

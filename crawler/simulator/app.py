@@ -37,6 +37,7 @@ _WRAPPERS = {
     "groups": ("groups", "groups"),
     "courses": ("courses", "courses"),
     "enrollments": ("enrollments", "enrollments"),
+    "audit_trails": ("audit_trails", "audit_trails"),  # the real key is undocumented (change-feeds.md 4b)
 }
 _SEED_NAMES = {"enabled": "is_active", "user_type": "role"}
 PORTALS = web.AppKey("simulated_portals", dict)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .audit import LOGIN_DISABLED, LOGIN_ENABLED, REMOVED_FROM_GROUP, USER_DELETED, AuditTrail
 from .population import DEFAULT_REFERENCE_TIME, Person, case_variant
 
 Dialect = Literal["real", "seed", "seed_wrapped"]
@@ -77,6 +78,8 @@ class PortalSpec(BaseModel):
     page_size: int = Field(0, ge=0)  # 0: the dialect's default (500 real, 50 seed)
     dialect: Dialect = "real"
     definitions_key_typo: bool = False  # spell it `customDataFieldDefintions`, as some portals do
+    # What `/users/search` answers for an address nobody has: LearnUpon's docs do not say (change-feeds.md).
+    search_no_match: Literal["not_found", "empty_list"] = "not_found"
     rate_limit_per_window: int = Field(300, ge=1)
     rate_limiter: Literal["fixed_window", "token_bucket"] = "fixed_window"  # LearnUpon: a fixed window
     rate_burst: int = Field(0, ge=0)  # token bucket only: the most it holds; 0: a tenth of the limit
@@ -120,6 +123,7 @@ class PortalData:
     enrollments: dict[int, dict[str, Any]] = field(default_factory=dict)
     custom_field_definitions: list[dict[str, Any]] = field(default_factory=list)
     person_of: dict[int, int] = field(default_factory=dict)  # user id -> Person.key
+    audit: AuditTrail = field(default_factory=AuditTrail)  # what `GET /audit-trails` serves
     _index: _Index | None = field(default=None, repr=False, compare=False)
 
     def touch(self) -> None:
@@ -188,8 +192,12 @@ class PortalData:
         hidden = {cid for cid, course in self.courses.items() if course["archived"]}
         return {row["user_id"] for row in self.enrollments.values() if row["course_id"] in hidden}
 
+    def now(self) -> datetime:
+        """The portal's clock: the wall clock, never before the dataset's reference time."""
+        return max(datetime.now(UTC), self.reference_time)
+
     def _now(self) -> str:
-        return iso(max(datetime.now(UTC), self.reference_time))
+        return iso(self.now())
 
     def add_user(
         self,
@@ -226,22 +234,29 @@ class PortalData:
 
     def remove_user(self, user_id: int) -> None:
         """Delete an account with its memberships and enrollments (what DELETE /users/{id} does)."""
-        self.users.pop(user_id, None)
+        user = self.users.pop(user_id, None)
+        if user is not None:
+            self.audit.record(USER_DELETED, user, self._now())
         self.person_of.pop(user_id, None)
         for mid in [m for m, (_, uid) in self.memberships.items() if uid == user_id]:
-            self.remove_membership(mid)
+            self.remove_membership(mid, audit=False)
         for eid in [e for e, row in self.enrollments.items() if row["user_id"] == user_id]:
             del self.enrollments[eid]
         self.touch()
 
-    def remove_membership(self, membership_id: int) -> None:
-        gid, _ = self.memberships.pop(membership_id)
+    def remove_membership(self, membership_id: int, *, audit: bool = True) -> None:
+        gid, uid = self.memberships.pop(membership_id)
+        if audit and uid in self.users:
+            title = self.groups[gid]["title"] if gid in self.groups else None
+            self.audit.record(REMOVED_FROM_GROUP, self.users[uid], self._now(), impacted_data=title)
         if gid in self.groups:
             self.groups[gid]["number_of_members"] = max(0, self.groups[gid]["number_of_members"] - 1)
         self.touch()
 
     def set_enabled(self, user_id: int, enabled: bool) -> None:
         user = self.users[user_id]
+        if user["enabled"] != enabled:
+            self.audit.record(LOGIN_ENABLED if enabled else LOGIN_DISABLED, user, self._now())
         user["enabled"] = enabled
         user["updated_at"] = self._now()
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+from .audit import AuditQueryError
+
 if TYPE_CHECKING:
     from .app import SimulatedPortal
 
@@ -73,7 +75,10 @@ def get_user(p: SimulatedPortal, q: Query, segs: list[str], body: bytes) -> Repl
 
 
 def search_users(p: SimulatedPortal, q: Query, segs: list[str], body: bytes) -> Reply:
-    """GET /users/search?email= (case-insensitive) or ?username=; any other parameter returns the roster."""
+    """GET /users/search?email= (case-insensitive) or ?username=; any other parameter returns the roster.
+
+    No match answers 404 or an empty `user` list, as the portal spec says (which one LearnUpon sends is
+    not documented)."""
     email, username = p.param(q, "email"), p.param(q, "username")
     index = p.data.index
     if email is not None:
@@ -82,7 +87,9 @@ def search_users(p: SimulatedPortal, q: Query, segs: list[str], body: bytes) -> 
         ids = index.users_by_username.get(username.strip().casefold(), [])
     else:
         ids = index.user_ids
-    return _users(p, q, ids) if ids else not_found("User not found")
+    if not ids and p.spec.search_no_match == "not_found":
+        return not_found("User not found")
+    return _users(p, q, ids)
 
 
 def list_groups(p: SimulatedPortal, q: Query, segs: list[str], body: bytes) -> Reply:
@@ -184,6 +191,16 @@ def enrollments_root(p: SimulatedPortal, q: Query, segs: list[str], body: bytes)
     return Reply(body=p.wrap("enrollments", [rows[e] for e in page]), paging=paging)
 
 
+def audit_trails(p: SimulatedPortal, q: Query, segs: list[str], body: bytes) -> Reply:
+    """GET /audit-trails?date_range=ISO,ISO and/or ?action=N: the last 30 days, newest first, paged."""
+    try:
+        records = p.data.audit.select(p.data.now(), p.param(q, "date_range"), p.param(q, "action"))
+    except AuditQueryError as exc:
+        return Reply(400, {"message": str(exc)})
+    rows, paging = p.page(q, records)
+    return Reply(body=p.wrap("audit_trails", rows), paging=paging)
+
+
 _BAD_JSON = object()
 
 
@@ -259,4 +276,5 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "courses/{id}"): lambda p, q, segs, body: not_found(),  # measured: 404 even for real courses
     ("GET", "enrollments"): enrollments_root,
     ("GET", "enrollments/search"): search_enrollments,
+    ("GET", "audit-trails"): audit_trails,
 }

@@ -12,7 +12,9 @@ CODES = [c.value for c in Code]
 SEVERITIES = [s.value for s in sorted(Severity, key=SEVERITY_ORDER.__getitem__)]
 CHANGES = ("new", "still_open", "resolved", "not_rechecked")
 ORPHAN = Code.IDP_DISABLED_ACTIVE.value
-CODE_COLOURS = dict(zip(CODES, ("#b2182b", "#ef8a62", "#8073ac", "#67a9cf", "#878787"), strict=True))
+CODE_COLOURS = dict(
+    zip(CODES, ("#b2182b", "#ef8a62", "#8073ac", "#67a9cf", "#878787", "#67001f"), strict=True)
+)
 SEVERITY_COLOURS = dict(zip(SEVERITIES, ("#67001f", "#d6604d", "#f4a582", "#92c5de"), strict=True))
 KIND_COLOURS = {
     "person": "#4d4d4d",

@@ -44,9 +44,9 @@ class Neo4jTarget:
         return cls(uri, environ.get("NEO4J_DATABASE") or "neo4j", auth)
 
     def driver(self) -> Driver:
-        from neo4j import GraphDatabase
+        from graph.neo4j_connect import open_driver
 
-        return GraphDatabase.driver(self.uri, auth=self.auth)
+        return open_driver(self.uri, self.auth)
 
 
 def export_table(stats: ExportStats) -> pd.DataFrame:

@@ -1,5 +1,8 @@
 """findings.csv: the contract columns first, one row per finding, safe to open in a spreadsheet.
 
+Open findings first (the headline), then those accepted under an exception and those a rule excluded,
+each row saying which in `review_state`.
+
 Every cell, the flat copies of evidence included, goes through `neutralise`.
 """
 
@@ -28,16 +31,24 @@ def render_csv(report: ReportInput) -> str:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(CSV_COLUMNS)
-    for finding in report.ordered():
-        record = report.record(finding)
+    records = [(f, report.record(f)) for f in report.ordered()]
+    records += [
+        (item.finding, report.reviewed_record(item, state)) for state, item in report.out_of_headline()
+    ]
+    for finding, record in records:
         record["evidence"] = evidence_json(finding.evidence)
         record["groups"] = "; ".join(record["groups"])
-        writer.writerow(neutralise(_cell(record[column])) for column in CSV_COLUMNS)
+        writer.writerow(safe_cell(record[column]) for column in CSV_COLUMNS)
     return buffer.getvalue()
 
 
 def write_csv(path: Path | str, report: ReportInput) -> Path:
     return write_private(path, render_csv(report))
+
+
+def safe_cell(value: Any) -> Any:
+    """One CSV cell: None empty, booleans as true/false, and neutralised (every CSV idgraph writes)."""
+    return neutralise(_cell(value))
 
 
 def _cell(value: Any) -> Any:

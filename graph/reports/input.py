@@ -26,13 +26,17 @@ from graph.model import (
     Severity,
     Unavailable,
 )
+from graph.person_view import PersonView
 from graph.rules import parse_time
 
 # Contract columns (design doc), then ours. Never reorder: spreadsheets and scripts read by position too.
 EXTRA_COLUMNS = ("finding_id", "first_seen", "person", "evidence")
 # Flat copies of what a reviewer filters on, so nobody has to parse the evidence JSON in a spreadsheet.
 FLAT_COLUMNS = ("name", "last_sign_in_at", "idp_disabled_at", "days_since_disabled", "groups")
-CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS + FLAT_COLUMNS
+# Where the finding stands in the access review (open, accepted under an exception, excluded by a rule) and
+# why: an expired exception, a decision, the rule (graph.decisions).
+REVIEW_COLUMNS = ("review_state", "review_note")
+CSV_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS + FLAT_COLUMNS + REVIEW_COLUMNS
 
 CODE_ORDER = {code: rank for rank, code in enumerate(Code)}
 
@@ -42,6 +46,7 @@ CODE_MEANING = {
     Code.PARTIALLY_OFFBOARDED: "Disabled in one portal, still enabled in another",
     Code.DORMANT: "Enabled account with no sign-in for the dormant period (or never)",
     Code.DUPLICATE_ACCOUNT: "One person, several accounts in one portal",
+    Code.ACTIVE_AFTER_OFFBOARDING: "Signed in to LearnUpon after every IdP had disabled the person",
 }
 
 NO_PORTAL = "(none)"
@@ -85,6 +90,15 @@ def item_id(item: str | Mapping[str, Any]) -> str:
     return str(item)
 
 
+@dataclass(frozen=True)
+class Reviewed:
+    """A finding out of the headline — accepted under a live exception, or excluded by a rule — and why."""
+
+    finding: Finding
+    note: str
+    rule: str | None = None
+
+
 @dataclass
 class ReportInput:
     run: RunInfo
@@ -98,6 +112,14 @@ class ReportInput:
     # source -> what it quarantined and why (`SnapshotStore.quarantine_summary`); sources absent here fall
     # back to their coverage count, with no reasons.
     quarantine: dict[str, QuarantineSummary] = field(default_factory=dict)
+    # The access review (graph.campaign): `findings` holds the open ones, the headline; these are the rest,
+    # never dropped. `review_notes`: why an open finding is open again (an exception expired…).
+    accepted: list[Reviewed] = field(default_factory=list)
+    excluded: list[Reviewed] = field(default_factory=list)
+    review_notes: dict[str, str] = field(default_factory=dict)
+    reopened: set[str] = field(default_factory=set)  # open again: their exception expired, or facts changed
+    exclusion_rules: list[dict[str, Any]] = field(default_factory=list)
+    people: list[PersonView] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.diff, Mapping):
@@ -170,7 +192,23 @@ class ReportInput:
         record["person"] = finding.person
         record["evidence"] = finding.evidence
         record.update(flat_fields(finding, parse_time(self.run.started_at)))
+        record["review_state"] = "open"
+        record["review_note"] = self.review_notes.get(finding.id)
         return record
+
+    def reviewed_record(self, item: Reviewed, state: str) -> dict[str, Any]:
+        """An accepted or excluded finding, in the same shape as an open one."""
+        record = self.record(item.finding)
+        record["review_state"], record["review_note"] = state, item.note
+        return record
+
+    def out_of_headline(self) -> list[tuple[str, Reviewed]]:
+        """("accepted" | "excluded", item), each kind in the report's finding order."""
+        return [
+            (state, item)
+            for state, items in (("accepted", self.accepted), ("excluded", self.excluded))
+            for item in sorted(items, key=lambda r: finding_sort_key(r.finding))
+        ]
 
     def reach(self) -> dict[str, tuple[int, int, int]]:
         """Per severity, and "total": (findings, people, accounts). Many findings are one account and many
@@ -215,6 +253,8 @@ class ReportInput:
             "collisions": self.collisions,
             "unmatchable": self.unmatchable,
             "quarantined": self.quarantined_count(),
+            "accepted": len(self.accepted),
+            "excluded": len(self.excluded),
         }
         if self.diff is not None:
             summary["changes"] = self.diff.as_dict()
@@ -271,9 +311,9 @@ def flat_fields(finding: Finding, run_time: datetime | None) -> dict[str, Any]:
     disabled_at: datetime | None = None
     if identities and all(is_disabled(i.get("status")) for i in identities) and all(changed):
         disabled_at = max(c for c in changed if c is not None)
-    days = None
-    if disabled_at is not None and run_time is not None:
-        days = (run_time - disabled_at).days
+    days = ev.get("days_since_disabled")
+    if days is None and disabled_at is not None and run_time is not None:
+        days = max((run_time - disabled_at).days, 0)  # a disable dated after the run: 0 (graph.rules says so)
     groups = ev.get("groups")
     group_list = sorted(str(g) for g in groups) if isinstance(groups, list | tuple | set | frozenset) else []
     return {

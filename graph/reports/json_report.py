@@ -1,4 +1,7 @@
-"""findings.json: `{"run", "coverage", "findings", "unavailable", "summary"}`, keys in a stable order.
+"""findings.json: `{"run", "coverage", "findings", "unavailable", "summary", …}`, keys in a stable order.
+
+`findings` are the open ones (the headline); `accepted` (under a live exception) and `excluded` (by a
+`[review] exclude` rule) list the rest with why; `people` is the per-person view.
 
 Each coverage entry carries `"quarantine": {"count", "reasons": [{"reason", "count", "examples"}]}`.
 """
@@ -10,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.coverage import SourceCoverage
-from crawler.runs import QuarantineSummary
+from crawler.runs import QuarantineSummary, RunInfo
 from graph.reports.input import ReportInput, evidence_json
 from graph.reports.safe_files import write_private
 
@@ -45,6 +48,10 @@ def coverage_entry(cov: SourceCoverage, quarantine: QuarantineSummary | None = N
     return entry
 
 
+def run_entry(run: RunInfo) -> dict[str, Any]:
+    return {"id": run.id, "started_at": run.started_at, "finished_at": run.finished_at, "status": run.status}
+
+
 def build_document(report: ReportInput) -> dict[str, Any]:
     findings = []
     for finding in report.ordered():
@@ -52,14 +59,8 @@ def build_document(report: ReportInput) -> dict[str, Any]:
         # Round-trip through the canonical form: sorted keys, datetimes as ISO strings.
         record["evidence"] = json.loads(evidence_json(finding.evidence))
         findings.append(record)
-    run = report.run
     return {
-        "run": {
-            "id": run.id,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "status": run.status,
-        },
+        "run": run_entry(report.run),
         "coverage": [coverage_entry(c, report.quarantine_of(c)) for c in report.ordered_coverage()],
         "findings": findings,
         "unavailable": [
@@ -69,7 +70,21 @@ def build_document(report: ReportInput) -> dict[str, Any]:
             {"code": str(g.code), "portal": g.portal, "reason": g.reason} for g in report.recall_gaps
         ],
         "summary": report.summary(),
+        "accepted": _reviewed(report, "accepted"),
+        "excluded": _reviewed(report, "excluded"),
+        "exclusion_rules": list(report.exclusion_rules),
+        "people": [p.as_dict() for p in report.people],
     }
+
+
+def _reviewed(report: ReportInput, state: str) -> list[dict[str, Any]]:
+    out = []
+    for kind, item in report.out_of_headline():
+        if kind == state:
+            record = report.reviewed_record(item, state)
+            record["evidence"] = json.loads(evidence_json(item.finding.evidence))
+            out.append(record)
+    return out
 
 
 def render_json(report: ReportInput) -> str:

@@ -250,7 +250,53 @@ def render_markdown(report: ReportInput, max_rows: int = MAX_ROWS_PER_CODE) -> s
                 f"_Showing {max_rows} of {len(findings)}; the rest are in findings.csv / findings.json._",
             ]
         out.append("")
+    out += _review_parts(report, max_rows)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _review_parts(report: ReportInput, max_rows: int) -> list[str]:
+    """The per-person view, then what the review took out of the headline (never dropped)."""
+    out: list[str] = []
+    if report.people:
+        out += ["## People", "", "Every account of each person with findings, and one verdict.", ""]
+        rows = [
+            (Verbatim(v.person), v.verdict, ", ".join(v.codes), v.idp_status, v.summary.split(" — ", 1)[1])
+            for v in report.people[:max_rows]
+        ]
+        out += _table(("person", "verdict", "findings", "IdP status", "accounts"), rows)
+        out.append("")
+    reviewed = report.out_of_headline()
+    if reviewed or report.exclusion_rules:
+        out += ["## Accepted and excluded", ""]
+        out.append(
+            f"{len(report.accepted)} accepted under a live exception, "
+            f"{len(report.excluded)} excluded by a rule."
+        )
+        out.append("")
+        if reviewed:
+            found: list[tuple[Any, ...]] = [
+                (
+                    state,
+                    f.severity.value,
+                    Verbatim(f.code.value),
+                    f.email,
+                    f.portal,
+                    f.learnupon_user_id,
+                    item.note,
+                )
+                for state, item in reviewed[:max_rows]
+                for f in (item.finding,)
+            ]
+            out += _table(("state", "severity", "finding", "email", "portal", "LU user id", "why"), found)
+            out.append("")
+        if report.exclusion_rules:
+            rules = [
+                (Verbatim(r["rule"]), r["reason"], r["expires"], r["state"], r["accounts"])
+                for r in report.exclusion_rules
+            ]
+            out += _table(("rule", "reason", "expires", "state", "accounts"), rules)
+            out.append("")
+    return out
 
 
 def write_markdown(path: Path | str, report: ReportInput) -> Path:

@@ -298,3 +298,63 @@ def test_evaluate_is_deterministic(snapshot):
         Code.PARTIALLY_OFFBOARDED,
         Code.DORMANT,
     }
+
+
+# --- active_after_offboarding -------------------------------------------------------------------------
+def test_a_sign_in_after_every_idp_let_the_person_go_is_critical_with_the_days(snapshot):
+    run = snapshot.run(idps=["okta", "entra"])
+    run.user("emea", 1, "ana@acme.com", last_sign_in_at=run.ago(2))  # used after the last disable
+    run.user("emea", 2, "bo@acme.com", last_sign_in_at=run.ago(20))  # last used before the disable
+    run.user("emea", 3, "cy@acme.com", last_sign_in_at=None)  # never used
+    run.user("emea", 4, "di@acme.com", last_sign_in_at=run.ago(2), enabled=False)  # already disabled
+    run.identity("okta", "00u1", "ana@acme.com", status="disabled", status_changed_at=run.ago(30))
+    run.identity("entra", "e1", "ana@acme.com", status="deleted", status_changed_at=run.ago(10))
+    run.identity("okta", "00u2", "bo@acme.com", status="disabled", status_changed_at=run.ago(10))
+    run.identity("okta", "00u3", "cy@acme.com", status="disabled", status_changed_at=run.ago(10))
+    run.identity("okta", "00u4", "di@acme.com", status="disabled", status_changed_at=run.ago(10))
+    fs = _evaluate(snapshot, run.finish())
+    (finding,) = _of(fs, Code.ACTIVE_AFTER_OFFBOARDING)
+    assert (finding.learnupon_user_id, finding.severity) == (1, Severity.CRITICAL)
+    # "disabled" means when the last IdP let go (entra, 10 days before), not the first (okta, 30)
+    assert finding.evidence["idp_disabled_at"] == "2026-05-22T00:00:00Z"
+    assert finding.evidence["days_since_disabled"] == 10
+    assert finding.evidence["signed_in_after_disable_days"] == 8
+    assert finding.depends_on == ("account:emea:1", "idps")
+    assert _unavailable(fs, Code.ACTIVE_AFTER_OFFBOARDING) == {}
+    assert _keys(fs, Code.IDP_DISABLED_ACTIVE) == [("emea", 1), ("emea", 2), ("emea", 3)]
+
+
+def test_an_idp_that_gives_no_disable_date_withholds_the_verdict_for_that_account(snapshot):
+    run = snapshot.run(idps=["okta", "entra"])
+    run.user("emea", 1, "ana@acme.com", last_sign_in_at=run.ago(2))
+    run.user("emea", 2, "bo@acme.com", last_sign_in_at=None)  # never signed in: nothing to withhold
+    run.identity("okta", "00u1", "ana@acme.com", status="disabled", status_changed_at=run.ago(30))
+    run.identity("entra", "e1", "ana@acme.com", status="disabled")  # Entra's user has no disable time
+    run.identity("entra", "e2", "bo@acme.com", status="disabled")
+    fs = _evaluate(snapshot, run.finish())
+    assert _of(fs, Code.ACTIVE_AFTER_OFFBOARDING) == []
+    assert _unavailable(fs, Code.ACTIVE_AFTER_OFFBOARDING) == {
+        "account:emea:1": "entra did not say when it disabled ana@acme.com: whether the account was used "
+        "after offboarding is unknown"
+    }
+
+
+def test_active_after_offboarding_needs_every_idp_complete(snapshot):
+    run = snapshot.run(idps=["okta", "entra"], incomplete={"entra": "HTTP 503"})
+    run.user("emea", 1, "ana@acme.com", last_sign_in_at=run.ago(2))
+    run.identity("okta", "00u1", "ana@acme.com", status="disabled", status_changed_at=run.ago(30))
+    fs = _evaluate(snapshot, run.finish())
+    assert _of(fs, Code.ACTIVE_AFTER_OFFBOARDING) == []
+    assert "HTTP 503" in _unavailable(fs, Code.ACTIVE_AFTER_OFFBOARDING)["all"]
+
+
+def test_a_disable_dated_after_the_run_started_counts_zero_days_and_says_so(snapshot):
+    run = snapshot.run()
+    run.user("emea", 1, "ana@acme.com", last_sign_in_at=run.ago(-0.5))  # clocks: both after the start
+    run.identity("okta", "00u1", "ana@acme.com", status="disabled", status_changed_at=run.ago(-0.25))
+    fs = _evaluate(snapshot, run.finish())
+    for finding in fs.findings:
+        if finding.code in (Code.ACTIVE_AFTER_OFFBOARDING, Code.IDP_DISABLED_ACTIVE):
+            assert finding.evidence["days_since_disabled"] == 0
+            assert "after this run started" in finding.evidence["days_since_disabled_note"]
+    assert {f.code for f in fs.findings} >= {Code.ACTIVE_AFTER_OFFBOARDING, Code.IDP_DISABLED_ACTIVE}

@@ -136,8 +136,8 @@ def test_every_configured_secret_and_its_basic_form_is_redacted() -> None:
 def test_every_typer_app_hides_traceback_locals() -> None:
     """typer 0.15.0 (allowed by `typer>=0.15`) prints a crash's locals — the Neo4j password among them —
     unless the app says not to; every `typer.Typer(...)` outside the tests must say so."""
-    from graph.cli_neo4j import export_app
     from idgraph.cli import app
+    from idgraph.neo4j_commands import export_app
     from idgraph.remediate import remediate_app
 
     root = Path(__file__).resolve().parents[2]

@@ -5,7 +5,6 @@ Helpers are handed out as fixtures (`tools`), since test modules here are not im
 
 from __future__ import annotations
 
-import functools
 import logging
 import secrets
 from collections.abc import Callable, Iterable
@@ -15,15 +14,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
-from openapi_core import OpenAPI
-from openapi_core.datatypes import RequestParameters
+from okta_spec import validate_okta_exchanges
 from tenacity import wait_none
-from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from crawler.config import Config, CrawlConfig, parse_config
 from crawler.http import SourceHttp
-from crawler.idp.fakes import Exchange
 from crawler.source import SourceContext
 from crawler.store import SnapshotStore
 
@@ -146,98 +141,6 @@ def assert_no_secrets(
 def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog
-
-
-# --- Okta: every exchange checked against Okta's published OpenAPI spec -----------------------------
-
-OKTA_SPEC = Path("/work/shared/vendor-specs/okta-users-openapi.yaml")
-OKTA_HOST = "https://acme.okta.com"  # the spec's server is https://{yourOktaDomain}
-
-
-@dataclass(frozen=True)
-class SpecRequest:
-    """openapi-core's Request protocol over a recorded exchange, as if sent to a real org."""
-
-    exchange: Exchange
-
-    @property
-    def parameters(self) -> RequestParameters:
-        return RequestParameters(
-            query=ImmutableMultiDict(list(self.exchange.query)),
-            header=Headers(list(self.exchange.request_headers)),
-            cookie=ImmutableMultiDict(),
-        )
-
-    host_url = OKTA_HOST
-
-    @property
-    def path(self) -> str:
-        return self.exchange.path
-
-    @property
-    def method(self) -> str:
-        return self.exchange.method.lower()
-
-    @property
-    def body(self) -> bytes | None:
-        return self.exchange.request_body or None
-
-    @property
-    def content_type(self) -> str:
-        return self.exchange.header("Content-Type") or ""
-
-
-@dataclass(frozen=True)
-class SpecResponse:
-    exchange: Exchange
-
-    @property
-    def status_code(self) -> int:
-        return self.exchange.status
-
-    @property
-    def content_type(self) -> str:
-        return self.exchange.content_type
-
-    @property
-    def headers(self) -> Headers:
-        return Headers(list(self.exchange.response_headers))
-
-    @property
-    def data(self) -> bytes:
-        return self.exchange.body
-
-
-@functools.cache
-def okta_openapi() -> tuple[OpenAPI, OpenAPI]:
-    """The spec as published, and a copy whose `default` response is the spec's own `Error` schema.
-
-    The published cut documents 200, 403 and 429 only; Okta also answers 401 (bad token) and 5xx with the
-    same `Error` body, so those are checked against that schema rather than skipped.
-    """
-    published = OpenAPI.from_file_path(str(OKTA_SPEC))
-    raw = yaml.safe_load(OKTA_SPEC.read_text(encoding="utf-8"))
-    raw["paths"]["/api/v1/users"]["get"]["responses"]["default"] = {
-        "description": "Any other error",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-    return published, OpenAPI.from_dict(raw)
-
-
-def validate_okta_exchanges(exchanges: Iterable[Exchange]) -> int:
-    """Validate every request the client sent and every response the fake gave; returns how many."""
-    published, with_default = okta_openapi()
-    documented = set(published.spec / "paths" / "/api/v1/users" / "get" / "responses")
-    count = 0
-    for exchange in exchanges:
-        request, response = SpecRequest(exchange), SpecResponse(exchange)
-        published.validate_request(request)
-        spec = published if str(exchange.status) in documented else with_default
-        spec.validate_response(request, response)
-        for header in ("X-Rate-Limit-Limit", "X-Rate-Limit-Remaining", "X-Rate-Limit-Reset"):
-            assert exchange.response_header_values(header), f"{header} missing on a {exchange.status}"
-        count += 1
-    return count
 
 
 class Tools:

@@ -92,20 +92,24 @@ async def test_a_locked_snapshot_is_one_line_and_exit_4(tmp_path: Path) -> None:
     assert "database is locked" in stderr
 
 
-async def test_a_file_that_is_not_sqlite_is_one_line_and_exit_4(tmp_path: Path) -> None:
+async def test_a_file_that_is_not_sqlite_is_one_line_exit_2_and_left_untouched(tmp_path: Path) -> None:
     db = tmp_path / "notes.db"
     db.write_text("these are my notes, not a database\n" * 200)
+    db.chmod(0o644)
+    before = (db.read_bytes(), db.stat().st_mode, db.stat().st_mtime_ns)
     code, stderr = await _crawl_cli(db, tmp_path)
-    assert code == 4, stderr
-    assert "Traceback" not in stderr, stderr
-    assert "idgraph: snapshot error:" in stderr and "not a database" in stderr, stderr
+    assert code == 2, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "not an idgraph snapshot" in lines[0], stderr
     report = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "idgraph.cli", "report", "--db", str(db), "--out", str(tmp_path / "out"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, err = await asyncio.wait_for(report.communicate(), timeout=60)
-    assert report.returncode == 4, err.decode()
-    assert "Traceback" not in err.decode() and "snapshot error" in err.decode()
+    assert report.returncode == 2, err.decode()
+    assert "Traceback" not in err.decode() and "not an idgraph snapshot" in err.decode()
+    assert (db.read_bytes(), db.stat().st_mode, db.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idgraph.toml", "notes.db"]  # no -wal, no out/
 
 
 async def test_a_resumed_half_listed_collection_keeps_no_record_the_portal_deleted(tmp_path: Path) -> None:

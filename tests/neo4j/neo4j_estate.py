@@ -6,6 +6,7 @@ entra), managed domain acme.com:
 
     ana   okta active; enabled in emea and apac                       -> no finding (several portals)
     bob   okta SUSPENDED + entra disabled; emea admin, apac learner    -> idp_disabled_active (critical, high)
+          (disabled 30 days before the run; apac signed in 5 days before) -> active_after_offboarding (apac)
     mia   okta DEPROVISIONED; emea manager                             -> idp_disabled_active (critical)
     cara  in no IdP; emea                                              -> not_in_idp
     dan   okta active; disabled in emea, enabled in apac               -> partially_offboarded (apac)
@@ -49,8 +50,8 @@ RunBuilder = _graph_test_builders().RunBuilder
 # (portal, id, email, fields) — last_sign_in_at / created_at are days before the run start (None: never)
 ACCOUNTS: list[tuple[str, int, str | None, dict[str, Any]]] = [
     ("emea", 1, "ana@acme.com", {}),
-    ("emea", 2, "Bob@acme.com", {"user_type": "admin"}),
-    ("emea", 3, "mia@acme.com", {"user_type": "manager"}),
+    ("emea", 2, "Bob@acme.com", {"user_type": "admin", "seen": 40}),
+    ("emea", 3, "mia@acme.com", {"user_type": "manager", "seen": 40}),
     ("emea", 4, "cara@acme.com", {}),
     ("emea", 5, "dan@acme.com", {"enabled": False}),
     ("emea", 6, "eve@acme.com", {}),

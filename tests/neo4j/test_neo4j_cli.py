@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +15,7 @@ from neo4j_estate import MANAGED_DOMAINS, write_estate
 from typer.testing import CliRunner
 
 from crawler.store import SnapshotStore
-from graph.cli_neo4j import export_app, query_command
+from idgraph.neo4j_commands import export_app, query_command
 
 if TYPE_CHECKING:
     from neo4j_fixture import Neo4jServer
@@ -106,7 +108,60 @@ def test_an_unreachable_server_fails_cleanly_without_the_password(
     monkeypatch.setenv("IDGRAPH_SET_PW", SECRET)
     code, output = _invoke("export", "neo4j", "--uri", "bolt://127.0.0.1:1", "--user", "neo4j",
                            "--password-env", "IDGRAPH_SET_PW", "--db", snapshot_path)  # fmt: skip
-    assert code == 1 and "Neo4j export failed" in output and SECRET not in output
+    assert code == 2 and "is not reachable" in output and SECRET not in output
+
+
+class _FakeBoltPort:
+    """A loopback port that counts connection attempts: refused (closed), closed at once, or silent."""
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour, self.attempts, self._held = behaviour, 0, []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        if behaviour == "closed_port":
+            self._server.close()
+            return
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self.attempts += 1
+            if self.behaviour == "closes_at_once":
+                conn.close()
+            else:
+                self._held.append(conn)  # accepted, never a byte of Bolt: a server that hangs
+
+    def close(self) -> None:
+        self._server.close()
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.mark.parametrize("behaviour", ["closed_port", "closes_at_once", "never_answers"])
+def test_a_closed_or_unreachable_neo4j_is_one_line_and_exit_2_without_retrying(
+    behaviour: str, snapshot_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the driver's defaults a closed port took 57 s to fail (transaction retries); now one attempt,
+    bounded by graph.neo4j_connect's 6 s acquisition deadline. Attempts are counted, not seconds."""
+    monkeypatch.setenv("IDGRAPH_SET_PW", SECRET)
+    fake = _FakeBoltPort(behaviour)
+    uri = f"bolt://127.0.0.1:{fake.port}"
+    auth = ["--user", "neo4j", "--password-env", "IDGRAPH_SET_PW"]
+    try:
+        export = _invoke("export", "neo4j", "--uri", uri, *auth, "--db", snapshot_path)
+        query = _invoke("query", "orphan_accounts", "--uri", uri, *auth)
+    finally:
+        fake.close()
+    for code, output in (export, query):
+        lines = [line for line in output.splitlines() if line.strip()]
+        assert code == 2, output
+        assert len(lines) == 1 and lines[0].startswith(f"idgraph: --uri: Neo4j at {uri} is not reachable")
+        assert SECRET not in output and "Traceback" not in output
+    assert fake.attempts <= 2  # one connection per command: no retry loop (the defaults made 8 and more)
 
 
 def test_the_library_is_saved_as_cypher_files_for_browser(tmp_path: Path) -> None:

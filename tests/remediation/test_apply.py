@@ -92,11 +92,12 @@ async def test_a_plan_applied_end_to_end_disables_verifies_and_logs(estate) -> N
         )
     assert verify_log(log, KEY).ok
     assert f"head {verify_log(log, KEY).head}" in out, "apply prints the new head for the reviewer"
-    code, _, verify_err = await estate.cli("verify", str(log), "--config", str(estate.config_path))
-    assert code == 0 and "chain intact" in verify_err
+    code, verdict, verify_err = await estate.cli("verify", str(log), "--config", str(estate.config_path))
+    assert code == 0 and "chain intact" in verdict  # the verdict is the result: stdout
     assert_nothing_deleted(estate)
-    assert_no_secret(estate, out, err, log.read_text(), plan_path.read_text(), verify_err)
-    assert "done" in err and f"{len(plan.actions)} done, 0 skipped, 0 failed" in err
+    assert_no_secret(estate, out, err, log.read_text(), plan_path.read_text(), verdict, verify_err)
+    assert f"{len(plan.actions)} done, 0 skipped, 0 failed" in out  # results on stdout
+    assert "record it and pass it as --expect-head" in err and "done, 0 skipped" not in err
 
 
 async def test_without_confirmation_and_without_a_terminal_nothing_is_sent(estate) -> None:
@@ -167,7 +168,7 @@ async def test_a_silent_no_op_write_is_caught_by_the_read_back_and_fails_the_run
     estate.portal("emea").faults = FaultConfig(silent_noop_writes=True)
     log = estate.tmp / "audit.jsonl"
 
-    code, _, err = await estate.cli(
+    code, out, err = await estate.cli(
         "apply",
         str(plan_path),
         "--config",
@@ -190,7 +191,7 @@ async def test_a_silent_no_op_write_is_caught_by_the_read_back_and_fails_the_run
         else:  # one failing portal does not stop the other
             assert entry["result"] == DONE
     assert estate.portal("emea").stats.by_endpoint["PUT /users/{id}"] > 0
-    assert "failed" in err and verify_log(log, KEY).ok
+    assert "failed" in out and verify_log(log, KEY).ok
 
 
 async def test_429s_mid_apply_are_waited_out_and_every_account_finishes(estate) -> None:
@@ -283,7 +284,7 @@ async def test_an_idp_that_cannot_be_re_checked_fails_the_disable_safely(estate)
     estate.okta.faults.fail_status = 401
     log = estate.tmp / "audit.jsonl"
 
-    code, _, err = await estate.cli(
+    code, out, _ = await estate.cli(
         "apply",
         str(plan_path),
         "--config",
@@ -295,7 +296,7 @@ async def test_an_idp_that_cannot_be_re_checked_fails_the_disable_safely(estate)
         str(log),
     )
 
-    assert code == 3 and f"0 done, 0 skipped, {len(plan.actions)} failed" in err
+    assert code == 3 and f"0 done, 0 skipped, {len(plan.actions)} failed" in out
     assert all(e["result"] == FAILED and "IdP re-check failed" in e["reason"] for e in read_entries(log, KEY))
     assert estate.requests("PUT") == []
     assert len(estate.okta.exchanges) <= 2, "an IdP refusing our token is not asked again for every account"
@@ -391,3 +392,25 @@ async def test_on_a_terminal_apply_asks_and_no_means_nothing_happens(estate) -> 
     assert code == 0, screen
     assert all(estate.user(a.portal, a.user_id)["enabled"] is False for a in plan.actions)
     assert len(outcomes(log)) == len(plan.actions)
+
+
+async def test_apply_with_json_logs_keeps_stderr_json_and_ends_with_a_summary_to_record(estate) -> None:
+    plan, plan_path = estate.make_plan()
+    log = estate.tmp / "audit.jsonl"
+    code, out, err = await estate.cli(
+        "apply", str(plan_path), "--config", str(estate.config_path), "--yes", "--plan-hash", plan.plan_hash,
+        "--log", str(log), "--log-format", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    lines = [json.loads(line) for line in err.splitlines()]  # no confirmation table: JSON only
+    assert [entry.get("event") for entry in lines].count("summary") == 1
+    summary = lines[-1]
+    assert (summary["command"], summary["exit_code"], summary["plan_hash"]) == (
+        "remediate apply",
+        0,
+        plan.plan_hash,
+    )
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (len(plan.actions), 0, 0)
+    assert summary["head"] == verify_log(log, KEY).head and f"head {summary['head']}" in out
+    assert any("Okta" in entry["message"] or "okta" in entry["message"] for entry in lines)  # the IdP note
+    assert_no_secret(estate, out, err)

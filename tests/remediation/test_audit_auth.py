@@ -124,8 +124,8 @@ async def test_a_forged_disable_entry_fails_verify_and_undo_will_not_act_on_it(e
     )  # fmt: skip
     config = ["--config", str(estate.config_path)]
 
-    code, _, err = await estate.cli("verify", str(log), *config)
-    assert code == 1 and f"BROKEN at entry {forged['seq']}" in err and "mac" in err
+    code, verdict, _ = await estate.cli("verify", str(log), *config)
+    assert code == 1 and f"BROKEN at entry {forged['seq']}" in verdict and "mac" in verdict
     code, _, err = await estate.cli(
         "undo", str(log), "--entry", str(forged["seq"]), *config, "--yes", "--force"
     )
@@ -140,8 +140,8 @@ async def test_verify_apply_and_undo_refuse_a_log_cut_short_of_the_recorded_head
     log.write_bytes(b"".join(line + b"\n" for line in data.split(b"\n")[:-1][:-2]))  # hide the last account
     config = ["--config", str(estate.config_path)]
 
-    code, _, err = await estate.cli("verify", str(log), *config, "--expect-head", head)
-    assert code == 1 and "not in the log" in err
+    code, verdict, _ = await estate.cli("verify", str(log), *config, "--expect-head", head)
+    assert code == 1 and "not in the log" in verdict
     code, _, err = await estate.cli(
         "undo",
         str(log),
@@ -161,8 +161,8 @@ async def test_verify_apply_and_undo_refuse_a_log_cut_short_of_the_recorded_head
     )  # fmt: skip
     assert code == 2 and "not in the log" in err
     assert estate.requests() == []
-    code, _, err = await estate.cli("verify", str(log), *config, "--expect-head", "0" * 64)
-    assert code == 0 and "contains the expected head" in err
+    code, verdict, _ = await estate.cli("verify", str(log), *config, "--expect-head", "0" * 64)
+    assert code == 0 and "contains the expected head" in verdict
 
 
 async def test_undo_refuses_an_account_someone_else_disabled_after_us(estate) -> None:

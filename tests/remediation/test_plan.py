@@ -34,7 +34,7 @@ async def test_plan_is_canonical_hashed_owner_only_and_sends_nothing(estate) -> 
         p: estate.sim.base_url(p).rstrip("/") for p in {a["portal"] for a in data["actions"]}
     }
     assert data["created_at"] < data["expires_at"]
-    assert data["plan_hash"] in err
+    assert f"plan {data['plan_hash']} → {out}" in stdout  # the hash a script records: a result, stdout
     keys = [(a["portal"], a["user_id"]) for a in data["actions"]]
     assert keys == sorted(keys) and len(keys) == len(set(keys)) > 0
     for action in data["actions"]:

@@ -125,10 +125,10 @@ async def test_a_tampered_log_fails_verification_naming_the_entry_and_blocks_und
     lines[middle] = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     log.write_text("\n".join(lines) + "\n")
 
-    code, _, err = await estate.cli("verify", str(log), "--config", str(estate.config_path))
+    code, verdict, _ = await estate.cli("verify", str(log), "--config", str(estate.config_path))
 
     assert code == 1
-    assert f"BROKEN at entry {middle + 1}" in err and "edited" in err
+    assert f"BROKEN at entry {middle + 1}" in verdict and "edited" in verdict
     code, _, err = await estate.cli(
         "undo", str(log), "--entry", "1", "--config", str(estate.config_path), "--yes"
     )

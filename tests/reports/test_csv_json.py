@@ -21,6 +21,7 @@ from graph.reports.safe_files import write_private
 
 CONTRACT = ["finding", "severity", "email", "portal", "learnupon_user_id", "user_type", "idp", "idp_status"]
 FLAT = ["name", "last_sign_in_at", "idp_disabled_at", "days_since_disabled", "groups"]
+REVIEW = ["review_state", "review_note"]
 
 
 def _rows(text: str) -> list[dict[str, str]]:
@@ -35,7 +36,7 @@ def _mode(path: Path) -> int:
 def test_csv_columns_contract_first_then_ours(realistic_report: ReportInput) -> None:
     header = next(csv.reader(io.StringIO(render_csv(realistic_report))))
     assert header[: len(CONTRACT)] == CONTRACT
-    assert header == [*CONTRACT, "finding_id", "first_seen", "person", "evidence", *FLAT]
+    assert header == [*CONTRACT, "finding_id", "first_seen", "person", "evidence", *FLAT, *REVIEW]
     assert tuple(header) == CSV_COLUMNS
 
 
@@ -111,7 +112,10 @@ def test_csv_is_utf8(realistic_report: ReportInput, tmp_path: Path) -> None:
 # --- JSON -----------------------------------------------------------------------------------------
 def test_json_has_exactly_the_contract_shape(realistic_report: ReportInput) -> None:
     doc = json.loads(render_json(realistic_report))
-    assert list(doc) == ["run", "coverage", "findings", "unavailable", "recall_gaps", "summary"]
+    assert list(doc) == [
+        "run", "coverage", "findings", "unavailable", "recall_gaps", "summary",
+        "accepted", "excluded", "exclusion_rules", "people",
+    ]  # fmt: skip
     assert doc["run"] == {
         "id": 42,
         "started_at": "2025-11-03T06:00:04Z",
@@ -125,7 +129,7 @@ def test_json_has_exactly_the_contract_shape(realistic_report: ReportInput) -> N
     assert [c["source"] for c in doc["coverage"]] == ["amer", "apac", "emea", "entra", "okta"]
     assert len(doc["findings"]) == 30
     for record in doc["findings"]:
-        assert list(record) == [*CONTRACT, "finding_id", "first_seen", "person", "evidence", *FLAT]
+        assert list(record) == [*CONTRACT, "finding_id", "first_seen", "person", "evidence", *FLAT, *REVIEW]
         assert isinstance(record["evidence"], dict)
     summary = doc["summary"]
     assert summary["total"] == 30
@@ -137,6 +141,7 @@ def test_json_has_exactly_the_contract_shape(realistic_report: ReportInput) -> N
         "partially_offboarded": 5,
         "dormant": 8,
         "duplicate_account": 4,
+        "active_after_offboarding": 0,
     }
     assert summary["complete_counts"] is False and list(summary["withheld"]) == ["not_in_idp"]
     assert sum(summary["by_severity"].values()) == 30

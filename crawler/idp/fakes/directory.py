@@ -141,6 +141,22 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+def iso_ms(moment: float) -> str:
+    """An epoch time in the format Okta and Google write event times: UTC, milliseconds, a Z."""
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_instant(value: str | None) -> float | None:
+    """An RFC 3339 query parameter as epoch seconds (naive means UTC); None when absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
 __all__ = [
     "DEFAULT_TIME",
     "DISABLED_STATUSES",
@@ -150,4 +166,6 @@ __all__ = [
     "PersonLike",
     "directory_from_people",
     "iso",
+    "iso_ms",
+    "parse_instant",
 ]

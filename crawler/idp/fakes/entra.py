@@ -1,9 +1,11 @@
-"""A fake Entra ID tenant: the v2.0 client-credentials token endpoint and Graph `GET /v1.0/users`.
+"""A fake Entra ID tenant: the v2.0 client-credentials token endpoint, Graph `GET /v1.0/users` and
+`GET /v1.0/users/delta` (`entra_delta.py`).
 
 Faithful where crawlers go wrong: without `$select` Graph returns its default property set, which has no
 `accountEnabled`, `proxyAddresses` or `userType`; pages are `@odata.nextLink` URLs carrying an opaque
 `$skiptoken` (and a page may be empty); throttling is 429 with `Retry-After`; the token endpoint checks the
-tenant, client id, secret and scope, and Graph checks the token and its expiry.
+tenant, client id, secret and scope, and Graph checks the token and its expiry. `disable`, `enable`,
+`update`, `remove` and `restore` change a user and feed the delta query's change log.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from yarl import URL
 
 from crawler.idp.fakes import Exchange, Faults, recording_middleware
 from crawler.idp.fakes.directory import FakePerson
+from crawler.idp.fakes.entra_delta import DeltaEndpoint, DeltaState
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # Graph v1.0's default `user` projection: what you get without $select.
@@ -121,12 +124,53 @@ class EntraFake:
         self.issued_tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self.token_requests = 0
         self._skiptokens: dict[str, tuple[int, int]] = {}  # token -> (offset, page number)
+        self.delta = DeltaState(page_size=default_page_size)
+        self.removed: dict[str, dict[str, Any]] = {}  # id -> user, deleted but restorable
+        self._delta = DeltaEndpoint(lambda: self.users, _project, KNOWN_PROPERTIES, self.delta)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[recording_middleware(self.exchanges)])
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         app.router.add_get("/v1.0/users", self._list_users)
+        app.router.add_get("/v1.0/users/delta", self._users_delta)
         return app
+
+    # --- changes, as an admin makes them: the user changes and the delta query's log records it -----
+    def user(self, who: str) -> dict[str, Any]:
+        """A current user by id, mail or userPrincipalName (case-insensitive)."""
+        for user in self.users:
+            keys = {str(user.get(k)).casefold() for k in ("id", "mail", "userPrincipalName")}
+            if who.casefold() in keys:
+                return user
+        raise KeyError(f"no Entra user {who!r}")
+
+    def disable(self, who: str) -> dict[str, Any]:
+        return self.update(who, accountEnabled=False)
+
+    def enable(self, who: str) -> dict[str, Any]:
+        return self.update(who, accountEnabled=True)
+
+    def update(self, who: str, **properties: Any) -> dict[str, Any]:
+        user = self.user(who)
+        user.update(properties)
+        self.delta.record(user["id"], frozenset(properties))
+        return user
+
+    def remove(self, who: str, reason: str = "changed") -> dict[str, Any]:
+        """Delete a user: "changed" = soft-deleted (restorable for 30 days), "deleted" = permanently."""
+        user = self.user(who)
+        self.users.remove(user)
+        if reason == "changed":
+            self.removed[user["id"]] = user
+        self.delta.record(user["id"], frozenset(), removed=reason)
+        return user
+
+    def restore(self, user_id: str) -> dict[str, Any]:
+        """Restore a soft-deleted user: it comes back as an ordinary object, every property new."""
+        user = self.removed.pop(user_id)
+        self.users.append(user)
+        self.delta.record(user_id, frozenset(user))
+        return user
 
     async def _token(self, request: web.Request) -> web.Response:
         self.token_requests += 1
@@ -174,13 +218,28 @@ class EntraFake:
             )
         return None
 
-    async def _list_users(self, request: web.Request) -> web.Response:
+    def _refused(self, request: web.Request) -> web.Response | None:
+        """Graph's answer before any query is read: a bad token, or throttling."""
         failure = self._auth_failure(request)
-        if failure is not None:
-            return failure
-        if self.faults.take_throttle():
+        if failure is None and self.faults.take_throttle():
             headers = {"Retry-After": self.faults.retry_after} if self.faults.retry_after else None
             return graph_error(429, "TooManyRequests", "Too many requests", headers)
+        return failure
+
+    async def _users_delta(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        if self.faults.page_fails(1):
+            return graph_error(
+                self.faults.fail_status, "generalException", "General exception while processing."
+            )
+        return self._delta.handle(request, graph_error)
+
+    async def _list_users(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         query = request.query
         try:
             top = int(query.get("$top", self.default_page_size))

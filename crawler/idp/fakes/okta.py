@@ -1,9 +1,12 @@
-"""A fake Okta org: `GET /api/v1/users` as Okta's management API spec describes it.
+"""A fake Okta org: `GET /api/v1/users` and the System Log, as Okta's management API spec describes them.
 
 Faithful where crawlers go wrong: the plain list omits DEPROVISIONED users (only `search`/`filter` return
 them), pages are `Link: rel="next"` cursors (`after` = last id, `limit` max 200), every response carries
-`X-Rate-Limit-*` for a window shared by all clients, over-limit answers 429 `E0000047`, and a bad token
-answers 401 `E0000011`. Responses are checked against the published OpenAPI spec in the tests.
+`X-Rate-Limit-*` for a window shared by all clients — `/api/v1/logs` has its own, lower bucket —,
+over-limit answers 429 `E0000047`, and a bad token answers 401 `E0000011`. `deactivate`, `suspend`,
+`unsuspend`, `activate` and `delete` change a user as the lifecycle API does and log the event
+(`okta_logs.py`), persisted after a configurable delay. Responses are checked against the published
+OpenAPI specs in the tests.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +23,8 @@ from aiohttp import web
 from yarl import URL
 
 from crawler.idp.fakes import Exchange, Faults, Handler, recording_middleware
-from crawler.idp.fakes.directory import FakePerson, PersonLike, directory_from_people, iso
+from crawler.idp.fakes.directory import FakePerson, PersonLike, directory_from_people, iso, iso_ms
+from crawler.idp.fakes.okta_logs import LogQueryError, SystemLog, lifecycle_event
 
 OKTA_STATUS_OF = {
     "active": "ACTIVE",
@@ -99,6 +103,9 @@ class OktaFake:
         rate_window: float = 60.0,
         faults: Faults | None = None,
         next_link_first: bool = False,
+        logs_rate_limit: int = 60,  # a token's default half of a Workforce org's 120/min for /api/v1/logs
+        persistence_delay: float = 0.0,  # seconds between an event's `published` and its being queryable
+        clock: Callable[[], float] = time.time,  # the System Log's clock (tests move it by hand)
     ) -> None:
         self.users = sorted(
             (okta_user(u) if isinstance(u, FakePerson) else dict(u) for u in users), key=lambda u: u["id"]
@@ -111,33 +118,40 @@ class OktaFake:
         self.faults = faults or Faults()
         self.next_link_first = next_link_first  # Okta sends rel="self" first; RFC 8288 allows any order
         self.exchanges: list[Exchange] = []
-        self._window_start = 0.0
-        self._used = 0
+        self.logs_rate_limit = logs_rate_limit
+        self.log = SystemLog(clock=clock, persistence_delay=persistence_delay)
+        self._windows: dict[str, tuple[float, int]] = {}  # bucket -> (window start, requests used)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[recording_middleware(self.exchanges), self._rate_limit])
         app.router.add_get("/api/v1/users", self._list_users)
+        app.router.add_get("/api/v1/logs", self._list_logs)
         return app
 
     # --- cross-cutting: rate limits and auth ----------------------------------------------------
     @web.middleware
     async def _rate_limit(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Every response carries the window's `X-Rate-Limit-*`; over the limit → 429 E0000047."""
+        """Every response carries its bucket's `X-Rate-Limit-*`; over the limit → 429 E0000047.
+
+        `/api/v1/logs` is rated in a bucket of its own, as Okta rates it, apart from `/api/v1/users`.
+        """
         now = time.time()
+        bucket = "logs" if request.path.startswith("/api/v1/logs") else "users"
+        limit = self.logs_rate_limit if bucket == "logs" else self.rate_limit
         window_start = math.floor(now / self.rate_window) * self.rate_window
-        if window_start != self._window_start:
-            self._window_start, self._used = window_start, 0
-        self._used += 1
+        started, used = self._windows.get(bucket, (0.0, 0))
+        used = used + 1 if started == window_start else 1
+        self._windows[bucket] = (window_start, used)
         reset = str(math.ceil(window_start + self.rate_window))
-        if self._used > self.rate_limit or self.faults.take_throttle():
+        if used > limit or self.faults.take_throttle():
             response: web.StreamResponse = okta_error(
                 429, "E0000047", "API call exceeded rate limit due to too many requests."
             )
             remaining = 0
         else:
             response = await handler(request)
-            remaining = max(0, self.rate_limit - self._used)
-        response.headers["X-Rate-Limit-Limit"] = str(self.rate_limit)
+            remaining = max(0, limit - used)
+        response.headers["X-Rate-Limit-Limit"] = str(limit)
         response.headers["X-Rate-Limit-Remaining"] = str(remaining)
         response.headers["X-Rate-Limit-Reset"] = reset
         return response
@@ -184,6 +198,69 @@ class OktaFake:
             response.headers.add("Link", link)  # one header per link, as Okta sends them
         return response
 
+    # --- the System Log ------------------------------------------------------------------------
+    async def _list_logs(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return okta_error(401, "E0000011", "Invalid token provided")
+        if self.faults.page_fails(1):
+            return okta_error(self.faults.fail_status, "E0000009", "Internal Server Error")
+        try:
+            return await self.log.handle(request)
+        except LogQueryError as exc:
+            return okta_error(exc.status, exc.code, exc.summary)
+
+    # --- the lifecycle operations, as an admin's API calls: the user changes, the event is logged ---
+    def deactivate(self, who: str, *, delay: float | None = None) -> dict[str, Any]:
+        return self._transition(who, "DEPROVISIONED", "user.lifecycle.deactivate", delay)
+
+    def suspend(self, who: str, *, delay: float | None = None) -> dict[str, Any]:
+        return self._transition(who, "SUSPENDED", "user.lifecycle.suspend", delay, only_from=("ACTIVE",))
+
+    def unsuspend(self, who: str, *, delay: float | None = None) -> dict[str, Any]:
+        return self._transition(who, "ACTIVE", "user.lifecycle.unsuspend", delay, only_from=("SUSPENDED",))
+
+    def activate(self, who: str, *, delay: float | None = None) -> dict[str, Any]:
+        """`activate` is what brings a DEPROVISIONED (or STAGED) user back; `reactivate` is not."""
+        return self._transition(
+            who, "ACTIVE", "user.lifecycle.activate", delay, only_from=("STAGED", "DEPROVISIONED")
+        )
+
+    def delete(self, who: str, *, delay: float | None = None) -> list[dict[str, Any]]:
+        """`DELETE /api/v1/users/{id}`: a user not yet deactivated is only deactivated (a second call
+        deletes); deletion logs `delete.initiated` then `delete.completed`."""
+        user = self.user(who)
+        if user["status"] != "DEPROVISIONED":
+            return [self.deactivate(who, delay=delay)]
+        self.users.remove(user)
+        now = self.log.clock()
+        return [
+            self.log.append(lifecycle_event(kind, user, published=now), delay=delay)
+            for kind in ("user.lifecycle.delete.initiated", "user.lifecycle.delete.completed")
+        ]
+
+    def user(self, who: str) -> dict[str, Any]:
+        """A user by id, login or email (case-insensitive)."""
+        for user in self.users:
+            profile = user.get("profile") or {}
+            keys = {
+                str(user.get("id")),
+                str(profile.get("login")).casefold(),
+                str(profile.get("email")).casefold(),
+            }
+            if who in keys or who.casefold() in keys:
+                return user
+        raise KeyError(f"no Okta user {who!r}")
+
+    def _transition(
+        self, who: str, status: str, event_type: str, delay: float | None, only_from: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        user = self.user(who)
+        if only_from and user["status"] not in only_from:
+            raise ValueError(f"{event_type} applies to {', '.join(only_from)} users, not {user['status']}")
+        now = self.log.clock()
+        user.update(status=status, statusChanged=iso_ms(now), lastUpdated=iso_ms(now))
+        return self.log.append(lifecycle_event(event_type, user, published=now), delay=delay)
+
     def _select(self, expression: str, *, case_sensitive: bool) -> list[dict[str, Any]] | None:
         """A small subset of Okta's expressions: `field eq "value"` joined by `or`; None if unsupported."""
         terms = []
@@ -205,4 +282,4 @@ class OktaFake:
         return [u for u in self.users if any(same(value_of(u, f), v) for f, v in terms)]
 
 
-__all__ = ["OKTA_STATUS_OF", "OktaFake", "okta_error", "okta_user", "okta_users_from_people"]
+__all__ = ["OKTA_STATUS_OF", "OktaFake", "SystemLog", "okta_error", "okta_user", "okta_users_from_people"]

@@ -3,7 +3,9 @@
 Mounted by idgraph/cli.py (`app.add_typer(export_app, name="export")`, `app.command("query")(query_command)`).
 The Neo4j password is read only from the environment variable named by `--password-env`; it is never
 printed, logged or put in an error. Exit codes: 0 done, 1 the export or query failed (Neo4j said no), 2 bad
-usage (one line naming the option; nothing written).
+usage (one line naming the option; nothing written), a `--db` that is not a snapshot, or a Neo4j that
+cannot be reached (closed port, unreachable host, not Bolt: within 10 s, `graph.neo4j_connect`).
+Results (rows, statistics, the query list) go to stdout; errors and notes to stderr.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,8 +26,11 @@ from rich.table import Table
 from rich.text import Text
 
 from crawler.config import ConfigError, load_review_config
-from crawler.terminal import plain
+from crawler.terminal import plain, readable
 from graph.query_library import QueryError, get_query, load_queries, run_query, write_cypher_files
+from idgraph import run_log
+from idgraph.run_log import LogFormat, LogFormatOpt, command_log
+from idgraph.snapshot_arg import DEFAULT_DB, DbOpt, require_snapshot
 
 # The neo4j driver and the exporter (pandas, networkx) load only when a command runs: mounting these
 # commands must not slow every other `idgraph` command down.
@@ -50,8 +56,24 @@ DatabaseOpt = Annotated[str, typer.Option("--database", help="Neo4j database nam
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    console.print(Text.assemble(("idgraph: ", "bold red"), message), highlight=False)
-    return typer.Exit(code)
+    return run_log.fail(message, code)
+
+
+@contextmanager
+def neo4j_errors(uri: str, user: str | None, failed: str, option: str = "--uri") -> Iterator[None]:
+    """Neo4j's refusals as one line each: unreachable is a usage error (`option`, exit 2), wrong
+    credentials and everything else Neo4j says no to exit 1."""
+    from neo4j.exceptions import AuthError, DriverError, Neo4jError, ServiceUnavailable
+
+    try:
+        yield
+    except AuthError:
+        raise _fail(f"Neo4j at {uri} refused the credentials of user {user!r}", EXIT_FAILED) from None
+    except ServiceUnavailable as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__  # the driver's lines, as one
+        raise _fail(f"{option}: Neo4j at {uri} is not reachable: {detail}", EXIT_USAGE) from None
+    except (DriverError, Neo4jError) as exc:
+        raise _fail(f"{failed}: {type(exc).__name__}: {exc}", EXIT_FAILED) from None
 
 
 def neo4j_auth(user: str | None, password_env: str | None) -> tuple[str, str] | None:
@@ -80,7 +102,7 @@ def _review_settings(config: Path | None) -> tuple[list[str] | None, int | None]
 @export_app.command("neo4j")
 def export_neo4j(
     uri: UriOpt,
-    db: Annotated[Path, typer.Option("--db", help="Snapshot file (SQLite).")] = Path("idgraph.db"),
+    db: DbOpt = DEFAULT_DB,
     run: Annotated[int | None, typer.Option("--run", help="Run to export (default: the newest).")] = None,
     user: UserOpt = None,
     password_env: PasswordEnvOpt = None,
@@ -97,8 +119,12 @@ def export_neo4j(
     managed_domain: Annotated[
         list[str] | None, typer.Option("--managed-domain", help="A managed email domain (repeatable).")
     ] = None,
-    dormant_days: Annotated[int | None, typer.Option("--dormant-days", min=1)] = None,
+    dormant_days: Annotated[
+        int | None,
+        typer.Option("--dormant-days", min=1, help="Days without a sign-in that make an account dormant."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the export statistics as JSON.")] = False,
+    log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
     """Export one snapshot run (graph and findings) into Neo4j, idempotently.
 
@@ -109,49 +135,48 @@ def export_neo4j(
     Example: NEO4J_PASSWORD=… idgraph export neo4j --uri neo4j://localhost:7687 --user neo4j
     --password-env NEO4J_PASSWORD --db snapshots.db
     """
-    auth = neo4j_auth(user, password_env)
-    if not db.exists():
-        raise _fail(f"--db: no snapshot at {db}")
-    domains, days = _review_settings(config)
-    if managed_domain:
-        domains = managed_domain
-    if dormant_days is not None:
-        days = dormant_days
-    from neo4j.exceptions import AuthError, DriverError, Neo4jError
+    with command_log("export neo4j", log_format) as log:
+        auth = neo4j_auth(user, password_env)
+        require_snapshot(db)
+        domains, days = _review_settings(config)
+        if managed_domain:
+            domains = managed_domain
+        if dormant_days is not None:
+            days = dormant_days
+        from graph.neo4j_export import ExportError, export_run
 
-    from graph.neo4j_export import ExportError, export_run
-
-    sizing = {} if batch_size is None else {"batch_size": batch_size}
-    try:
-        stats = export_run(
-            db,
-            uri,
-            run_id=run,
-            auth=auth,
-            database=database,
-            managed_domains=domains,
-            dormant_days=days,
-            **sizing,
+        sizing = {} if batch_size is None else {"batch_size": batch_size}
+        with neo4j_errors(uri, user, "Neo4j export failed"):
+            try:
+                stats = export_run(
+                    db,
+                    uri,
+                    run_id=run,
+                    auth=auth,
+                    database=database,
+                    managed_domains=domains,
+                    dormant_days=days,
+                    **sizing,
+                )
+            except LookupError as exc:
+                raise _fail(f"--run: {exc}") from None
+            except ExportError as exc:
+                raise _fail(str(exc), EXIT_FAILED) from None
+        log.record(**stats.as_dict())
+        if as_json:
+            print(json.dumps(stats.as_dict(), indent=2))
+            return
+        out.print(
+            f"run {stats.run_id} → {uri} (database {database}): {stats.rows_written} rows in "
+            f"{stats.transactions} transactions, {stats.seconds:.1f}s; created "
+            f"{sum(stats.nodes_created.values())} nodes / {sum(stats.rels_created.values())} relationships, "
+            f"deleted {sum(stats.nodes_deleted.values())} nodes / {sum(stats.rels_deleted.values())} "
+            f"relationships; cleaned up portals {list(stats.complete_portals)}, "
+            f"IdPs {list(stats.complete_idps)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
-    except LookupError as exc:
-        raise _fail(f"--run: {exc}") from None
-    except ExportError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
-    except AuthError:
-        raise _fail(f"Neo4j at {uri} refused the credentials of user {user!r}", EXIT_FAILED) from None
-    except (DriverError, Neo4jError) as exc:
-        raise _fail(f"Neo4j export failed: {type(exc).__name__}: {exc}", EXIT_FAILED) from None
-    if as_json:
-        out.print_json(json.dumps(stats.as_dict()))
-        return
-    console.print(
-        f"run {stats.run_id} → {uri} (database {database}): {stats.rows_written} rows in "
-        f"{stats.transactions} transactions, {stats.seconds:.1f}s; created "
-        f"{sum(stats.nodes_created.values())} nodes / {sum(stats.rels_created.values())} relationships, "
-        f"deleted {sum(stats.nodes_deleted.values())} nodes / {sum(stats.rels_deleted.values())} "
-        f"relationships; cleaned up portals {list(stats.complete_portals)}, IdPs {list(stats.complete_idps)}",
-        highlight=False,
-    )
 
 
 def _cell(value: Any) -> str:
@@ -178,7 +203,7 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
     table = Table(*columns, show_lines=False)
     for row in rows:
         table.add_row(*(plain(_cell(row[c])) for c in columns))
-    out.print(table)
+    out.print(readable(table))
     console.print(f"{len(rows)} row(s)", highlight=False)
 
 
@@ -206,7 +231,7 @@ def _parse_params(name: str, items: Sequence[str]) -> dict[str, Any]:
 
 
 def query_command(
-    name: Annotated[str | None, typer.Argument(help="Query name (see --list).")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Query name (see --list).")] = None,
     uri: Annotated[str | None, typer.Option("--uri", help="Neo4j Bolt URI.")] = None,
     user: UserOpt = None,
     password_env: PasswordEnvOpt = None,
@@ -249,14 +274,8 @@ def query_command(
     except QueryError as exc:
         raise _fail(str(exc)) from None
     auth = neo4j_auth(user, password_env)
-    from neo4j import GraphDatabase
-    from neo4j.exceptions import AuthError, DriverError, Neo4jError
+    from graph.neo4j_connect import open_driver
 
-    try:
-        with GraphDatabase.driver(uri, auth=auth) as driver:
-            rows = run_query(driver, name, params, database)
-    except AuthError:
-        raise _fail(f"Neo4j at {uri} refused the credentials of user {user!r}", EXIT_FAILED) from None
-    except (DriverError, Neo4jError) as exc:
-        raise _fail(f"query {name} failed: {type(exc).__name__}: {exc}", EXIT_FAILED) from None
+    with neo4j_errors(uri, user, f"query {name} failed"), open_driver(uri, auth) as driver:
+        rows = run_query(driver, name, params, database)
     _print_rows(rows, fmt)

@@ -1,0 +1,86 @@
+"""`idgraph watch` refuses what it cannot run with: exit 2, one line naming the field, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crawler.config import load_config
+from crawler.store import SnapshotStore
+from idgraph.cli import app
+from idgraph.watch import _only_watcher, watch
+
+PORTAL = (
+    '[[portals]]\nname = "emea"\nbase_url = "https://emea.example"\nusername_env = "U"\npassword_env = "P"\n'
+)
+OKTA = '[[idps]]\nname = "okta"\ntype = "okta"\nbase_url = "https://acme.okta.example"\ntoken_env = "T"\n'
+SCIM = '[[idps]]\nname = "hr"\ntype = "scim"\nbase_url = "https://scim.example"\ntoken_env = "T"\n'
+ENV = {"U": "user", "P": "password-value", "T": "token-value", "HOOK": "hook-secret-value"}
+
+
+@pytest.mark.parametrize(
+    ("toml", "args", "message"),
+    [
+        (OKTA, [], "portals: watch needs at least one portal"),
+        (PORTAL + SCIM, [], "idps: no IdP in the config has a change feed (no change feed for idp hr;"),
+        (PORTAL, [], "idps: no IdP in the config has a change feed (the config names no IdP)"),
+        (PORTAL + OKTA + '[watch]\nremediation_log = "audit.jsonl"\n', [],
+         "watch.remediation_log: needs [remediation] key_env"),
+        (PORTAL + OKTA, ["--interval", "0.5"], "--interval: at least 1 second"),
+        (PORTAL + OKTA + '[[alerts]]\nname = "h"\ntype = "webhook"\nurl = "http://siem.example/x"\n'
+         'secret_env = "HOOK"\n', [], "alerts[0].url: plain http is only allowed for loopback hosts"),
+        (PORTAL + OKTA + '[[alerts]]\nname = "h"\ntype = "pager"\n', [], "alerts[0].type"),
+    ],
+)  # fmt: skip
+def test_a_config_watch_cannot_run_with_exits_2_naming_the_field(
+    tmp_path: Path, toml: str, args: list[str], message: str
+) -> None:
+    config = tmp_path / "idgraph.toml"
+    config.write_text(toml)
+    db = tmp_path / "snap.db"
+    SnapshotStore(db).close()
+    before = db.read_bytes()
+    result = CliRunner().invoke(app, ["watch", "--config", str(config), "--db", str(db), *args], env=ENV)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+    assert db.read_bytes() == before and not (tmp_path / "audit.jsonl").exists()
+    assert all(secret not in result.output for secret in ENV.values())
+
+
+def test_without_a_snapshot_watch_says_to_crawl_first_and_creates_none(tmp_path: Path) -> None:
+    config = tmp_path / "idgraph.toml"
+    config.write_text(PORTAL + OKTA)
+    result = CliRunner().invoke(
+        app, ["watch", "--config", str(config), "--db", str(tmp_path / "none.db")], env=ENV
+    )
+    assert result.exit_code == 2
+    assert "run `idgraph crawl` first" in " ".join(result.output.split())
+    assert list(tmp_path.iterdir()) == [config]
+
+
+def test_a_second_watcher_on_the_same_snapshot_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "idgraph.toml"
+    config.write_text(PORTAL + OKTA)
+    db = tmp_path / "snap.db"
+    SnapshotStore(db).close()
+    with _only_watcher(db):  # the first watcher holds the snapshot
+        result = CliRunner().invoke(
+            app, ["watch", "--config", str(config), "--db", str(db), "--once"], env=ENV
+        )
+    assert result.exit_code == 2
+    assert "another `idgraph watch` is following" in " ".join(result.output.split())
+
+
+async def test_a_round_that_fails_inside_does_not_end_the_watch(tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "idgraph.toml"
+    config.write_text(PORTAL + OKTA)
+    db = tmp_path / "snap.db"
+    SnapshotStore(db).close()
+
+    async def broken(self) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("idgraph.watch_round.Watcher.round", broken)
+    assert await watch(load_config(config, ENV), db, interval=1, once=True, summary=False) == 3
