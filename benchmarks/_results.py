@@ -21,3 +21,10 @@ def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> None:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text.rstrip()}\n\n{block}\n"
     path.write_text(text, encoding="utf-8")
+
+
+def publish(name: str, markdown: str, *, write: bool) -> None:
+    """Print a benchmark's section, and (unless `write` is off) put it into BENCHMARKS.md."""
+    if write:
+        write_section(name, markdown)
+    print(markdown)

@@ -3,7 +3,9 @@
 `SimProcess` starts a spawned child that builds simulated portals with `make_portals`, serves them on
 loopback with `run_simulator`, and answers a few commands over a pipe: `reset` (zero the traffic counters
 and the child's CPU clock), `stats` (per-portal status counts, the most requests a fixed window admitted,
-the 429s at a window's very end, and the child's CPU seconds since the last reset) and `stop`. The child
+the 429s at a window's very end, and the child's CPU seconds since the last reset), `trace` (with
+`SimSpec.trace`: every request each portal's limiter judged since the last reset, as (`time.monotonic()`,
+admitted)) and `stop`. The child
 also computes each portal's minimal plan and ground-truth counts, which need the data the parent never
 sees. Nothing in the simulator is changed: the window observations wrap each portal's `limits.admit`.
 """
@@ -45,6 +47,8 @@ class SimSpec:
     seed: int = 42
     faults: dict[str, Any] | None = None  # FaultConfig fields, e.g. {"rate_headers": False}
     overrides: dict[str, Any] = field(default_factory=dict)  # PortalSpec fields for every portal
+    per_portal: dict[str, dict[str, Any]] = field(default_factory=dict)  # PortalSpec fields for one
+    trace: bool = False  # record every request's time and verdict (the `trace` command)
 
 
 def _truth(portal: Any) -> dict[str, int]:
@@ -77,11 +81,31 @@ def _watch_windows(portal: Any, peaks: dict[str, int], late: dict[str, int], win
     limits.admit = admit_and_watch
 
 
+def _trace(portal: Any, log: list[tuple[float, bool]]) -> None:
+    """Record when each request reached the limiter and whether it was admitted."""
+    limits = portal.limits
+    admit = limits.admit
+
+    def admit_and_log() -> str | None:
+        verdict = admit()
+        log.append((time.monotonic(), verdict is None))
+        return verdict
+
+    limits.admit = admit_and_log
+
+
 async def _serve(conn: Connection, spec: SimSpec) -> None:
     from crawler.simulator import FaultConfig, make_portals, run_simulator
 
     faults = FaultConfig(**spec.faults) if spec.faults else None
-    portals = make_portals(spec.names, users=spec.users, seed=spec.seed, faults=faults, **spec.overrides)
+    portals = make_portals(
+        spec.names,
+        users=spec.users,
+        seed=spec.seed,
+        faults=faults,
+        per_portal=spec.per_portal,
+        **spec.overrides,
+    )
     loop = asyncio.get_running_loop()
     async with run_simulator(portals, window_seconds=spec.window_seconds) as sim:
         info = [
@@ -99,8 +123,11 @@ async def _serve(conn: Connection, spec: SimSpec) -> None:
             for p in portals
         ]
         peaks, late = dict.fromkeys(spec.names, 0), dict.fromkeys(spec.names, 0)
+        traces: dict[str, list[tuple[float, bool]]] = {p.name: [] for p in portals}
         for portal in portals:
             _watch_windows(portal, peaks, late, spec.window_seconds)
+            if spec.trace:
+                _trace(portal, traces[portal.name])
         conn.send(info)
         cpu_mark = time.process_time()
         while True:
@@ -110,6 +137,8 @@ async def _serve(conn: Connection, spec: SimSpec) -> None:
                     portal.reset_stats()
                 peaks.update(dict.fromkeys(peaks, 0))
                 late.update(dict.fromkeys(late, 0))
+                for log in traces.values():
+                    log.clear()
                 cpu_mark = time.process_time()
                 conn.send(None)
             elif command == "stats":
@@ -118,6 +147,8 @@ async def _serve(conn: Connection, spec: SimSpec) -> None:
                 conn.send(
                     {"portals": stats, "peak_window": dict(peaks), "late_429": dict(late), "cpu_seconds": cpu}
                 )
+            elif command == "trace":
+                conn.send(traces)
             else:  # "stop"
                 conn.send(None)
                 return
@@ -150,6 +181,10 @@ class SimProcess:
 
     def stats(self) -> dict[str, Any]:
         self._conn.send("stats")
+        return self._conn.recv()
+
+    def trace(self) -> dict[str, list[tuple[float, bool]]]:
+        self._conn.send("trace")
         return self._conn.recv()
 
     def close(self) -> None:

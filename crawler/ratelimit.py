@@ -8,15 +8,15 @@ A portal's budget is shared with its other integrations and its limit is undocum
   the window is left — because the others used theirs — the whole source waits for the next window.
   Even spacing costs nothing in throughput (the share per window is the same) and keeps many portals'
   windows from opening as one burst on the crawler and on the API.
-* **Without it**, 429 is the only signal. We pace requests evenly at an adaptive rate: slow start
-  (doubling each epoch) while demand exceeds the rate, then AIMD — one multiplicative cut per congestion
-  epoch (a 429 for a request sent before the last cut is the same congestion, not a new one), down to
-  `budget_share` × the success rate the server actually allowed over the last window; additive increase
-  afterwards, again only while demand exceeds the rate.
+* **Without it**, 429 is the only signal. Requests are paced evenly at `budget_share` × the rate the
+  server was seen to accept — measured from the successes between 429s, over a few seconds, in requests
+  rather than fractions of the window (`crawler/blind_rate.py` says why that settles as fast at a 60 s
+  window as at a 5 s one); until a 429, at the learned rate or `budget_share` × the ceiling.
 * **On 429** the whole source pauses — for `Retry-After` (seconds or HTTP-date) when sent; otherwise one
-  probe request goes out after a short pause, doubling the pause while probes keep failing, so a fixed
-  window costs a handful of 429s and a token bucket costs almost no idle time. The throttled request is
-  requeued through this gate, never slept in place while others keep firing.
+  probe request goes out after one request's slot, doubling the pause while probes keep failing (never
+  past the moment a fixed window that ran out must reopen), so a fixed window costs a handful of 429s and
+  a token bucket almost no idle time. The throttled request is requeued through this gate, never slept in
+  place while others keep firing.
 * **Weekly reserve**: when `X-LU-Rate-Limit-Remaining-Week` drops to the reserve, the source stops cleanly.
 
 Where a window starts is not documented, so it is read from the server: a window opened when the
@@ -29,19 +29,17 @@ import asyncio
 import math
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 from aiolimiter import AsyncLimiter
 
+from crawler.blind_rate import BlindRate
 from crawler.errors import BudgetReserveReached
 
 REMAINING_MINUTE = "X-LU-Rate-Limit-Remaining-Minute"
 REMAINING_WEEK = "X-LU-Rate-Limit-Remaining-Week"
-EPOCHS_PER_WINDOW = 20  # how often (per window) the adaptive rate may grow
-FIRST_PROBE_FRACTION = 1 / 16  # first pause after a 429 without Retry-After, as a share of the window
 PACED_BURST = 4  # requests that may go back to back after a quiet spell, while pacing by the headers
 
 
@@ -82,10 +80,12 @@ def parse_int_header(headers: Mapping[str, str], name: str) -> int | None:
 
 @dataclass(frozen=True)
 class Ticket:
-    """Handed out by `acquire`: when the request left, and whether it is the probe after a 429."""
+    """Handed out by `acquire`: when the request left, how long after the one before it, and whether it
+    is the probe after a 429."""
 
     sent_at: float
     probe: bool = False
+    gap: float = math.inf
 
 
 class RateController:
@@ -120,27 +120,25 @@ class RateController:
         self.largest_remaining_seen = 0
         self.headers_seen = False
         self.remaining_week: int | None = None
-        # adaptive pacing (used while the server sends no rate headers)
-        learned = min(initial_rate, self.max_rate) if initial_rate else None
-        self.rate = learned or self.max_rate / 4
-        self.ssthresh = learned or budget_share * self.max_rate  # the ceiling is the budget we know of
-        self.cap = learned or budget_share * self.max_rate
+        # pacing while the server sends no rate headers
+        self.blind = BlindRate(self.max_rate, window_seconds, budget_share, initial_rate)
         self._next_slot = 0.0
-        self._epoch_started = -math.inf  # when the rate was last cut
-        self._tick_started = self._clock()
-        self._demand = False
-        self._successes: deque[float] = deque()
-        self._first_success = math.inf
+        self._slots_reset = 0  # bumped when the pace changes under requests waiting for their slots
+        self._last_sent = -math.inf
         # probing after a 429 without Retry-After
         self._probing = False
         self._probe_out = False
         self._probe_released = asyncio.Event()
-        self._probe_pause = window_seconds * FIRST_PROBE_FRACTION
+        self._probe_pause: float | None = None
         self.in_flight = 0  # sent and not answered yet: the server will count them against the window too
         # counters for coverage and benchmarks
         self.throttled = 0
-        self.cuts = 0
         self.pauses = 0
+
+    @property
+    def rate(self) -> float:
+        """The pace without rate headers, in requests per second."""
+        return self.blind.rate
 
     # --- the gate --------------------------------------------------------------------------------
     async def acquire(self) -> Ticket:
@@ -166,18 +164,20 @@ class RateController:
             else:  # a subclass reads other headers (Okta) and paces itself
                 wait = 0.0
             if wait > 0:
+                slots = self._slots_reset
                 await asyncio.sleep(wait)
-                if self._held_back():
+                if self._held_back() or slots != self._slots_reset:
                     continue
             await self._limiter.acquire()
             if self._held_back():
                 continue
             break
         now = self._clock()
+        gap, self._last_sent = now - self._last_sent, now
         probe = self._probing
         self._probe_out = probe
         self.in_flight += 1
-        return Ticket(now, probe)
+        return Ticket(now, probe, gap)
 
     def _held_back(self) -> bool:
         return self._resume_at > self._clock() or self._probe_out
@@ -185,11 +185,10 @@ class RateController:
     def _take_slot(self) -> float:
         """Reserve the next evenly paced send time; returns how long to wait for it."""
         now = self._clock()
-        self._maybe_grow(now)
         slot = max(now, self._next_slot)
         self._next_slot = slot + 1.0 / self.rate
         if slot > now:
-            self._demand = True
+            self.blind.demand = True
         return slot - now
 
     def header_rate(self) -> float:
@@ -208,18 +207,9 @@ class RateController:
         self._next_slot = slot + interval * random.uniform(0.5, 1.5)
         return max(0.0, slot - now)
 
-    def _maybe_grow(self, now: float) -> None:
-        """Once per epoch: grow the rate if requests waited for it and nothing was throttled."""
-        if now - self._tick_started < self.window_seconds / EPOCHS_PER_WINDOW:
-            return
-        if self._demand and self._epoch_started < self._tick_started:
-            if self.rate < self.ssthresh:
-                self.rate = min(self.rate * 2, self.ssthresh, self.cap)
-            else:
-                self.rate = min(self.rate + self.max_rate / 50, self.cap)
-            # creep back up, slowly, in case the limit was raised; never past our share of the ceiling
-            self.cap = min(self.budget_share * self.max_rate, self.cap * (1 + 0.01 / EPOCHS_PER_WINDOW))
-        self._tick_started, self._demand = now, False
+    def _respace(self) -> None:
+        """The pace slowed: requests waiting for slots reserved at the old one take new ones."""
+        self._next_slot, self._slots_reset = self._last_sent + 1.0 / self.rate, self._slots_reset + 1
 
     def _check_weekly_reserve(self) -> None:
         if self.remaining_week is not None and self.remaining_week <= self.weekly_reserve:
@@ -242,10 +232,11 @@ class RateController:
     def on_success(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> None:
         self._answered(ticket)
         now = self._clock()
-        self._first_success = min(self._first_success, now)
-        self._successes.append(now)
-        while self._successes and self._successes[0] < now - self.window_seconds:
-            self._successes.popleft()
+        if not self.headers_seen:
+            before = self.blind.rate
+            self.blind.succeeded(ticket.sent_at if ticket is not None else now, now)
+            if self.blind.rate < before:
+                self._respace()
         if ticket is not None and ticket.probe:
             self._end_probe(succeeded=True)
         week = parse_int_header(headers, REMAINING_WEEK)
@@ -286,35 +277,36 @@ class RateController:
         self._answered(ticket)
         self.throttled += 1
         now = self._clock()
-        sent_at = ticket.sent_at if ticket is not None else now
-        if sent_at >= self._epoch_started:
-            self._cut(now)
+        hold = self._learn_from_429(ticket, now) if not self.headers_seen else True
         wait = parse_retry_after(headers.get("Retry-After"), now, cap=self.max_retry_after)
         if ticket is not None and ticket.probe:
             self._end_probe(succeeded=False)
         if wait is not None:
+            self.blind.held()
             self.pause_until(now + wait)
         elif self.headers_seen:
             self._pause_for_next_window(now)
-        else:
+        elif hold or self._probing:
             if not self._probing:
-                self._probing, self._probe_pause = True, self.window_seconds * FIRST_PROBE_FRACTION
+                self._probing, self._probe_pause = True, self._first_probe_pause(now)
+            assert self._probe_pause is not None
             self.pause_until(now + self._probe_pause)
         return max(0.0, self._resume_at - now)
 
-    def _cut(self, now: float) -> None:
-        """One multiplicative decrease per congestion epoch, to a share of what the server allowed."""
-        # What the server let through, over the last window (or since we started, if that is shorter).
-        span = min(self.window_seconds, now - self._first_success) if self._successes else 0.0
-        allowed = len(self._successes) / span if span > 0.5 * self.window_seconds / EPOCHS_PER_WINDOW else 0.0
-        target = self.budget_share * allowed if allowed > 0 else self.rate / 2
-        floor = self.max_rate / 1000
-        self.rate = max(floor, min(self.rate * 0.7, target))
-        self.ssthresh = self.rate
-        self.cap = max(self.rate, min(self.cap, target)) if allowed > 0 else self.cap
-        self._epoch_started = now
-        self._next_slot = now + 1.0 / self.rate
-        self.cuts += 1
+    def _learn_from_429(self, ticket: Ticket | None, now: float) -> bool:
+        """Without rate headers: adapt the pace to a 429; whether to hold the source for a probe."""
+        before = self.blind.rate
+        sent_at, gap, probe = (ticket.sent_at, ticket.gap, ticket.probe) if ticket else (now, math.inf, False)
+        hold = self.blind.throttled(sent_at, gap, now, probe=probe)
+        if hold:  # the pause that follows spaces the next request: slots reserved before it are void
+            self._next_slot, self._slots_reset = now, self._slots_reset + 1
+            self.blind.held()
+        elif self.blind.rate < before:
+            self._respace()
+        return hold
+
+    def _first_probe_pause(self, now: float) -> float:
+        return self.blind.probe_pause(now, None)
 
     def on_other_outcome(self, ticket: Ticket) -> None:
         """The request failed for another reason (5xx, reset): it was not throttled, so a probe is over."""
@@ -325,15 +317,13 @@ class RateController:
     def _end_probe(self, *, succeeded: bool) -> None:
         self._probe_out = False
         if succeeded:
-            self._probing = False
+            self._probing, self._probe_pause = False, None
         else:
-            self._probe_pause = min(self._probe_pause * 2, self.window_seconds)
+            self._probe_pause = self.blind.probe_pause(self._clock(), self._probe_pause)
         self._probe_released.set()
 
     def learned_rate(self) -> float | None:
         """The sustainable rate this run found (requests/s), to start the next run from; None if unknown."""
         if self.headers_seen and self.largest_remaining_seen:
             return self.budget_share * self.largest_remaining_seen / self.window_seconds
-        if self.cuts:
-            return self.cap
-        return None
+        return self.blind.learned()

@@ -51,10 +51,19 @@ async def crawl_fixed_rate(
     portal: PortalConfig, crawl: CrawlConfig, store: SnapshotStore
 ) -> tuple[int, RequestStats]:
     """Crawl one portal with idgraph's plan at a fixed rate into a new run of `store`: (run id, counts)."""
+    controller = FixedRateController(portal.requests_per_minute, portal.rate_window_seconds)
+    return await crawl_with_controller(portal, crawl, store, controller)
+
+
+async def crawl_with_controller(
+    portal: PortalConfig, crawl: CrawlConfig, store: SnapshotStore, controller: RateController
+) -> tuple[int, RequestStats]:
+    """Crawl one portal with idgraph's plan and HTTP client, but `controller` as its rate gate, into a new
+    run of `store`: (run id, counts)."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     try:
         http, run = portal_source(portal, connector, crawl)
-        http.controller = FixedRateController(portal.requests_per_minute, portal.rate_window_seconds)
+        http.controller = controller
         run_id = store.start_run([(portal.name, "learnupon")])
         ctx = SourceContext(name=portal.name, kind="learnupon", run_id=run_id, store=store, http=http)
         try:

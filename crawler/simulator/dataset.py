@@ -82,6 +82,7 @@ class PortalSpec(BaseModel):
     search_no_match: Literal["not_found", "empty_list"] = "not_found"
     rate_limit_per_window: int = Field(300, ge=1)
     rate_limiter: Literal["fixed_window", "token_bucket"] = "fixed_window"  # LearnUpon: a fixed window
+    rate_burst: int = Field(0, ge=0)  # token bucket only: the most it holds; 0: a tenth of the limit
     week_budget: int = Field(500_000, ge=1)
     id_offset: int = Field(0, ge=0)
     reference_time: datetime = DEFAULT_REFERENCE_TIME

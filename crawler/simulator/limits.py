@@ -66,11 +66,11 @@ class RateWindow:
 
 
 class TokenBucket:
-    """`limit` tokens per window, refilled continuously, with a burst of a tenth of the window."""
+    """`limit` tokens per window, refilled continuously; it holds `burst` at most (0: a tenth of `limit`)."""
 
-    def __init__(self, limit: int, window_seconds: float, week_budget: int) -> None:
+    def __init__(self, limit: int, window_seconds: float, week_budget: int, burst: int = 0) -> None:
         self.rate = limit / window_seconds
-        self.capacity = max(1.0, limit / 10)
+        self.capacity = float(burst) if burst else max(1.0, limit / 10)
         self.tokens = self.capacity
         self.updated = time.monotonic()
         self.week_budget, self.week_used = week_budget, 0
@@ -104,5 +104,6 @@ class TokenBucket:
 
 
 def make_limits(spec: PortalSpec, window_seconds: float) -> Limits:
-    kind = TokenBucket if spec.rate_limiter == "token_bucket" else RateWindow
-    return kind(spec.rate_limit_per_window, window_seconds, spec.week_budget)
+    if spec.rate_limiter == "token_bucket":
+        return TokenBucket(spec.rate_limit_per_window, window_seconds, spec.week_budget, spec.rate_burst)
+    return RateWindow(spec.rate_limit_per_window, window_seconds, spec.week_budget)

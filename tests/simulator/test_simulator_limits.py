@@ -70,3 +70,14 @@ async def test_rate_headers_only_on_2xx_and_only_where_configured():
         for name in ("quiet", "seed"):
             async with sim.session(name) as s, s.get("api/v1/users") as resp:
                 assert resp.status == 200 and "X-LU-Rate-Limit-Remaining-Minute" not in resp.headers
+
+
+@pytest.mark.parametrize(("burst_size", "admitted"), [(5, 5), (0, 30)])
+async def test_a_token_bucket_holds_its_burst_and_no_more(burst_size, admitted):
+    """`rate_burst` sets what a token bucket holds (0: a tenth of the limit): a burst beyond it is refused."""
+    portals = make_portals(
+        ["emea"], 30, 1, rate_limit_per_window=300, rate_limiter="token_bucket", rate_burst=burst_size
+    )
+    async with run_simulator(portals, window_seconds=6000.0) as sim, sim.session("emea") as s:
+        answers = await burst(s, admitted + 3)  # one request refilled per 20 s: none in this burst
+    assert [status for status, _, _ in answers] == [200] * admitted + [429] * 3
