@@ -621,13 +621,18 @@ def scale_rows(runs: list[Run]) -> list[str]:
 
 
 def largest_holding(runs: list[Run], pick: Callable[[list[float]], float]) -> str:
-    """The largest portal count whose η (picked from the per-portal values) is ≥ 0.9, all complete."""
-    held = [
-        len(r.measures)
-        for r in runs
-        if pick([m.eta for m in r.measures]) >= 0.9 and all(m.complete for m in r.measures)
-    ]
-    return str(max(held)) if held else "none of those measured"
+    """The largest portal count (bold) whose η (picked from the per-portal values) is ≥ 0.9, all complete,
+    and any smaller count that fell short: on a shared machine the threshold is not always monotone."""
+
+    def holds(run: Run) -> bool:
+        return pick([m.eta for m in run.measures]) >= 0.9 and all(m.complete for m in run.measures)
+
+    held = [len(r.measures) for r in runs if holds(r)]
+    if not held:
+        return "none of those measured"
+    top = max(held)
+    short = [str(len(r.measures)) for r in runs if len(r.measures) < top and not holds(r)]
+    return f"**{top}**" + (f" (though not at {', '.join(short)})" if short else "")
 
 
 def capacity_lines(runs: list[Run]) -> str:
@@ -822,8 +827,8 @@ simulator processes serve half the portals each; every portal's crawl starts at 
 {SCALE_HEADER}
 {chr(10).join(scale_rows(s4))}
 
-Largest portal count that holds η ≥ 0.9 (snapshot = truth): **{largest_holding(s4, min)}** for every
-portal, **{largest_holding(s4, statistics.median)}** for the median portal (429s reported beside, not
+Largest portal count that holds η ≥ 0.9 (snapshot = truth): {largest_holding(s4, min)} for every
+portal, {largest_holding(s4, statistics.median)} for the median portal (429s reported beside, not
 part of the test). {capacity_lines(s4)}
 
 Median η vs windows of the portals that met a 429 at a window's end, against the others: {late_effect(s4)}.

@@ -105,7 +105,7 @@ def summary(runs: list[Run], per_portal: float) -> str:
         busiest = max(mine, key=lambda r: len(r.measures))
         ms = 1000 * crawl_cpu(busiest) / busiest.requests
         lines.append(
-            f"- **--workers {n}**: every portal holds η ≥ 0.9 up to **{largest_holding(mine, min)}** "
+            f"- **--workers {n}**: every portal holds η ≥ 0.9 up to {largest_holding(mine, min)} "
             f"portals. At {len(busiest.measures)} portals the crawl spent {ms:.2f} ms of CPU per request "
             f"across its processes: one core at that cost carries {1000 / ms:,.0f} requests/s, about "
             f"**{1000 / ms / per_portal:,.0f} portals** at {per_portal:g} req/s."
