@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -55,6 +56,16 @@ def _searches(estate: SimulatedEstate) -> int:
     return sum(p.stats.by_endpoint.get("GET /users/search", 0) for p in estate.sims)
 
 
+def _searched_addresses(estate: SimulatedEstate, marks: list[int]) -> list[str]:
+    """The addresses `/users/search` was asked for since `marks` (each portal's log length then)."""
+    return [
+        query.get("email", "").casefold()
+        for sim, mark in zip(estate.sims, marks, strict=True)
+        for _, path, query, _ in itertools.islice(sim.stats.log, mark, None)
+        if path == "/users/search"
+    ]
+
+
 def _log_requests(estate: SimulatedEstate) -> int:
     return sum(1 for e in estate.okta.exchanges if e.path == "/api/v1/logs")
 
@@ -86,7 +97,9 @@ async def latency_and_cost(portals: int, interval: float, offboardings: int, see
         ]
         config = estate.config.model_copy(update={"alerts": alerts})
         people = offboarding_candidates(estate.db, estate.run_id, "okta")[:offboardings]
+        their_addresses = {a for okta_id, _, _ in people for a in estate.addresses(okta_id)}
         addresses = sum(len(estate.addresses(okta_id)) for okta_id, _, _ in people)
+        marks = [len(sim.stats.log) for sim in estate.sims]
         searches0, logs0, started = _searches(estate), _log_requests(estate), time.time()
         task = asyncio.create_task(watch(config, estate.db, interval=interval, once=False, summary=False))
         await asyncio.sleep(interval * 1.5)  # the feed starts (its baseline) before anyone leaves
@@ -109,6 +122,8 @@ async def latency_and_cost(portals: int, interval: float, offboardings: int, see
             arrivals[person] = max(arrivals.get(person, 0.0), receiver.received_at[key])
         latencies = [arrivals[a] - deactivated[a] for a in deactivated if a in arrivals]
         searches = _searches(estate) - searches0
+        searched = _searched_addresses(estate, marks)
+        proofs = sum(1 for a in searched if a not in their_addresses)
         logs = _log_requests(estate) - logs0
     rounds = elapsed / interval
     return {
@@ -119,6 +134,8 @@ async def latency_and_cost(portals: int, interval: float, offboardings: int, see
         "expected": expected,
         "latencies": latencies,
         "searches": searches,
+        "person_searches": searches - proofs,
+        "proofs": proofs,
         "searches_per_person": searches / max(1, len(people)),
         "addresses": addresses,
         "log_requests": logs,
@@ -254,8 +271,11 @@ deactivated in Okta at random moments; from the deactivation to the alert at the
 ({"met" if max(lat) <= bound else "MISSED"}); {cost["alerts"]} of {cost["expected"]} expected alerts arrived.
 
 **API cost**: {cost["searches"]} `/users/search` requests for {cost["offboarded"]} offboarded people with
-{cost["addresses"]} addresses between them: one request per address per portal ({cost["searches"]} =
-{cost["portals"]} × {cost["addresses"]}), {cost["searches_per_person"]:.1f} per person. With the System Log
+{cost["addresses"]} addresses between them: one request per address per portal ({cost["person_searches"]} =
+{cost["portals"]} × {cost["addresses"]}), plus {cost["proofs"]} proof searches — before a portal's first "no
+account" is believed, the watcher searches once for an account the last crawl read, to show that the portal's
+search works (at most once per portal per watcher process) — {cost["searches_per_person"]:.1f} per person in
+all. With the System Log
 request of the round that saw the event, a person with one address costs {cost["portals"] + 1} requests =
 portals + 1 (target met); each further address the IdP knows for the person costs one more request per
 portal, because an account may use it (completeness first: the watcher looks up every address a crawl would
