@@ -18,6 +18,8 @@ from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from crawler.closing import ClosedOnExit
+
 _ACCOUNTS = """SELECT portal, id, email, username, user_type, enabled, last_sign_in_at, created_at
                FROM lu_users WHERE run_id = ? ORDER BY portal, id"""
 _IDENTITIES = """SELECT source, idp_id, raw_status, status, status_changed_at, last_login, user_type,
@@ -111,7 +113,7 @@ class LiveRevoke(NamedTuple):
     decision_id: int
 
 
-class SnapshotReader:
+class SnapshotReader(ClosedOnExit):
     """Read queries over one snapshot connection (the store's own, or a private read-only one)."""
 
     def __init__(self, db: sqlite3.Connection, *, owns: bool = False) -> None:
@@ -127,12 +129,6 @@ class SnapshotReader:
     def close(self) -> None:
         if self._owns:
             self._db.close()
-
-    def __enter__(self) -> SnapshotReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _rows(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
         cursor = self._db.cursor()

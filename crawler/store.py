@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from crawler.closing import ClosedOnExit
 from crawler.coverage import CollectionCoverage, SourceCoverage
 from crawler.private import FILE_MODE, make_private_dirs, restrict_file
 from crawler.records import (
@@ -236,7 +237,7 @@ def _cell(value: datetime | None) -> str | None:
     return None if value is None else canonical_utc(value)
 
 
-class SnapshotStore:
+class SnapshotStore(ClosedOnExit):
     """Thin, explicit access to the snapshot file. One instance per process; writes are serialised."""
 
     def __init__(self, path: Path | str) -> None:
@@ -317,12 +318,6 @@ class SnapshotStore:
             self.flush()
         finally:
             self._db.close()
-
-    def __enter__(self) -> SnapshotStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

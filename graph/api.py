@@ -21,6 +21,7 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
+from crawler.closing import ClosedOnExit
 from crawler.coverage import SourceCoverage
 from crawler.runs import RunInfo
 from crawler.snapshot_reader import SnapshotReader
@@ -53,7 +54,7 @@ EXPOSURE_COLUMNS = (
 )
 
 
-class IdentityGraph:
+class IdentityGraph(ClosedOnExit):
     """One run of the snapshot, resolved into people; findings and graphs derived on demand."""
 
     def __init__(
@@ -79,12 +80,6 @@ class IdentityGraph:
         self._snapshot.close()  # closes only a connection it opened
         if self._owns_store:
             self.store.close()
-
-    def __enter__(self) -> IdentityGraph:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- verdicts --------------------------------------------------------------------------------------
     def rule_input(self) -> RuleInput:

@@ -31,7 +31,7 @@ from crawler.remediation.plan import (
     parse_timestamp,
 )
 from crawler.runs import RunInfo, utcnow
-from graph.model import SEVERITY_ORDER, Code, Finding, FindingSet, Severity
+from graph.model import SEVERITY_ORDER, Code, Finding, FindingSet, Severity, Unavailable
 from graph.rules import ReviewSettings
 
 if TYPE_CHECKING:
@@ -63,6 +63,34 @@ def scope_portal(scope: str) -> str:
     return rest.rpartition(":")[0] if kind == "account" and rest else scope
 
 
+@dataclass(frozen=True)
+class PlanBasis:
+    """What a plan binds besides its selection: the run it was made from, the rules' settings, the
+    portals' URLs, the key that seals it, and its lifetime. Both kinds of plan (by finding, by review
+    decision) share it."""
+
+    run: RunInfo
+    snapshot: str
+    coverage: tuple[SourceCoverage, ...]
+    settings: ReviewSettings
+    key: bytes
+    base_urls: Mapping[str, str]
+    max_age_hours: int = 72
+    created_at: str | None = None
+    created_by: str | None = None
+
+    @classmethod
+    def of(
+        cls, run: RunInfo, db: Path, coverage: Iterable[SourceCoverage], settings: ReviewSettings,
+        key: bytes, config: Config,
+    ) -> PlanBasis:  # fmt: skip
+        """The basis for a plan of `run` in snapshot `db`, with URLs and lifetime from `config`."""
+        return cls(
+            run, db.name, tuple(coverage), settings, key, {p.name: p.base_url for p in config.portals},
+            config.remediation.plan_max_age_hours,
+        )  # fmt: skip
+
+
 def build_plan(
     findings: FindingSet,
     accounts: Mapping[tuple[str, int], Mapping[str, Any]],
@@ -86,35 +114,53 @@ def build_plan(
     apply time) and accounts the snapshot already shows disabled are left out (nothing to do). `base_urls`
     (portal -> URL, from the config) must name every portal with an action: the plan binds them.
     """
+    basis = PlanBasis(
+        run, snapshot, tuple(coverage), settings, key, base_urls, max_age_hours, created_at, created_by
+    )
+    return plan_for_code(findings, accounts, basis, code, portals, severities)
+
+
+def plan_for_code(
+    findings: FindingSet,
+    accounts: Mapping[tuple[str, int], Mapping[str, Any]],
+    basis: PlanBasis,
+    code: Code,
+    portals: Collection[str] = (),
+    severities: Collection[Severity] = (),
+) -> Plan:
+    """`build_plan` on a basis already made."""
     if code not in REMEDIABLE:
         raise PlanError(
             f"--finding: {code.value} is not remediable by disabling; "
             f"choose one of {', '.join(sorted(c.value for c in REMEDIABLE))}"
         )
-    coverage = list(coverage)
-    known = check_portals(coverage, portals, run)
-    unavailable = [
-        {"code": u.code.value, "scope": u.scope, "reason": u.reason}
-        for u in findings.unavailable
-        if u.code is code and (not portals or scope_portal(u.scope) not in known - set(portals))
-    ]
+    known = check_portals(basis.coverage, portals, basis.run)
+    gaps = plan_gaps(findings.unavailable, {code}, portals, known)
     selection = PlanSelection(
         finding=code.value, portals=sorted(portals), severities=ordered_severities(severities)
     )
     chosen = [f for f in findings.findings if _selected(f, code, portals, severities)]
-    return seal_plan(
-        chosen, accounts, unavailable, run=run, snapshot=snapshot, coverage=coverage, selection=selection,
-        settings=settings, key=key, base_urls=base_urls, max_age_hours=max_age_hours, created_at=created_at,
-        created_by=created_by,
-    )  # fmt: skip
+    return seal_plan(chosen, accounts, gaps, basis, selection)
 
 
-def check_portals(coverage: list[SourceCoverage], portals: Collection[str], run: RunInfo) -> set[str]:
+def check_portals(coverage: Iterable[SourceCoverage], portals: Collection[str], run: RunInfo) -> set[str]:
     known = {c.source for c in coverage if c.kind == "learnupon"}
     unknown = sorted(set(portals) - known)
     if unknown:
         raise PlanError(f"--portal: run {run.id} has no portal named {', '.join(unknown)}")
     return known
+
+
+def plan_gaps(
+    unavailable: Iterable[Unavailable], codes: Collection[Code], portals: Collection[str], known: set[str]
+) -> list[dict[str, str]]:
+    """The run's gaps a plan of `codes` over `portals` must show: every gap of those codes, except one
+    about another portal of the run (`known`) when a portal filter is set."""
+    return [
+        {"code": u.code.value, "scope": u.scope, "reason": u.reason}
+        for u in unavailable
+        if u.code in codes and (not portals or scope_portal(u.scope) not in known - set(portals))
+    ]
 
 
 def ordered_severities(severities: Collection[Severity]) -> list[str]:
@@ -125,17 +171,8 @@ def seal_plan(
     chosen: Iterable[Finding],
     accounts: Mapping[tuple[str, int], Mapping[str, Any]],
     unavailable: list[dict[str, str]],
-    *,
-    run: RunInfo,
-    snapshot: str,
-    coverage: Iterable[SourceCoverage],
+    basis: PlanBasis,
     selection: PlanSelection,
-    settings: ReviewSettings,
-    key: bytes,
-    base_urls: Mapping[str, str],
-    max_age_hours: int = 72,
-    created_at: str | None = None,
-    created_by: str | None = None,
     annotations: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Plan:
     """The keyed plan disabling the accounts of `chosen` findings (one action per account: its first
@@ -172,35 +209,35 @@ def seal_plan(
                 user_type=row.get("user_type"),
                 last_sign_in_at=row.get("last_sign_in_at"),
                 updated_at=row.get("updated_at"),
-                observed_at=run.started_at,
+                observed_at=basis.run.started_at,
             ),
         )
     ordered = sorted(actions.values(), key=lambda a: (a.portal, a.user_id))
     unavailable = sorted(unavailable, key=lambda u: (u["scope"], u["reason"]))
     acting = sorted({a.portal for a in ordered})
-    unbound = [p for p in acting if p not in base_urls]
+    unbound = [p for p in acting if p not in basis.base_urls]
     if unbound:
-        raise PlanError(f"--config: the config has no portal named {', '.join(unbound)} (run {run.id} has)")
-    created_at = created_at or utcnow()
+        raise PlanError(
+            f"--config: the config has no portal named {', '.join(unbound)} (run {basis.run.id} has)"
+        )
+    created_at = basis.created_at or utcnow()
+    expires = parse_timestamp(created_at, "created_at") + timedelta(hours=basis.max_age_hours)
     plan = Plan(
         created_at=created_at,
-        expires_at=iso_timestamp(parse_timestamp(created_at, "created_at") + timedelta(hours=max_age_hours)),
-        created_by=created_by or actor(),
-        base_urls={p: base_urls[p].rstrip("/") for p in acting},
-        run=PlanRun(
-            id=run.id,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            status=run.status,
-            snapshot=snapshot,
-        ),
+        expires_at=iso_timestamp(expires),
+        created_by=basis.created_by or actor(),
+        base_urls={p: basis.base_urls[p].rstrip("/") for p in acting},
+        run=PlanRun.of(basis.run, basis.snapshot),
         selection=selection,
-        settings={"managed_domains": list(settings.managed_domains), "dormant_days": settings.dormant_days},
-        idp_recheck=describe_recheck(coverage),
+        settings={
+            "managed_domains": list(basis.settings.managed_domains),
+            "dormant_days": basis.settings.dormant_days,
+        },
+        idp_recheck=describe_recheck(basis.coverage),
         unavailable=unavailable,
         actions=ordered,
     )
-    return plan.model_copy(update={"plan_hash": plan.compute_hash(key)})
+    return plan.model_copy(update={"plan_hash": plan.compute_hash(basis.key)})
 
 
 @dataclass(frozen=True)
@@ -276,17 +313,5 @@ def plan_from_snapshot(
         findings = FindingSet(findings.run_id, kept, findings.unavailable, findings.recall_gaps)
         wanted = {(f.portal, f.learnupon_user_id) for f in findings.findings if f.code is code}
         accounts = ig.store.reader().user_records(ig.run.id, wanted)
-        return build_plan(
-            findings,
-            accounts,
-            run=ig.run,
-            snapshot=db.name,
-            coverage=ig.coverage,
-            code=code,
-            settings=ig.settings,
-            key=key,
-            base_urls={p.name: p.base_url for p in config.portals},
-            max_age_hours=config.remediation.plan_max_age_hours,
-            portals=portals,
-            severities=severities,
-        )
+        basis = PlanBasis.of(ig.run, db, ig.coverage, ig.settings, key, config)
+        return plan_for_code(findings, accounts, basis, code, portals, severities)

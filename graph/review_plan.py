@@ -23,10 +23,11 @@ from graph.decisions import REVOKE, Decision, latest_decisions
 from graph.model import Finding, Severity
 from graph.remediation_plan import (
     NotPlanned,
+    PlanBasis,
     check_portals,
     ordered_severities,
+    plan_gaps,
     protected_accounts,
-    scope_portal,
     seal_plan,
 )
 from graph.rules import ReviewSettings
@@ -102,12 +103,7 @@ def _plan(
                     "decided_on_run": d.run_id,
                 }
             }
-    codes = {f.code for f in chosen}
-    unavailable = [
-        {"code": u.code.value, "scope": u.scope, "reason": u.reason}
-        for u in review.findings.unavailable
-        if u.code in codes and (not portals or scope_portal(u.scope) not in known - set(portals))
-    ]
+    unavailable = plan_gaps(review.findings.unavailable, {f.code for f in chosen}, portals, known)
     accounts = store.reader().user_records(review.run_id, {(f.portal, f.learnupon_user_id) for f in chosen})
     for f in chosen:
         row = accounts.get((f.portal or "", f.learnupon_user_id or 0))
@@ -116,11 +112,7 @@ def _plan(
     selection = PlanSelection(
         finding=REVIEW_SELECTION, portals=sorted(portals), severities=ordered_severities(severities)
     )
-    base_urls = {p.name: p.base_url for p in config.portals}
-    plan = seal_plan(
-        chosen, accounts, unavailable, run=review.graph.run, snapshot=db.name, coverage=coverage,
-        selection=selection, settings=settings, key=key, base_urls=base_urls,
-        max_age_hours=config.remediation.plan_max_age_hours, annotations=annotations,
-    )  # fmt: skip
+    basis = PlanBasis.of(review.graph.run, db, coverage, settings, key, config)
+    plan = seal_plan(chosen, accounts, unavailable, basis, selection, annotations)
     skipped.sort(key=lambda n: (n.portal or "", n.user_id or 0, n.finding_id))
     return plan, skipped

@@ -422,17 +422,22 @@ def not_in_idp(inp: RuleInput) -> Verdicts:
     return findings, unavailable
 
 
+def _several_accounts(inp: RuleInput) -> Iterator[list[Account]]:
+    """The accounts of each person who has more than one: the only people the cross-account rules see."""
+    for person in inp.resolution.persons.values():
+        if len(person.accounts) >= 2:
+            yield person.accounts
+
+
 def partially_offboarded(inp: RuleInput) -> Verdicts:
     """One finding per enabled account whose person has a disabled account in another portal."""
     code = Code.PARTIALLY_OFFBOARDED
     findings = []
-    for person in inp.resolution.persons.values():
-        if len(person.accounts) < 2:
-            continue
-        disabled = [a for a in person.accounts if not a.enabled]
+    for accounts in _several_accounts(inp):
+        disabled = [a for a in accounts if not a.enabled]
         if not disabled:
             continue
-        for account in person.accounts:
+        for account in accounts:
             if not account.enabled:
                 continue
             elsewhere = [d for d in disabled if d.portal != account.portal]
@@ -471,11 +476,9 @@ def duplicate_account(inp: RuleInput) -> Verdicts:
     """One person with several *enabled* accounts in one portal: one finding per enabled account."""
     code = Code.DUPLICATE_ACCOUNT
     findings = []
-    for person in inp.resolution.persons.values():
-        if len(person.accounts) < 2:
-            continue
+    for person_accounts in _several_accounts(inp):
         by_portal: dict[str, list[Account]] = defaultdict(list)
-        for account in person.accounts:
+        for account in person_accounts:
             by_portal[account.portal].append(account)
         for accounts in by_portal.values():
             enabled = [a for a in accounts if a.enabled]

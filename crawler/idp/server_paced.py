@@ -19,21 +19,15 @@ class ServerPacedController(RateController):
     would slow a fresh crawl to one request a minute.
     """
 
+    backoff_base: float = 1.0  # first wait, doubled per consecutive throttle, plus jitter
+    backoff_cap: float = 64.0
+    max_backoffs: int = 10  # consecutive throttles before the source gives up (a spent daily quota)
+
     def __init__(
-        self,
-        source: str,
-        *args: Any,
-        backoff_base: float = 1.0,
-        backoff_cap: float = 64.0,
-        max_backoffs: int = 10,
-        wall_clock: Callable[[], float] = time.time,
-        **kwargs: Any,
+        self, source: str, *args: Any, wall_clock: Callable[[], float] = time.time, **kwargs: Any
     ) -> None:
         super().__init__(*args, wall_clock=wall_clock, **kwargs)
         self.source = source
-        self.backoff_base = backoff_base  # first wait, doubled per consecutive throttle, plus jitter
-        self.backoff_cap = backoff_cap
-        self.max_backoffs = max_backoffs
         self._now = wall_clock
         self._streak = 0
 

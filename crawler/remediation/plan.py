@@ -30,6 +30,7 @@ from crawler.coverage import SourceCoverage
 from crawler.private import write_private
 from crawler.remediation.audit import default_actor
 from crawler.remediation.keys import mac, same
+from crawler.runs import RunInfo
 from crawler.vocabulary import REMEDIABLE, Code, Severity
 
 PLAN_FORMAT = "idgraph-remediation-plan/2"
@@ -87,6 +88,17 @@ class PlanRun(_Frozen):
     finished_at: str | None
     status: str
     snapshot: str
+
+    @classmethod
+    def of(cls, run: RunInfo, snapshot: str) -> PlanRun:
+        """The run a plan was made from, in snapshot file `snapshot`."""
+        return cls(
+            id=run.id,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            status=run.status,
+            snapshot=snapshot,
+        )
 
 
 class PlanSelection(_Frozen):
