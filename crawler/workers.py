@@ -1,7 +1,8 @@
 """`idgraph crawl --workers N`: the config's sources split across N processes, into one run of one snapshot.
 
-Why: one CPython thread validates and stores about 2,000 requests a second (BENCHMARKS.md, crawl scenario
-5) — some 400 portals at LearnUpon's 4.8 requests a second — and a process is how Python uses another core.
+Why: one CPython thread validates and stores some 1,200–1,500 requests a second (BENCHMARKS.md, crawl
+scenarios 4 and 5) — 250–300 portals at 4.8 requests a second each — and a process is how Python uses
+another core.
 
 This parent opens the run, splits the sources that are not complete yet by their cost in the last complete
 run (`split_sources`), starts one `crawler.worker` process per share and supervises them: it keeps their
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sqlite3
@@ -26,6 +28,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from crawler.config import Config
@@ -43,7 +46,43 @@ from crawler.store import SnapshotStore, utcnow
 
 log = logging.getLogger("idgraph.crawl")
 
-DEFAULT_WORKERS = len(os.sched_getaffinity(0)) or 1  # the cores this process may run on (its cpuset)
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
+    """The cores the CPU controller's quota allows this process (cgroup v2 `cpu.max`, v1
+    `cpu.cfs_quota_us` ÷ `cpu.cfs_period_us`), or None when there is none or it cannot be read.
+
+    Why: a Kubernetes pod limited to one CPU still sees every core of its node in its affinity mask;
+    a worker per visible core would then share one core's time, each one slower than a single crawl.
+    """
+    try:
+        quota, _, period = (root / "cpu.max").read_text().partition(" ")
+        if quota.strip() == "max":
+            return None
+        return int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        pass
+    for v1 in (root / "cpu", root / "cpu,cpuacct"):
+        try:
+            quota_us = int((v1 / "cpu.cfs_quota_us").read_text())
+            period_us = int((v1 / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    return None
+
+
+def usable_cores(affinity: int | None = None, root: Path = CGROUP_ROOT) -> int:
+    """The cores this process may run on (its cpuset), capped by its CPU quota rounded up; at least 1."""
+    cores = len(os.sched_getaffinity(0)) if affinity is None else affinity
+    quota = cpu_quota(root)
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
+    return max(1, cores)
+
+
+DEFAULT_WORKERS = usable_cores()
 STOP_GRACE_SECONDS = 30.0  # after an interruption, how long a worker may take to save its rows
 MESSAGE_LIMIT = 64 * 1024 * 1024  # the longest line a worker may send (live counters of every source)
 STDERR_LINES = 20

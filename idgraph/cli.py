@@ -119,7 +119,10 @@ def crawl_command(
         int,
         typer.Option(
             "--workers",
-            help="Processes the sources are split across (default: this machine's cores); 1: this one.",
+            help=(
+                "Processes the sources are split across (default: the cores this process may use, "
+                "capped by its CPU quota); 1: this one."
+            ),
             show_default=False,
         ),
     ] = DEFAULT_WORKERS,

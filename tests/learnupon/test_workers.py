@@ -28,7 +28,7 @@ from crawler.simulator.faults import FaultConfig
 from crawler.simulator.population import generate_population
 from crawler.simulator.server import run_simulator
 from crawler.store import SnapshotStore
-from crawler.workers import crawl_with_workers, split_sources, worker_job
+from crawler.workers import crawl_with_workers, split_sources, usable_cores, worker_job
 
 POPULATION = generate_population(seed=16, size=400)
 OKTA_TOKEN = "okta-token-for-workers-7c1d9e"
@@ -216,6 +216,29 @@ def test_sources_are_split_by_last_runs_cost_else_round_robin() -> None:
         ["a"],
         ["b", "c", "d", "e"],
     ]
+
+
+def test_the_default_worker_count_keeps_to_the_cpu_quota_not_the_visible_cores(tmp_path: Path) -> None:
+    """A pod limited to 1.5 CPUs on a 16-core node sees 16 cores; 16 workers would share 1.5 cores' time."""
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert usable_cores(16, v2) == 2
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert usable_cores(16, v2) == 16
+    (v2 / "cpu.max").write_text("20000 100000\n")  # a fifth of a core: still one worker
+    assert usable_cores(16, v2) == 1
+
+    v1 = tmp_path / "v1" / "cpu,cpuacct"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("300000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert usable_cores(16, v1.parent) == 3
+    assert usable_cores(2, v1.parent) == 2  # the CPU set is the smaller bound
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")  # v1's "no quota"
+    assert usable_cores(16, v1.parent) == 16
+
+    assert usable_cores(4, tmp_path / "nothing-here") == 4  # no cgroup files: the CPU set alone
 
 
 async def test_previous_requests_come_from_each_sources_last_complete_run(tmp_path: Path) -> None:
