@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,7 +73,7 @@ class PlanBasis:
     snapshot: str
     coverage: tuple[SourceCoverage, ...]
     settings: ReviewSettings
-    key: bytes
+    key: bytes = field(repr=False)  # the plan-signing key: never in a repr, a log or a traceback
     base_urls: Mapping[str, str]
     max_age_hours: int = 72
     created_at: str | None = None

@@ -162,3 +162,14 @@ def test_build_plan_is_pure_and_keeps_only_live_remediable_accounts() -> None:
     assert [(a.portal, a.user_id) for a in emea.actions] == [("emea", 1)]
     assert [u["scope"] for u in emea.unavailable] == ["entra"], "a gap in another portal is not this plan's"
     assert emea.plan_hash != plan.plan_hash
+
+
+def test_the_plan_key_stays_out_of_the_plan_basis_repr() -> None:
+    """A basis in a log line or a traceback's locals must not carry the key that seals plans."""
+    from crawler.runs import RunInfo
+    from graph.remediation_plan import PlanBasis
+    from graph.rules import ReviewSettings
+
+    basis = PlanBasis(RunInfo(1, "2025-11-03T06:00:00Z", None, "complete"), "s.db", (), ReviewSettings(),
+                      b"plan-signing-key-42", {"emea": "https://emea.example"})  # fmt: skip
+    assert "plan-signing-key-42" not in repr(basis) and "emea.example" in repr(basis)
