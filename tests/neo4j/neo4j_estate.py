@@ -21,12 +21,11 @@ entra), managed domain acme.com:
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from by_path import run_builder
 
 from crawler.store import SnapshotStore
 
@@ -36,16 +35,7 @@ IDPS = ["okta", "entra"]
 START = "2026-06-01T00:00:00Z"
 
 
-def _graph_test_builders() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "graph" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_idgraph_graph_test_builders", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RunBuilder = _graph_test_builders().RunBuilder
+RunBuilder = run_builder()
 
 # (portal, id, email, fields) — last_sign_in_at / created_at are days before the run start (None: never)
 ACCOUNTS: list[tuple[str, int, str | None, dict[str, Any]]] = [

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -20,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from by_path import load
 
 from crawler.orchestrator import crawl
 from crawler.remediation.audit import read_entries
@@ -34,12 +34,7 @@ SHORT_EXCEPTION_SECONDS = 4  # expires before the second crawl starts (the test 
 
 
 def _cdp() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "reports" / "cdp.py"
-    spec = importlib.util.spec_from_file_location("_idgraph_review_cdp", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("reports/cdp.py", "_idgraph_review_cdp")
 
 
 async def idgraph(estate, *args: str) -> tuple[int, str, str]:

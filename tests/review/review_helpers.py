@@ -15,7 +15,6 @@ reviewer does.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import os
 import subprocess
@@ -24,8 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from by_path import run_builder
 
 from crawler.store import SnapshotStore
 from graph.campaign import RunReview, open_review
@@ -40,16 +40,7 @@ REVIEWER = "lead@acme.com"
 OTHER_REVIEWER = "auditor.two@acme.com"
 
 
-def _graph_test_builders() -> ModuleType:
-    path = REPO / "tests" / "graph" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_idgraph_review_test_builders", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RunBuilder = _graph_test_builders().RunBuilder
+RunBuilder = run_builder()
 
 
 def days_ago(n: float) -> str:
