@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -17,25 +19,42 @@ from crawler.terminal import visible
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
 
+def record_extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a record came with in `extra=` (`event`, `source`, `run_id`, a summary's fields…)."""
+    return {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES and not k.startswith("_")}
+
+
+def _redacted(value: Any) -> Any:
+    """`value` with every string in it redacted, before JSON escapes a quote or backslash of a secret and
+    the secret no longer matches in the encoded line."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {str(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redacted(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, message, then every `extra=` field (`event`, `source`,
-    `run_id`, the summary's fields…). The line is redacted whole, extras included."""
+    """One JSON object per line: ts, level, logger, message, then every `extra=` field. Every string in
+    it is redacted before encoding, extras included, and the line once more after."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            **record_extras(record),
         }
-        for key, value in vars(record).items():
-            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
-                entry[key] = value
         if record.exc_info and record.exc_info[1] is not None:
             entry["error"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
         elif record.exc_text:
             entry["error"] = record.exc_text
-        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+        return redact(json.dumps(_redacted(entry), ensure_ascii=False))
 
 
 def setup_logging(log_format: str = "text", quiet: bool = False) -> None:

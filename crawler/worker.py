@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from crawler.config import ConfigError, parse_config
+from crawler.logs import record_extras
 from crawler.orchestrator import LiveSource, crawl_sources, source_kinds
 from crawler.private import PermissionsError
 from crawler.redact import RedactingFilter
@@ -39,8 +40,6 @@ from crawler.store import SnapshotStore
 
 REPORT_SECONDS = 0.5
 PR_SET_PDEATHSIG = 1
-# Record attributes a forwarded log record keeps (the JSON log format prints them).
-LOG_EXTRAS = ("source", "event", "run_id")
 
 # Messages, one JSON object per line: {"t": "live", "sources": {name: [state, error, *counters]}},
 # {"t": "log", ...record fields}, {"t": "end", "cpu": seconds, "cpu_wait": seconds | None, "lock_wait":
@@ -83,7 +82,7 @@ class ForwardingHandler(logging.Handler):
                 "msg": record.getMessage(),
                 "created": record.created,
                 "exc_text": exc_text,
-                **{key: getattr(record, key) for key in LOG_EXTRAS if hasattr(record, key)},
+                **record_extras(record),  # every `extra=` field, as the JSON log format prints them
             }
             self.channel.send(message)
         except Exception:  # a log line must never stop the crawl

@@ -253,7 +253,8 @@ def _relay(message: dict[str, Any]) -> None:
     logger = logging.getLogger(str(message.get("name") or "idgraph"))
     level = int(message.get("levelno") or logging.WARNING)
     if logger.isEnabledFor(level):
-        logger.handle(logging.makeLogRecord({**message, "levelno": level, "args": None}))
+        fields = {key: value for key, value in message.items() if key != "t"}  # "t" is the channel's
+        logger.handle(logging.makeLogRecord({**fields, "levelno": level, "args": None}))
 
 
 async def crawl_with_workers(

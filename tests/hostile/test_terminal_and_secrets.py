@@ -151,3 +151,25 @@ def test_every_typer_app_hides_traceback_locals() -> None:
     assert len(calls) >= 3 and all(ok for _, ok in calls), calls
     for typer_app in (app, remediate_app, export_app):
         assert typer_app.pretty_exceptions_show_locals is False
+
+
+def test_a_json_log_line_redacts_a_secret_in_its_extra_fields_even_with_quotes_and_backslashes() -> None:
+    """JSON escapes `"` and `\\` inside a value: a secret holding one no longer matches in the encoded
+    line, so each value is redacted before encoding (a summary's `error`, a source's echoed body)."""
+    import json
+    import logging
+
+    from crawler.logs import JsonFormatter
+    from crawler.redact import REDACTOR
+
+    secret = 'hunter"2-sec\\ret-77'
+    REDACTOR.add(secret)
+    record = logging.makeLogRecord(
+        {"name": "idgraph", "levelno": logging.ERROR, "levelname": "ERROR", "msg": "failed",
+         "error": f"server echoed {secret}", "sources": [{"error": f"body: {secret}"}]}
+    )  # fmt: skip
+    line = JsonFormatter().format(record)
+    entry = json.loads(line)
+    assert "hunter" not in line and "sec\\\\ret" not in line
+    assert entry["error"] == "server echoed [redacted]"
+    assert entry["sources"] == [{"error": "body: [redacted]"}]

@@ -218,6 +218,35 @@ def test_sources_are_split_by_last_runs_cost_else_round_robin() -> None:
     ]
 
 
+def test_a_relayed_worker_record_keeps_its_extra_fields_and_not_the_channels_own() -> None:
+    """`--log-format json` prints every `extra=` field: a worker's record must read as the parent's would."""
+    import io
+    import logging
+
+    from crawler.logs import JsonFormatter
+    from crawler.worker import Channel, ForwardingHandler
+    from crawler.workers import _relay
+
+    sent = io.StringIO()
+    record = logging.makeLogRecord(
+        {"name": "idgraph.crawl", "levelno": logging.WARNING, "levelname": "WARNING", "msg": "slow",
+         "source": "emea", "event": "coverage", "collection": "users"}
+    )  # fmt: skip
+    ForwardingHandler(Channel(sent)).emit(record)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("idgraph.crawl")
+    logger.addHandler(handler)
+    try:
+        _relay(json.loads(sent.getvalue()))
+    finally:
+        logger.removeHandler(handler)
+    entry = json.loads(out.getvalue())
+    assert "t" not in entry
+    assert (entry["source"], entry["event"], entry["collection"]) == ("emea", "coverage", "users")
+
+
 def test_the_default_worker_count_keeps_to_the_cpu_quota_not_the_visible_cores(tmp_path: Path) -> None:
     """A pod limited to 1.5 CPUs on a 16-core node sees 16 cores; 16 workers would share 1.5 cores' time."""
     v2 = tmp_path / "v2"
