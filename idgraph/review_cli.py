@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,11 +22,13 @@ from crawler.config import ConfigError, load_review_config
 from crawler.private import write_private
 from crawler.store import SnapshotStore
 from crawler.terminal import plain, readable, visible
-from graph.campaign import RunReview, open_review
-from graph.rules import ReviewSettings
 from idgraph import run_log
 from idgraph.run_log import CommandLog, LogFormat, LogFormatOpt, QuietOpt, command_log
 from idgraph.snapshot_arg import DEFAULT_DB, SNAPSHOT_ERRORS, DbOpt, fail_snapshot, require_snapshot
+
+if TYPE_CHECKING:  # the graph side loads when a review command runs, not with every `idgraph` command
+    from graph.campaign import RunReview
+    from graph.rules import ReviewSettings
 
 EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE = 0, 2, 3
 
@@ -56,6 +58,8 @@ def _usage(message: str, **fields: Any) -> typer.Exit:
 
 
 def _settings(config: Path | None) -> ReviewSettings | None:
+    from graph.rules import ReviewSettings
+
     if config is None:
         return None
     try:
@@ -69,6 +73,8 @@ def reviewing(
     db: Path, run: int | None, config: Path | None = None
 ) -> Iterator[tuple[SnapshotStore, RunReview]]:
     """The run under review, with every failure turned into its exit code."""
+    from graph.campaign import open_review
+
     settings = _settings(config)
     require_snapshot(db)  # exit 2 for a missing, empty or foreign file, left untouched
     try:

@@ -99,3 +99,17 @@ def test_every_idp_type_is_registered_once_with_a_config_a_source_and_a_fake() -
         if kind.feed is not None:
             assert callable(importlib.import_module(kind.feed).open_feed), name
     assert {name for name, kind in IDP_TYPES.items() if kind.feed is None} == {"scim", "csv"}
+
+
+def test_starting_the_cli_loads_no_rule_report_writer_pandas_or_networkx() -> None:
+    """Every command pays for what `import idgraph.cli` loads: the graph side loads when needed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, idgraph.cli\n"
+        "heavy = ('graph.rules', 'graph.api', 'graph.campaign', 'graph.reports', 'pandas', 'networkx')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
