@@ -162,6 +162,12 @@ def latest_decisions(decisions: Iterable[Decision]) -> dict[str, Decision]:
     return latest
 
 
+def standing_revokes(decisions: Iterable[Decision]) -> list[Decision]:
+    """The `revoke` decisions that are the latest on their finding, by account (portal, user id), then id."""
+    revokes = [d for d in latest_decisions(decisions).values() if d.decision == REVOKE]
+    return sorted(revokes, key=lambda d: (d.portal or "", d.learnupon_user_id or 0, d.id))
+
+
 def _describe(d: Decision) -> str:
     return f"{d.decision} by {d.reviewer} on {d.decided_at[:10]}"
 

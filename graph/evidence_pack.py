@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from crawler.private import make_private_dirs, write_private
-from crawler.remediation.audit import open_intents, read_entries, verify_log_bytes
+from crawler.remediation.audit import entries_of, open_intents, verify_log_bytes
 from crawler.runs import RunInfo, utcnow
 from crawler.store import SnapshotStore
 from graph.campaign import RunReview
-from graph.decisions import REVOKE, exceptions_in_force, latest_decisions
+from graph.decisions import DECISIONS, exceptions_in_force, latest_decisions, standing_revokes
 from graph.reports.csv_report import render_csv, safe_cell
 from graph.reports.json_report import coverage_entry, run_entry
 from graph.review import report_input
@@ -104,7 +104,7 @@ class AuditEvidence:
         except OSError as exc:
             raise PackError(f"--log: cannot read {path}: {exc.strerror}") from None
         result = verify_log_bytes(data, key, expect_head)
-        entries = read_entries(path, key) if result.ok else []
+        entries = entries_of(data, result) if result.ok else []  # the bytes packed, not a second read
         return cls(path.name, data, entries, result.ok, result.head, result.reason)
 
     def chain(self) -> dict[str, Any]:
@@ -172,7 +172,7 @@ def build_pack(store: SnapshotStore, review: RunReview, audit: AuditEvidence) ->
     pack.add("exceptions.csv", csv_text(EXCEPTION_COLUMNS, exceptions))
     pack.add("exclusions.csv", csv_text(RULE_COLUMNS, review.exclusions.rows()))
     actions = _actions(audit.entries)
-    revocations = _revocations(store, review, audit.entries)
+    revocations = _revocations(review, audit.entries)
     pack.add("remediation/actions.csv", csv_text(ACTION_COLUMNS, actions))
     pack.add("remediation/revocations.csv", csv_text(REVOCATION_COLUMNS, revocations))
     pack.add("remediation/chain.json", json_text(audit.chain()))
@@ -247,9 +247,7 @@ def _actions(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _revocations(
-    store: SnapshotStore, review: RunReview, entries: Sequence[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def _revocations(review: RunReview, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each standing revoke decision, followed through the audit log to the read-back and the run."""
     disables: dict[tuple[str, int], dict[str, Any]] = {}
     undone: dict[int, int] = {}
@@ -260,15 +258,14 @@ def _revocations(
             disables[(e["portal"], int(e["user_id"]))] = e  # the latest attempt on the account counts
         elif e.get("command") == "undo" and e.get("result") == "done" and e.get("undo_of") is not None:
             undone[int(e["undo_of"])] = int(e["seq"])
-    reader = store.reader()
     rows = []
-    revokes = [d for d in latest_decisions(review.decisions).values() if d.decision == REVOKE]
-    for d in sorted(revokes, key=lambda d: (d.portal or "", d.learnupon_user_id or 0, d.id)):
+    for d in standing_revokes(review.decisions):
         if d.portal is None or d.learnupon_user_id is None:
             continue
         entry = disables.get((d.portal, d.learnupon_user_id))
         after = (entry or {}).get("after") or {}
-        enabled = reader.account_enabled(review.run_id, d.portal, d.learnupon_user_id)
+        account = review.graph.resolution.account(d.portal, d.learnupon_user_id)
+        enabled = None if account is None else account.enabled
         undo = undone.get(int(entry["seq"])) if entry else None
         if entry is None:
             status = "not executed"
@@ -312,7 +309,7 @@ def _facts(
     audit: AuditEvidence,
 ) -> dict[str, Any]:
     """The numbers the summary shows and the manifest states, each backed by a file of the pack."""
-    by_kind = {k: 0 for k in ("revoke", "keep", "exception")}
+    by_kind = dict.fromkeys(DECISIONS, 0)
     for d in latest_decisions(decisions).values():
         by_kind[d.decision] += 1
     statuses: dict[str, int] = {}

@@ -19,7 +19,7 @@ from crawler.config import Config
 from crawler.remediation.plan import REVIEW_SELECTION, Plan, PlanError, PlanSelection
 from crawler.store import SnapshotStore
 from graph.campaign import RunReview, open_review
-from graph.decisions import REVOKE, Decision, latest_decisions
+from graph.decisions import Decision, standing_revokes
 from graph.model import Finding, Severity
 from graph.remediation_plan import (
     NotPlanned,
@@ -70,8 +70,7 @@ def _plan(
     skipped: list[NotPlanned] = []
     annotations: dict[str, dict[str, Any]] = {}
     current = {f.id: f for f in review.findings.findings}
-    revokes = [d for d in latest_decisions(review.decisions).values() if d.decision == REVOKE]
-    for d in sorted(revokes, key=lambda d: (d.portal or "", d.learnupon_user_id or 0, d.id)):
+    for d in standing_revokes(review.decisions):
         f = current.get(d.finding_id)
         if portals and d.portal not in portals:
             continue

@@ -154,7 +154,12 @@ def read_entries(path: Path, key: bytes, expect_head: str | None = None) -> list
     if not result.ok:
         where = f"entry {result.broken_entry} is broken" if result.broken_entry else "refused"
         raise AuditError(f"{path}: {where}: {result.reason}")
-    return [json.loads(line) for line in data[: result.complete_bytes].split(b"\n") if line]
+    return entries_of(data, result)
+
+
+def entries_of(data: bytes, verified: VerifyResult) -> list[dict[str, Any]]:
+    """The complete entries of log bytes `verify_log_bytes` checked (a torn last line left out)."""
+    return [json.loads(line) for line in data[: verified.complete_bytes].split(b"\n") if line]
 
 
 def open_intents(entries: list[dict[str, Any]]) -> list[int]:
