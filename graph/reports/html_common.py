@@ -6,6 +6,8 @@ easier to review and lint as files than as Python strings, and the page still in
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from functools import cache
 from html import escape
 from importlib.resources import files
@@ -24,6 +26,11 @@ NONE = '<span class="none">—</span>'
 
 
 @cache
+def csp_hash(text: str) -> str:
+    """The Content-Security-Policy source that allows exactly this inline style or script."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
 def asset(name: str) -> str:
     """One file of `graph/reports/assets/` (CSS, script, page template), as text."""
     return files("graph.reports").joinpath("assets", name).read_text(encoding="utf-8")

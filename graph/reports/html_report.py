@@ -10,14 +10,12 @@ package data (`assets/`), inlined here so the report stays one file.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from string import Template
 
 from graph.model import Code, Finding, Severity
-from graph.reports.html_common import SEVERITY_RANK, asset, dash, e, plural
+from graph.reports.html_common import SEVERITY_RANK, asset, csp_hash, dash, e, plural
 from graph.reports.html_coverage import coverage_banner, coverage_section
 from graph.reports.html_evidence import display_name, evidence_html, evidence_summary
 from graph.reports.html_review import headline_note, people_section, review_note, reviewed_section
@@ -40,10 +38,6 @@ COLUMNS = (
 # Past this many rows a browser takes many seconds to open the page; the CSV and JSON always have them all.
 MAX_ROWS = 5_000
 _NUMERIC = {"learnupon_user_id": ' class="num"'}
-
-
-def _csp_hash(text: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
 # --- the first screen -------------------------------------------------------------------------------
@@ -193,7 +187,7 @@ def render_html(report: ReportInput, max_rows: int = MAX_ROWS) -> str:
     """The whole page. At most `max_rows` findings (most severe first) are listed; the totals count all."""
     style, script = asset("report.css"), asset("report.js")
     csp = (
-        f"default-src 'none'; style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; img-src data:; "
+        f"default-src 'none'; style-src {csp_hash(style)}; script-src {csp_hash(script)}; img-src data:; "
         "base-uri 'none'; form-action 'none'"
     )
     toc = '<a href="#findings">Findings</a>'
