@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import aiohttp
 import typer
-from rich.console import Console
 
 from crawler.config import Config, ConfigError, load_config
 from crawler.learnupon.lookup import find_accounts
@@ -30,7 +29,6 @@ from crawler.private import FILE_MODE
 from crawler.remediation.audit import AuditError
 from crawler.remediation.keys import KeyMissing
 from crawler.store import INCREMENTAL, SnapshotStore
-from crawler.terminal import escaped
 from crawler.watch.feeds import close_feeds, open_audit_trails, open_idp_feeds, without_feed
 from crawler.watch.lookups import PortalLookups
 from crawler.watch.outbox import Outbox
@@ -43,7 +41,6 @@ if TYPE_CHECKING:  # the rules load when a watch runs, not for every `idgraph` c
     from idgraph.watch_round import RoundReport
 
 EXIT_OK, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_SNAPSHOT, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
-console = Console(stderr=True)
 log = logging.getLogger("idgraph.watch")
 
 
@@ -91,7 +88,7 @@ async def watch(
         outbox = Outbox(store, open_sinks(cfg.alerts, connector, stdout))
         try:
             for name, reason in without_feed(cfg).items():
-                console.print(f"[yellow]{escaped(name)}:[/] {escaped(reason)}", highlight=False)
+                log.warning("%s: %s", name, reason, extra={"source": name, "event": "no_feed"})
             audits = open_audit_trails(cfg, lookups)  # read only while some account is watched
             watcher = Watcher(cfg, store, outbox, lookups, feeds, audits, config_fingerprint(cfg))
             while True:

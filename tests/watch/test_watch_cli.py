@@ -84,3 +84,29 @@ async def test_a_round_that_fails_inside_does_not_end_the_watch(tmp_path: Path, 
 
     monkeypatch.setattr("idgraph.watch_round.Watcher.round", broken)
     assert await watch(load_config(config, ENV), db, interval=1, once=True, summary=False) == 3
+
+
+async def test_an_idp_without_a_change_feed_is_a_warning_event_in_json_logs(tmp_path: Path) -> None:
+    """With `--log-format json`, stderr is JSON lines only: the IdP the watcher cannot follow included."""
+    import asyncio
+    import json
+    import os
+    import sys
+
+    from idgraph.demo_watch import simulated_estate
+
+    async with simulated_estate(tmp_path / "s.db", ["emea"], users=20, seed=3) as estate:
+        config = tmp_path / "idgraph.toml"
+        config.write_text(estate.toml() + "\n" + SCIM)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "idgraph", "watch", "--config", str(config), "--db", str(estate.db),
+            "--once", "--log-format", "json",
+            env={**os.environ, **estate.env, "T": "token-value"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    events = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    no_feed = [e for e in events if e.get("event") == "no_feed"]
+    assert [(e["source"], e["level"]) for e in no_feed] == [("hr", "warning")]
+    assert "no change feed" in no_feed[0]["message"]
+    assert events[-1]["event"] == "summary"
