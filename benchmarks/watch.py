@@ -261,6 +261,21 @@ def report(
     rounds_per_week = 7 * 24 * 3600 / week_interval
     per_portal_week = per_week * cost["searches_per_person"] / cost["portals"]
     audit_per_week = rounds_per_week  # only with [watch] remediation_log: one audit-trail request per round
+    lookups = cost["portals"] * cost["addresses"]
+    per_address = cost["person_searches"] == lookups
+    equation = f"{cost['person_searches']} = {cost['portals']} × {cost['addresses']}"
+    target = "target met" if per_address else "NOT shown: the searches were not one per address per portal"
+    per_address_text = (
+        f"one request per address per portal ({equation})"
+        if per_address
+        else f"{cost['person_searches']} requests for {cost['portals']} × {cost['addresses']} = {lookups} "
+        "address lookups, NOT one per address per portal"
+    )
+    proofs_text = (
+        "at most once per portal per watcher process"
+        if cost["proofs"] <= cost["portals"]
+        else f"MORE than once per portal: {cost['proofs']} for {cost['portals']} portals"
+    )
     return f"""## Watch: detection latency, API cost, SIGKILL restarts (issue 19)
 
 Command: `{command}`
@@ -271,13 +286,12 @@ deactivated in Okta at random moments; from the deactivation to the alert at the
 ({"met" if max(lat) <= bound else "MISSED"}); {cost["alerts"]} of {cost["expected"]} expected alerts arrived.
 
 **API cost**: {cost["searches"]} `/users/search` requests for {cost["offboarded"]} offboarded people with
-{cost["addresses"]} addresses between them: one request per address per portal ({cost["person_searches"]} =
-{cost["portals"]} × {cost["addresses"]}), plus {cost["proofs"]} proof searches — before a portal's first "no
-account" is believed, the watcher searches once for an account the last crawl read, to show that the portal's
-search works (at most once per portal per watcher process) — {cost["searches_per_person"]:.1f} per person in
+{cost["addresses"]} addresses between them: {per_address_text}, plus {cost["proofs"]} proof searches —
+before a portal's first "no account" is believed, the watcher searches once for an account the last crawl
+read, to show that the portal's search works ({proofs_text}) — {cost["searches_per_person"]:.1f} per person in
 all. With the System Log
 request of the round that saw the event, a person with one address costs {cost["portals"] + 1} requests =
-portals + 1 (target met); each further address the IdP knows for the person costs one more request per
+portals + 1 ({target}); each further address the IdP knows for the person costs one more request per
 portal, because an account may use it (completeness first: the watcher looks up every address a crawl would
 match). The feed costs {cost["log_per_round"]:.2f} System Log requests per round ({cost["log_requests"]} in
 all), none on LearnUpon. A week of watching with {per_week} offboardings costs each portal
