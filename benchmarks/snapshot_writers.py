@@ -238,19 +238,45 @@ def _row(r: Result) -> str:
     )
 
 
+def _median(results: list[Result], design: str, workers: int, rate: bool, value: Any) -> float | None:
+    chosen = [
+        value(r)
+        for r in results
+        if r.design == design and r.workers == workers and (r.rate is not None) == rate
+    ]
+    return statistics.median(chosen) if chosen else None
+
+
 def _medians(results: list[Result], rate: bool, value: Any) -> str:
     parts = []
     for n in WORKER_COUNTS:
-        values = []
-        for design in DESIGNS:
-            chosen = [
-                value(r)
-                for r in results
-                if r.design == design and r.workers == n and (r.rate is not None) == rate
-            ]
-            values.append(f"{statistics.median(chosen):,.0f}" if chosen else "–")
-        parts.append(f"{n} worker{'s' if n > 1 else ''} {' / '.join(values)}")
+        values = [_median(results, design, n, rate, value) for design in DESIGNS]
+        shown = " / ".join("–" if v is None else f"{v:,.0f}" for v in values)
+        parts.append(f"{n} worker{'s' if n > 1 else ''} {shown}")
     return "; ".join(parts)
+
+
+def _comparisons(results: list[Result]) -> dict[str, str]:
+    """The sentences of the conclusion that compare designs, each as these results have it."""
+
+    def at(design: str, n: int, value: Any) -> float:
+        return _median(results, design, n, True, value) or 0.0
+
+    several = [n for n in WORKER_COUNTS if n > 1]
+    most = max(WORKER_COUNTS)
+    b_costs_more = all(at("b", n, _cpu_per_page) > at("a", n, _cpu_per_page) for n in WORKER_COUNTS)
+    cuts = [
+        f"{1 - at('a', n, _longest_ms) / at('a0', n, _longest_ms):.0%} with {n}"
+        for n in several
+        if at("a0", n, _longest_ms)
+    ]
+    return {
+        "cpu": "spends more CPU per page in all"
+        if b_costs_more
+        else "did not spend more CPU per page than (a) at every worker count in this run, though it",
+        "cut": ", ".join(cuts) + " workers",
+        "most": "still longer" if at("a", most, _longest_ms) > at("b", most, _longest_ms) else "no longer",
+    }
 
 
 HEADER = (
@@ -274,6 +300,7 @@ def _longest_ms(r: Result) -> float:
 
 
 def render(results: list[Result], command: str, elapsed: float, pages: int) -> str:
+    said = _comparisons(results)
     return f"""## Snapshot writes from several processes: every worker writes, or one writer (issue 16)
 
 Command: `{command}` ({elapsed / 60:.1f} minutes on this 2-core machine, shared with other work: the *other
@@ -301,15 +328,15 @@ Total CPU µs per page at the crawl's load: {_medians(results, True, _cpu_per_pa
 Longest block (ms) at the crawl's load: {_medians(results, True, _longest_ms)}.
 
 **Kept: (a), every worker writes** (`crawler/worker.py`). SQLite takes one writer at a time either way, so
-neither design stores more pages than one writer can; (b) spends more CPU per page in all (the rows are
+neither design stores more pages than one writer can; (b) {said["cpu"]} (the rows are
 pickled, sent and unpickled on top of being stored) and puts every page through one process, the parent,
 which also draws the progress display. And a crawl reads its own pages back — a portal's cross-checks
 count the users, groups and enrollments it stored — which under (b) would wait for the parent to have
 committed them. (a)'s cost is a worker waiting while another commits. Under SQLite's own busy handler
 that wait ran to seconds with four workers; the store now polls the write lock itself
-(`SnapshotStore._begin`), which cut the longest wait by about two thirds with two and with four workers.
-With four, on this 2-core machine and its other load, it is still longer than (b)'s: four writers on two
-cores is past `--workers`' default, one per core.
+(`SnapshotStore._begin`), which cut the longest wait by {said["cut"]} (medians at the crawl's load).
+With {max(WORKER_COUNTS)}, on this 2-core machine and its other load, it is {said["most"]} than (b)'s: four
+writers on two cores is past `--workers`' default, one per core.
 """
 
 
