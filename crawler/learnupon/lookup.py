@@ -12,9 +12,6 @@ the last one, so no empty page is fetched to prove it.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Any
-
 from pydantic import ValidationError
 
 from crawler.errors import NotFoundError, SourceError
@@ -27,10 +24,6 @@ PURPOSE = "user_lookup"
 SMALLEST_PAGE = 50  # the smallest page size LearnUpon is known to use (the seed's); the real API uses 500
 
 
-def _id_of(record: Any) -> Hashable | None:
-    return record.get("id") if isinstance(record, dict) else getattr(record, "id", None)
-
-
 async def find_accounts(http: SourceHttp, base_url: str, email: str) -> list[LUUser]:
     """The portal's accounts whose email is `email` (casefolded); [] when none holds it."""
     wanted = email.strip().casefold()
@@ -40,9 +33,7 @@ async def find_accounts(http: SourceHttp, base_url: str, email: str) -> list[LUU
     found: list[LUUser] = []
     pages = 0
     try:
-        async for page in iterate_pages(
-            http, url, {"email": email.strip()}, USERS, purpose=PURPOSE, key=_id_of
-        ):
+        async for page in iterate_pages(http, url, {"email": email.strip()}, USERS, purpose=PURPOSE):
             pages += 1
             for raw in page.records:
                 try:
