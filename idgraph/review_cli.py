@@ -159,7 +159,7 @@ def import_command(
 
     Example: idgraph review import decisions.csv --reviewer lead@acme.com --db snapshots.db
     """
-    from graph.decision_import import ImportRefused, check_reviewer, import_decisions
+    from graph.decision_import import MAX_ERRORS_SHOWN, ImportRefused, check_reviewer, import_decisions
 
     with command_log("review import", log_format, quiet) as log:
         try:
@@ -174,9 +174,8 @@ def import_command(
             try:
                 result = import_decisions(store, review, data, reviewer=reviewer, file_name=file.name)
             except ImportRefused as exc:
-                shown = exc.problems[:50] + (
-                    [f"… and {len(exc.problems) - 50} more"] * (len(exc.problems) > 50)
-                )
+                more = len(exc.problems) - MAX_ERRORS_SHOWN
+                shown = exc.problems[:MAX_ERRORS_SHOWN] + [f"… and {more} more"] * (more > 0)
                 raise _usage(
                     "\n  ".join([f"{file} refused: {exc}", *shown]), problems=list(exc.problems)
                 ) from None
