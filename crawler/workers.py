@@ -82,7 +82,6 @@ def usable_cores(affinity: int | None = None, root: Path = CGROUP_ROOT) -> int:
     return max(1, cores)
 
 
-DEFAULT_WORKERS = usable_cores()
 STOP_GRACE_SECONDS = 30.0  # after an interruption, how long a worker may take to save its rows
 MESSAGE_LIMIT = 64 * 1024 * 1024  # the longest line a worker may send (live counters of every source)
 STDERR_LINES = 20
@@ -261,16 +260,19 @@ async def crawl_with_workers(
     config: Config,
     store: SnapshotStore,
     *,
-    workers: int = DEFAULT_WORKERS,
+    workers: int | None = None,
     resume_run: int | None = None,
     live: dict[str, LiveSource] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> WorkersResult:
-    """Crawl every source not complete yet into one run, in `workers` processes (this one for 1).
+    """Crawl every source not complete yet into one run, in `workers` processes (this one for 1; None:
+    `usable_cores()`).
 
     `env` adds to the workers' environment (the secrets' variables, for a config not read from this
     process's own environment). `live` is filled as `orchestrator.crawl` fills it.
     """
+    if workers is None:
+        workers = usable_cores()
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     run_id, already_complete = open_run(config, store, resume_run)

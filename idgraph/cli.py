@@ -33,7 +33,7 @@ from crawler.progress import print_summary, with_live_progress
 from crawler.snapshot_reader import NotASnapshot
 from crawler.store import SnapshotStore
 from crawler.terminal import escaped, plain, readable
-from crawler.workers import DEFAULT_WORKERS, crawl_with_workers
+from crawler.workers import crawl_with_workers, usable_cores
 from idgraph import closed_pipe, help_format, run_log
 from idgraph.run_log import CommandLog, LogFormat, LogFormatOpt, QuietOpt, command_log
 from idgraph.snapshot_arg import DEFAULT_DB, SNAPSHOT_ERRORS, DbOpt, fail_snapshot, require_snapshot
@@ -116,7 +116,7 @@ def crawl_command(
     db: DbOpt = DEFAULT_DB,
     resume: Annotated[int | None, typer.Option("--resume", help="Finish an interrupted run.")] = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--workers",
             help=(
@@ -125,7 +125,7 @@ def crawl_command(
             ),
             show_default=False,
         ),
-    ] = DEFAULT_WORKERS,
+    ] = None,
     quiet: QuietOpt = False,
     log_format: LogFormatOpt = LogFormat.text,
 ) -> None:
@@ -139,6 +139,8 @@ def crawl_command(
     Example: idgraph crawl --config idgraph.toml --db snapshots.db --workers 4
     """
     with command_log("crawl", log_format, quiet) as run:
+        if workers is None:
+            workers = usable_cores()  # read here, not when the CLI loads: only a crawl needs it
         if workers < 1:
             raise _fail_usage(f"--workers: expected a number of processes of at least 1, got {workers}")
         try:
