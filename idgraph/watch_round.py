@@ -34,7 +34,7 @@ from crawler.watch.feeds import AuditSource, FeedSource
 from crawler.watch.follow import follow
 from crawler.watch.lookups import PortalLookups
 from crawler.watch.outbox import Outbox
-from crawler.watch.run import IncrementalRun
+from crawler.watch.run import AUDIT_TRAIL, IncrementalRun
 from crawler.watch.tables import AssertedStatus, WatchFinding
 from crawler.watch.watched import read_audit_trails, watched_accounts
 from graph.history import history_rows
@@ -345,10 +345,16 @@ class Watcher:
     async def _read_audit_trails(self, run: IncrementalRun, report: RoundReport) -> None:
         if not self.audits:
             return
+        before = {a.portal: self.lookups.requests(a.portal) for a in self.audits}
         result = await read_audit_trails(
             self.store, self.outbox, self.audits, watched_accounts(self.config, self.store.reader()), run
         )
         report.reenabled += result.reenabled
+        for portal in result.read:  # each read in the round's coverage, with what it cost
+            spent = self.lookups.requests(portal) - before[portal]
+            report.requests[portal] += spent
+            error = result.errors.get(portal)
+            run.feed_read(portal, "learnupon", requests=spent, error=error, collection=AUDIT_TRAIL)
         for portal, error in result.errors.items():
             report.feed_errors[f"{portal} audit trail"] = error
             log.warning("audit trail of %s: %s", portal, error, extra={"source": portal})

@@ -3,7 +3,8 @@
 
 It is opened on the first record the round has to keep (a round that saw nothing writes nothing). The
 accounts a lookup returned and the identities a feed reported are facts, stored in the usual tables. Its
-coverage says what was read — per portal a `lookups` collection, per IdP a `feed` collection — and never a
+coverage says what was read — per portal a `lookups` collection (and `audit_trail` when its audit trail was
+read), per IdP a `feed` collection — and never a
 `users` or `identities` collection: no listing of it is complete, so nothing may be read as absent from it
 (`graph.history` relies on that). A record a feed could not read is quarantined with its reason.
 """
@@ -19,7 +20,7 @@ from crawler.records import Identity, LUUser
 from crawler.runs import utcnow
 from crawler.store import INCREMENTAL, SnapshotStore
 
-LOOKUPS, FEED = "lookups", "feed"
+LOOKUPS, FEED, AUDIT_TRAIL = "lookups", "feed", "audit_trail"
 
 
 @dataclass
@@ -40,7 +41,7 @@ class IncrementalRun:
         self.fingerprint = config_fingerprint
         self.run_id: int | None = None
         self.started_at: str | None = None
-        self._tally: dict[str, _Tally] = {}
+        self._tally: dict[tuple[str, str], _Tally] = {}  # (source, collection)
 
     def ensure(self) -> int:
         if self.run_id is None:
@@ -49,7 +50,7 @@ class IncrementalRun:
         return self.run_id
 
     def _of(self, source: str, kind: str, collection: str) -> _Tally:
-        return self._tally.setdefault(source, _Tally(kind, collection))
+        return self._tally.setdefault((source, collection), _Tally(kind, collection))
 
     def lookups(
         self, portal: str, accounts: Iterable[LUUser], *, error: str | None, requests: int = 0
@@ -67,8 +68,11 @@ class IncrementalRun:
         tally = self._of(source, kind, FEED)
         tally.records += self.store.write_page(self.ensure(), source, FEED, [identity])
 
-    def feed_read(self, source: str, kind: str, *, requests: int, error: str | None) -> None:
-        tally = self._of(source, kind, FEED)
+    def feed_read(
+        self, source: str, kind: str, *, requests: int, error: str | None, collection: str = FEED
+    ) -> None:
+        """One read of a change feed (`audit_trail` for a portal's), complete or with why not."""
+        tally = self._of(source, kind, collection)
         tally.requests += requests
         if error is not None:
             tally.errors.append(error)
@@ -89,36 +93,45 @@ class IncrementalRun:
 
     @property
     def errors(self) -> dict[str, list[str]]:
-        return {source: t.errors for source, t in self._tally.items() if t.errors}
+        out: dict[str, list[str]] = {}
+        for (source, _), tally in self._tally.items():
+            if tally.errors:
+                out.setdefault(source, []).extend(tally.errors)
+        return out
 
     def finish(self) -> str | None:
         """Save the coverage of what was read and close the run; its status, or None if none was opened."""
         if self.run_id is None:
             return None
         now = utcnow()
-        for source, tally in sorted(self._tally.items()):
-            reason = "; ".join(dict.fromkeys(tally.errors)) or None
+        by_source: dict[str, list[_Tally]] = {}
+        for (source, _), tally in sorted(self._tally.items()):
+            by_source.setdefault(source, []).append(tally)
+        for source, tallies in by_source.items():
+            reasons = {t.collection: "; ".join(dict.fromkeys(t.errors)) or None for t in tallies}
+            reason = "; ".join(r for r in reasons.values() if r) or None
             self.store.save_coverage(
                 self.run_id,
                 SourceCoverage(
                     source=source,
-                    kind=tally.kind,
+                    kind=tallies[0].kind,
                     complete=reason is None,
                     error=reason,
-                    requests=tally.requests,
-                    records=tally.records,
-                    quarantined=tally.quarantined,
+                    requests=sum(t.requests for t in tallies),
+                    records=sum(t.records for t in tallies),
+                    quarantined=sum(t.quarantined for t in tallies),
                     started_at=self.started_at,
                     finished_at=now,
                     notes=["incremental run: only what the watcher looked at was read"],
                     collections=[
                         CollectionCoverage(
-                            tally.collection,
-                            COMPLETE if reason is None else INCOMPLETE,
-                            reason,
-                            requests=tally.requests,
-                            records=tally.records,
+                            t.collection,
+                            COMPLETE if reasons[t.collection] is None else INCOMPLETE,
+                            reasons[t.collection],
+                            requests=t.requests,
+                            records=t.records,
                         )
+                        for t in tallies
                     ],
                 ),
             )

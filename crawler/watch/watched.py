@@ -141,6 +141,7 @@ def reenabled(
 @dataclass
 class AuditRound:
     reenabled: int = 0  # alerts written
+    read: list[str] = field(default_factory=list)  # portals whose audit trail this round read (or tried)
     errors: dict[str, str] = field(default_factory=dict)  # portal -> why its audit trail was not read
 
 
@@ -152,7 +153,8 @@ async def read_audit_trails(
     run: IncrementalRun,
 ) -> AuditRound:
     """Each portal's audit trail from its cursor: an alert per enabled-again watched account (written once
-    per event: a window read twice writes nothing twice). Not read at all while nothing is watched."""
+    per event: a window read twice writes nothing twice). Not read at all while nothing is watched. The
+    caller records each read in the round's coverage: the requests are counted on the portal's http."""
     result = AuditRound()
     if not watched:
         return result
@@ -169,7 +171,7 @@ async def read_audit_trails(
                     )
 
         error = await follow(store, outbox, f"audit:{audit.portal}", audit.feed, handle)
+        result.read.append(audit.portal)
         if error is not None:
             result.errors[audit.portal] = error
-            run.feed_read(audit.portal, "learnupon", requests=0, error=error)
     return result

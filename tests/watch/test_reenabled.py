@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from watch_helpers import REMEDIATION_KEY, Directory, ListFeed, Rig, watch_config
+from watch_helpers import REMEDIATION_KEY, Directory, ListFeed, Rig, change, watch_config
 
 from crawler.feeds.events import AuditAction, AuditEvent
 from crawler.remediation.audit import AuditLog
@@ -132,3 +132,27 @@ async def test_an_account_under_a_revoke_decision_is_watched_until_a_reviewer_de
     [alert] = rig.alerts()
     assert (alert["type"], alert["learnupon_user_id"]) == ("account_reenabled", 3)
     assert "revoke decision by lead@acme.com" in alert["reason"]
+
+
+async def test_each_audit_trail_read_is_in_the_rounds_coverage(
+    tmp_path: Path, snapshot, remediation_log: Path
+) -> None:
+    """A round that read a portal's audit trail says so in its coverage, complete or with the reason."""
+    config = watch_config(
+        tmp_path, ["emea", "apac"], ["okta"],
+        remediation={"key_env": "REMEDIATION_KEY"}, watch={"remediation_log": str(remediation_log)},
+    )  # fmt: skip
+    rig = Rig(tmp_path, snapshot.store, config, Directory())
+    rig.audit_feeds = {"emea": ListFeed("emea"), "apac": ListFeed("apac")}
+    rig.audit_feeds["emea"].add(event("emea", "alice@acme.com", AuditAction.LOGIN_ENABLED, "k1"))
+    rig.feeds["okta"].add(change("okta", "00ub", "disabled", "bob@acme.com"))  # a round with a run
+    async with rig:
+        report = await rig.watcher.round()
+    assert report.run_id is not None
+    coverage = {c.source: c for c in snapshot.store.coverage(report.run_id)}
+    trails = {
+        source: [(c.state, c.reason) for c in cov.collections if c.name == "audit_trail"]
+        for source, cov in coverage.items()
+    }
+    assert trails["emea"] == [("complete", None)] and trails["apac"] == [("complete", None)]
+    assert trails["okta"] == []
