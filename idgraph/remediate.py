@@ -44,9 +44,9 @@ from crawler.remediation.apply import (
 from crawler.remediation.audit import (
     AuditError,
     AuditLog,
+    entries_of,
     open_intents,
     read_entries,
-    verify_log,
     verify_log_bytes,
 )
 from crawler.remediation.idp_check import LOOKUPS
@@ -123,38 +123,31 @@ def _key(cfg: Config | None, key_env: str | None) -> bytes:
         raise _usage(str(exc)) from None
 
 
-def _check_log(path: Path, key: bytes, expect_head: str | None) -> None:
-    """Refuse a log that will not be extended before any request is sent (read-only: nothing is created)."""
+def _check_log(path: Path, key: bytes, expect_head: str | None, plan: Plan | None = None) -> None:
+    """Refuse a log that will not be extended before any request is sent (read-only: nothing is created),
+    and with `plan`, a plan the log shows was applied already, or partly undone (a plan is single-use).
+    The log is read once for both."""
     try:
-        result = verify_log(path, key, expect_head)
+        data = path.read_bytes()
     except FileNotFoundError:
         if expect_head is None:
             return
-        result = verify_log_bytes(b"", key, expect_head)
+        data = b""
     except OSError as exc:
         raise _usage(f"audit log {path}: {exc.strerror}") from None
-    if result.ok:
-        return
-    if result.broken_entry is None:
+    result = verify_log_bytes(data, key, expect_head)
+    if not result.ok and result.broken_entry is None:
         raise _usage(f"audit log {path}: {result.reason}; refusing to extend it")
-    raise _usage(
-        f"audit log {path} fails verification at entry {result.broken_entry} ({result.reason}); "
-        "refusing to extend it: keep it as evidence and use a new log"
-    )
-
-
-def _check_unused(plan: Plan, path: Path, key: bytes) -> None:
-    """Refuse a plan the log shows was applied already, or partly undone (a plan is single-use)."""
-    try:
-        entries = read_entries(path, key)
-    except FileNotFoundError:
-        return
-    except (AuditError, OSError) as exc:
-        raise _usage(f"audit log {path}: {exc}") from None
-    try:
-        check_unused(plan, entries)
-    except PlanError as exc:
-        raise _usage(f"{exc}; nothing was changed") from None
+    if not result.ok:
+        raise _usage(
+            f"audit log {path} fails verification at entry {result.broken_entry} ({result.reason}); "
+            "refusing to extend it: keep it as evidence and use a new log"
+        )
+    if plan is not None:
+        try:
+            check_unused(plan, entries_of(data, result))
+        except PlanError as exc:
+            raise _usage(f"{exc}; nothing was changed") from None
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -437,8 +430,7 @@ def apply_command(
             run.info(f"plan {plan.plan_hash[:16]} lists no account; nothing to do")
             raise typer.Exit(EXIT_OK)
         _can_confirm(yes)
-        _check_log(log, key, expect_head)
-        _check_unused(plan, log, key)
+        _check_log(log, key, expect_head, plan)
         targets = targets_from_plan(plan)
         live = asyncio.run(read_live(targets, cfg))
         run.show(live_table(plan, live))
@@ -481,9 +473,10 @@ def verify_command(
     """
     key = _key(_config(config) if config is not None else None, key_env)
     try:
-        result = verify_log(log, key, expect_head)
+        data = log.read_bytes()
     except OSError as exc:
         raise _usage(f"cannot read {log}: {exc.strerror}") from None
+    result = verify_log_bytes(data, key, expect_head)
     if result.torn_tail:
         console.print(
             f"{log}: the last line is torn ({len(result.torn_tail)} bytes, an interrupted write): "
@@ -491,7 +484,7 @@ def verify_command(
             highlight=False,
             markup=False,
         )
-    unsettled = open_intents(read_entries(log, key)) if result.ok else []
+    unsettled = open_intents(entries_of(data, result)) if result.ok else []
     if unsettled:
         console.print(
             f"{log}: {len(unsettled)} intent(s) without an outcome (entries "
