@@ -26,7 +26,7 @@ from crawler.errors import ClientRequestError, SourceError
 from crawler.feeds.events import FeedPage, Skipped, StatusChange
 from crawler.http import SourceHttp
 from crawler.idp.auth_hint import auth_hint
-from crawler.idp.entra import graph_http, user_addresses
+from crawler.idp.entra import GRAPH_AUTH_HINT, graph_http, user_addresses
 from crawler.idp.status import same_origin_link
 from crawler.paging_guard import PageGuard, new_ids
 from crawler.source import apply_limits
@@ -101,9 +101,7 @@ class GraphDeltaFeed:
         self.delta_url = f"{cfg.graph_url}/v1.0/users/delta"
 
     async def pages(self, cursor: str | None) -> AsyncIterator[FeedPage[StatusChange]]:
-        with auth_hint(
-            lambda: "Graph refused the token — the app needs the User.Read.All application permission"
-        ):
+        with auth_hint(lambda: GRAPH_AUTH_HINT):
             async for page in self._pages(cursor):
                 yield page
 

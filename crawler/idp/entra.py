@@ -68,11 +68,14 @@ def parse_user(raw: Mapping[str, Any]) -> Identity:
     )
 
 
+GRAPH_AUTH_HINT = "Graph refused the token — the app needs the User.Read.All application permission"
+
+
 class EntraCrawl(UsersListing[EntraConfig]):
     """The `/users` listing of one tenant into the snapshot."""
 
     def hint(self) -> str:
-        return "Graph refused the token — the app needs the User.Read.All application permission"
+        return GRAPH_AUTH_HINT
 
     async def walk(self, ctx: SourceContext) -> None:
         url = f"{self.cfg.graph_url}/v1.0/users"
