@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -135,6 +135,13 @@ class SnapshotReader(ClosedOnExit):
         cursor.row_factory = None
         return cursor.execute(sql, params)
 
+    def _dicts(self, sql: str, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        """Each row as a dict keyed by column name."""
+        cursor = self._rows(sql, params)
+        columns = [c[0] for c in cursor.description]
+        for row in cursor:
+            yield dict(zip(columns, row, strict=True))
+
     @staticmethod
     def _portal_filter(run_id: int, portal: str | None) -> tuple[str, tuple[Any, ...]]:
         return ("", (run_id,)) if portal is None else ("AND portal = ?", (run_id, portal))
@@ -223,13 +230,10 @@ class SnapshotReader(ClosedOnExit):
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                cursor = self._rows(
+                for record in self._dicts(
                     f"SELECT * FROM lu_users WHERE run_id = ? AND portal = ? AND id IN ({marks})",
                     (run_id, portal, *chunk),
-                )
-                columns = [c[0] for c in cursor.description]
-                for row in cursor:
-                    record = dict(zip(columns, row, strict=True))
+                ):
                     out[(portal, record["id"])] = record
         return out
 
@@ -283,24 +287,19 @@ class SnapshotReader(ClosedOnExit):
     # --- access review decisions (append-only) -------------------------------------------------------------
     def decisions(self) -> list[dict[str, Any]]:
         """Every decision ever imported, oldest first (`facts` parsed)."""
-        cursor = self._rows(
+        out = []
+        for record in self._dicts(
             "SELECT d.*, i.file_name, i.file_sha256 FROM review_decisions d "
             "JOIN review_imports i ON i.id = d.import_id ORDER BY d.id",
             (),
-        )
-        columns = [c[0] for c in cursor.description]
-        out = []
-        for row in cursor:
-            record = dict(zip(columns, row, strict=True))
+        ):
             record["facts"] = json.loads(record["facts"])
             out.append(record)
         return out
 
     def review_imports(self) -> list[dict[str, Any]]:
         """Every reviewer file imported, oldest first, with its bytes as received."""
-        cursor = self._rows("SELECT * FROM review_imports ORDER BY id", ())
-        columns = [c[0] for c in cursor.description]
-        return [dict(zip(columns, row, strict=True)) for row in cursor]
+        return list(self._dicts("SELECT * FROM review_imports ORDER BY id", ()))
 
     def live_revokes(self) -> list[LiveRevoke]:
         """Accounts under a live `revoke` decision: the latest decision on one of its findings is revoke.

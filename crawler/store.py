@@ -52,6 +52,15 @@ FLUSH_SECONDS = 0.25  # the longest a written page waits in memory, while writes
 FLUSH_ROWS = 5_000
 BUSY_TIMEOUT_SECONDS = 5.0  # how long a writer waits for another's commit before it fails
 BUSY_POLL_SECONDS = 0.002  # the longest pause between two tries of the write lock
+# Columns added since schema 1, each with the definition an older snapshot gets on opening (`_migrate`).
+ADDED_COLUMNS = (
+    ("coverage", "collections", "TEXT NOT NULL DEFAULT '[]'"),
+    ("quarantine", "addresses", "TEXT NOT NULL DEFAULT '[]'"),
+    ("quarantine", "label", "TEXT"),
+    ("finding_history", "depends_on", "TEXT"),  # recorded by an idgraph that did not keep dependencies
+    ("review_settings", "review_rules", "TEXT NOT NULL DEFAULT '{}'"),  # saved before exclusion rules
+    ("runs", "kind", "TEXT NOT NULL DEFAULT 'full'"),  # every run before schema 3 was a crawl
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -279,25 +288,10 @@ class SnapshotStore(ClosedOnExit):
         with self._lock:
             self._begin()
             try:
-                columns = {row[1] for row in self._db.execute("PRAGMA table_info(coverage)")}
-                if "collections" not in columns:
-                    self._db.execute("ALTER TABLE coverage ADD COLUMN collections TEXT NOT NULL DEFAULT '[]'")
-                columns = {row[1] for row in self._db.execute("PRAGMA table_info(quarantine)")}
-                if "addresses" not in columns:
-                    self._db.execute("ALTER TABLE quarantine ADD COLUMN addresses TEXT NOT NULL DEFAULT '[]'")
-                if "label" not in columns:
-                    self._db.execute("ALTER TABLE quarantine ADD COLUMN label TEXT")
-                columns = {row[1] for row in self._db.execute("PRAGMA table_info(finding_history)")}
-                if "depends_on" not in columns:  # recorded by an idgraph that did not keep dependencies
-                    self._db.execute("ALTER TABLE finding_history ADD COLUMN depends_on TEXT")
-                columns = {row[1] for row in self._db.execute("PRAGMA table_info(review_settings)")}
-                if "review_rules" not in columns:  # saved by an idgraph without exclusion rules
-                    self._db.execute(
-                        "ALTER TABLE review_settings ADD COLUMN review_rules TEXT NOT NULL DEFAULT '{}'"
-                    )
-                columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-                if "kind" not in columns:  # every run before schema 3 was a crawl
-                    self._db.execute("ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'full'")
+                for table, column, definition in ADDED_COLUMNS:
+                    columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                    if column not in columns:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
                 self._db.execute(
                     "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
