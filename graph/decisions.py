@@ -149,10 +149,6 @@ class FindingReview:
     rule: str | None = None
     lapsed: Decision | None = None  # a decision that no longer holds (expired, or on other facts)
 
-    @property
-    def decided(self) -> bool:
-        return self.decision is not None or self.state == EXCLUDED
-
 
 def latest_decisions(decisions: Iterable[Decision]) -> dict[str, Decision]:
     """Finding id -> the decision that counts on it: the latest (corrections are later rows)."""
