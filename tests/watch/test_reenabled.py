@@ -42,6 +42,17 @@ def event(portal: str, email: str, action: int, key: str, at: datetime | None = 
     )
 
 
+def audited_rig(tmp_path: Path, snapshot, remediation_log: Path) -> Rig:
+    """Watchers of emea and apac: audit trails as list feeds, the remediation log naming who is watched."""
+    config = watch_config(
+        tmp_path, ["emea", "apac"], ["okta"],
+        remediation={"key_env": "REMEDIATION_KEY"}, watch={"remediation_log": str(remediation_log)},
+    )  # fmt: skip
+    rig = Rig(tmp_path, snapshot.store, config, Directory())
+    rig.audit_feeds = {"emea": ListFeed("emea"), "apac": ListFeed("apac")}
+    return rig
+
+
 def test_the_watched_accounts_are_the_completed_disables_not_undone(
     tmp_path: Path, remediation_log: Path
 ) -> None:
@@ -57,12 +68,7 @@ def test_the_watched_accounts_are_the_completed_disables_not_undone(
 async def test_an_enabled_again_event_on_a_watched_account_alerts_once(
     tmp_path: Path, snapshot, remediation_log: Path
 ) -> None:
-    config = watch_config(
-        tmp_path, ["emea", "apac"], ["okta"],
-        remediation={"key_env": "REMEDIATION_KEY"}, watch={"remediation_log": str(remediation_log)},
-    )  # fmt: skip
-    rig = Rig(tmp_path, snapshot.store, config, Directory())
-    rig.audit_feeds = {"emea": ListFeed("emea"), "apac": ListFeed("apac")}
+    rig = audited_rig(tmp_path, snapshot, remediation_log)
     rig.audit_feeds["emea"].add(
         event("emea", "ALICE@acme.com", AuditAction.LOGIN_ENABLED, "k1"),
         event("emea", "bob@acme.com", AuditAction.LOGIN_ENABLED, "k2"),  # undone by idgraph itself
@@ -138,12 +144,7 @@ async def test_each_audit_trail_read_is_in_the_rounds_coverage(
     tmp_path: Path, snapshot, remediation_log: Path
 ) -> None:
     """A round that read a portal's audit trail says so in its coverage, complete or with the reason."""
-    config = watch_config(
-        tmp_path, ["emea", "apac"], ["okta"],
-        remediation={"key_env": "REMEDIATION_KEY"}, watch={"remediation_log": str(remediation_log)},
-    )  # fmt: skip
-    rig = Rig(tmp_path, snapshot.store, config, Directory())
-    rig.audit_feeds = {"emea": ListFeed("emea"), "apac": ListFeed("apac")}
+    rig = audited_rig(tmp_path, snapshot, remediation_log)
     rig.audit_feeds["emea"].add(event("emea", "alice@acme.com", AuditAction.LOGIN_ENABLED, "k1"))
     rig.feeds["okta"].add(change("okta", "00ub", "disabled", "bob@acme.com"))  # a round with a run
     async with rig:
